@@ -1,0 +1,32 @@
+# Two entry points that work on a fresh machine with python3, pip and make:
+#   make main   installs what it needs into .venv and runs the main job
+#   make test   installs what it needs into .venv and runs lint and the test suite
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+OUT ?= outputs
+
+.PHONY: main test lint figure3 clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV) || { $(PYTHON) -m pip install --user virtualenv && $(PYTHON) -m virtualenv $(VENV); }
+	$(PY) -m pip install -q --upgrade pip
+
+$(VENV)/.installed-%: pyproject.toml | $(PY)
+	$(PY) -m pip install -q -e '.[$*]'
+	touch $@
+
+main: $(VENV)/.installed-figures
+	$(PY) -m theory.figure3 --out $(OUT)/figure3.png
+
+figure3: main
+
+lint: $(VENV)/.installed-test
+	$(PY) -m ruff format --check .
+	$(PY) -m ruff check .
+
+test: lint
+	$(PY) -m pytest -q -n 2
+
+clean:
+	rm -rf $(VENV) $(OUT) *.egg-info

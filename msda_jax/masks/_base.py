@@ -1,0 +1,128 @@
+"""The mixing-method protocol shared by every mask family.
+
+A method is a small frozen dataclass registered as a JAX pytree: its hyper-parameters
+(``alpha``, ``r``, ``q``, ...) are array leaves, traced under ``jax.jit`` so that sweeping them
+never recompiles, and its options (box placement, scale, ...) are static metadata. It knows
+three things about one example:
+
+* ``sample_lam(key)``: the nominal mixing ratio ``lam`` (Eq. 4, ``D_lam``);
+* ``mask(key, lam, shape=...)``: the mask ``M`` of the spatial ``shape``, meaning
+  ``x~ = M * x_i + (1 - M) * x_j`` (Eq. 1);
+* ``transform_partner(key, lam, x_j)``: what is pasted instead of ``x_j`` (the identity, except
+  for ResizeMix).
+
+``sample`` draws ``lam`` and ``M`` together from one example key; the batch functions in
+``msda_jax.mixing`` vmap it over examples or call it once per batch.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+from typing import Any, ClassVar, TypeVar
+
+import jax
+import numpy as np
+from jax.typing import ArrayLike
+
+from msda_jax import _validate
+from msda_jax import lam as lam_laws
+
+T = TypeVar("T")
+
+
+def static_field(default: Any) -> Any:
+  """A dataclass field that is static pytree metadata (part of the compiled program)."""
+  return dataclasses.field(default=default, metadata={"static": True})
+
+
+def method_dataclass(cls: type[T]) -> type[T]:
+  """Makes ``cls`` a frozen dataclass and a pytree with static fields as metadata."""
+  cls = dataclasses.dataclass(frozen=True, eq=False, repr=not issubclass(cls, MixMethod))(cls)
+  fields = dataclasses.fields(cls)
+  meta = [f.name for f in fields if f.metadata.get("static", False)]
+  data = [f.name for f in fields if not f.metadata.get("static", False)]
+  return jax.tree_util.register_dataclass(cls, data_fields=data, meta_fields=meta)
+
+
+def as_float32_leaf(value: Any) -> Any:
+  """Concrete Python or numpy numbers become float32 numpy scalars; traced values pass through.
+
+  A fixed dtype keeps the compiled signature stable: ``alpha=1`` and ``alpha=0.5`` then share
+  one compilation.
+  """
+  if isinstance(value, (bool, int, float, np.number, np.ndarray)):
+    return np.asarray(value, dtype=np.float32)
+  return value
+
+
+class MixMethod(abc.ABC):
+  """Base class of every two-sample mixing method (see the module docstring)."""
+
+  name: ClassVar[str] = ""
+  #: whether ``transform_partner`` is not the identity (ResizeMix).
+  transforms_partner: ClassVar[bool] = False
+  #: data fields that must be > 0 and fields that must lie in [0, 1].
+  _positive: ClassVar[tuple[str, ...]] = ()
+  _unit: ClassVar[tuple[str, ...]] = ()
+
+  def __post_init__(self) -> None:
+    for field in dataclasses.fields(self):  # type: ignore[arg-type]
+      if not field.metadata.get("static", False):
+        object.__setattr__(self, field.name, as_float32_leaf(getattr(self, field.name)))
+    for name in self._positive:
+      _validate.check_positive(name, getattr(self, name))
+    for name in self._unit:
+      _validate.check_range(name, getattr(self, name), 0.0, 1.0)
+    self._check()
+
+  def _check(self) -> None:  # noqa: B027 (optional hook, empty by default)
+    """Extra checks of static options; subclasses override."""
+
+  def __repr__(self) -> str:
+    parts = []
+    for field in dataclasses.fields(self):  # type: ignore[arg-type]
+      value = getattr(self, field.name)
+      concrete = _validate.concrete_value(value)
+      if concrete is not None and concrete.ndim == 0:
+        value = float(str(np.float32(concrete)))
+      parts.append(f"{field.name}={value!r}")
+    return f"{type(self).__name__}({', '.join(parts)})"
+
+  # -- what a family defines ---------------------------------------------------------------
+  def sample_lam(self, key: jax.Array) -> jax.Array:
+    """Nominal ``lam`` for one example, ``Beta(alpha, alpha)`` unless overridden."""
+    return lam_laws.sample_beta(key, self.alpha)  # type: ignore[attr-defined]
+
+  @abc.abstractmethod
+  def mask(self, key: jax.Array, lam: ArrayLike, *, shape: tuple[int, ...]) -> jax.Array:
+    """The mask ``M`` (float32 of ``shape``) for one example."""
+
+  def transform_partner(self, key: jax.Array, lam: ArrayLike, partner: jax.Array) -> jax.Array:
+    """What is mixed in instead of the partner ``[*shape, C]``; the identity by default."""
+    del key, lam
+    return partner
+
+  # -- shared --------------------------------------------------------------------------------
+  def sample(
+    self, key: jax.Array, *, shape: tuple[int, ...], lam: ArrayLike | None = None
+  ) -> tuple[jax.Array, jax.Array]:
+    """Draws ``(lam, M)`` for one example from one key; ``lam`` may be given instead.
+
+    Args:
+      key: the example's PRNG key.
+      shape: static spatial shape.
+      lam: optional nominal ratio; drawn from the method's law when ``None``.
+
+    Returns:
+      ``(lam, M)``: a float32 scalar and a float32 array of ``shape``.
+    """
+    key_lam, key_mask = jax.random.split(key)
+    if lam is None:
+      lam = self.sample_lam(key_lam)
+    lam = jax.numpy.asarray(lam, jax.numpy.float32)
+    return lam, self.mask(key_mask, lam, shape=shape)
+
+  def partner_key(self, key: jax.Array) -> jax.Array:
+    """The key that ``sample`` hands to ``mask``, for ``transform_partner`` to reuse."""
+    return jax.random.split(key)[1]

@@ -1,0 +1,109 @@
+"""ResizeMix: the whole partner, shrunk, pasted into a box of the image.
+
+The box has side ratio ``tau`` on every axis, ``tau ~ Uniform(scale_min, scale_max)``, lies
+fully inside the image at a uniform position, and receives the partner resized to the box
+(linear interpolation, antialiased); ``lam = 1 - tau^d`` nominally and the label weight is the
+realised share of the image kept, as for every method. ``M`` is the CutMix-inside mask of that
+box and ``transform_partner`` does the resize and placement with traced scale and translation,
+so shapes stay static.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from jax.typing import ArrayLike
+
+from msda_jax import _validate
+from msda_jax.masks import _box
+from msda_jax.masks._base import MixMethod, method_dataclass
+
+
+def resizemix_box(key: jax.Array, lam: ArrayLike, shape: tuple[int, ...]) -> tuple[jax.Array, jax.Array]:
+  """``(start, size)`` of the paste box of nominal area ``1 - lam`` (int32 ``[d]`` each)."""
+  lam = jnp.asarray(lam, jnp.float32)
+  size = jnp.maximum(_box.box_sizes(1.0 - lam, shape), 1)
+  size = jnp.where(lam >= 1.0, 0, size)
+  start = _box.sample_box(key, size, shape, "inside")
+  return start, size
+
+
+def resizemix_mask(key: jax.Array, lam: ArrayLike, *, shape: tuple[int, ...]) -> jax.Array:
+  """ResizeMix mask: 0 on the paste box (fully inside), 1 elsewhere.
+
+  A non-empty box has at least one pixel per side unless ``lam >= 1``.
+
+  >>> m = resizemix_mask(jax.random.key(0), 0.75, shape=(8, 8))
+  >>> float(m.mean())
+  0.75
+  """
+  start, size = resizemix_box(key, lam, shape)
+  return jnp.where(_box.box_indicator(start, size, shape), 0.0, 1.0).astype(jnp.float32)
+
+
+def resizemix_paste(key: jax.Array, lam: ArrayLike, partner: jax.Array) -> jax.Array:
+  """The partner ``[*S, C]`` resized into the box that ``resizemix_mask`` draws from ``key``.
+
+  Values outside the box are irrelevant (the mask keeps the image there).
+  """
+  shape = tuple(partner.shape[:-1])
+  start, size = resizemix_box(key, lam, shape)
+  scale = jnp.maximum(size, 1).astype(jnp.float32) / jnp.asarray(shape, jnp.float32)
+  compute = jnp.float64 if partner.dtype == jnp.float64 else jnp.float32
+  pasted = jax.image.scale_and_translate(
+    partner.astype(compute),
+    partner.shape,
+    spatial_dims=tuple(range(len(shape))),
+    scale=scale,
+    translation=start.astype(jnp.float32),
+    method="linear",
+    antialias=True,
+  )
+  return (
+    pasted.astype(partner.dtype)
+    if partner.dtype != jnp.uint8
+    else jnp.clip(jnp.round(pasted), 0, 255).astype(jnp.uint8)
+  )
+
+
+@method_dataclass
+class ResizeMix(MixMethod):
+  """ResizeMix with side ratio ``tau ~ Uniform(scale_min, scale_max)``, ``lam = 1 - tau^d``.
+
+  >>> ResizeMix()
+  ResizeMix(scale_min=0.1, scale_max=0.8)
+  """
+
+  name = "resizemix"
+  transforms_partner = True
+  _unit = ("scale_min", "scale_max")
+
+  scale_min: ArrayLike = 0.1
+  scale_max: ArrayLike = 0.8
+
+  def _check(self) -> None:
+    low = _validate.concrete_value(self.scale_min)
+    high = _validate.concrete_value(self.scale_max)
+    if low is not None and high is not None and float(low) > float(high):
+      raise ValueError(f"scale_min must be <= scale_max; got {float(low)} > {float(high)}.")
+
+  def sample_lam(self, key: jax.Array) -> jax.Array:
+    # d is unknown here: lam is drawn for images (d = 2); sample() handles any d.
+    tau = jax.random.uniform(key, (), jnp.float32, self.scale_min, self.scale_max)
+    return 1.0 - tau**2
+
+  def sample(
+    self, key: jax.Array, *, shape: tuple[int, ...], lam: ArrayLike | None = None
+  ) -> tuple[jax.Array, jax.Array]:
+    key_lam, key_mask = jax.random.split(key)
+    if lam is None:
+      tau = jax.random.uniform(key_lam, (), jnp.float32, self.scale_min, self.scale_max)
+      lam = 1.0 - tau ** len(shape)
+    lam = jnp.asarray(lam, jnp.float32)
+    return lam, self.mask(key_mask, lam, shape=shape)
+
+  def mask(self, key: jax.Array, lam: ArrayLike, *, shape: tuple[int, ...]) -> jax.Array:
+    return resizemix_mask(key, lam, shape=shape)
+
+  def transform_partner(self, key: jax.Array, lam: ArrayLike, partner: jax.Array) -> jax.Array:
+    return resizemix_paste(key, lam, partner)

@@ -1,0 +1,240 @@
+"""Mixing a batch: images ``[B, *S, C]`` and their labels, with any two-sample method.
+
+``x~_i = M_i * x_i + (1 - M_i) * x_p(i)`` (Eq. 1) and
+``y~_i = w_i y_i + (1 - w_i) y_p(i)`` where ``w_i = mean(M_i)`` is the realised mask weight
+(exact after flooring and clipping), or per pixel ``M_i y_i + (1 - M_i) y_p(i)`` for dense
+label maps. Two modes, both fully vectorised:
+
+* ``mode="batch"``: one ``lam`` and one mask for the whole batch (the official code, timm's
+  batch mode);
+* ``mode="example"``: one ``lam`` and one mask per example (``jax.vmap`` of the method).
+
+The library does not jit; jit the caller, passing the method as an argument (its
+hyper-parameters are then traced) and the keyword options as static arguments.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.typing import ArrayLike
+
+from msda_jax import _validate
+from msda_jax import labels as labels_lib
+from msda_jax import pairing as pairing_lib
+from msda_jax.masks._base import MixMethod, method_dataclass, static_field
+
+MODES = ("batch", "example")
+PAIRINGS = pairing_lib.PAIRINGS
+
+
+class MixInfo(NamedTuple):
+  """What a call of ``mix_batch`` drew, per example.
+
+  Attributes:
+    lam: float32 ``[B]`` nominal ratios.
+    weight: float32 ``[B]`` realised label weight of the first image (mean of ``M``).
+    partner: int32 ``[B]`` partner index of each example.
+    applied: bool ``[B]`` whether mixing happened (``prob``).
+    mask: float32 ``[B, *S]`` the masks used.
+  """
+
+  lam: jax.Array
+  weight: jax.Array
+  partner: jax.Array
+  applied: jax.Array
+  mask: jax.Array
+
+
+def _check_images(images: Any, spatial_ndim: int) -> tuple[int, tuple[int, ...], np.dtype]:
+  if not hasattr(images, "shape") or not hasattr(images, "dtype"):
+    raise TypeError(f"images must be an array [B, *S, C]; got {type(images).__name__}.")
+  dtype = jnp.dtype(images.dtype)
+  if not (jnp.issubdtype(dtype, jnp.floating) or dtype == jnp.uint8):
+    raise TypeError(f"images must be a float dtype or uint8; got {dtype}.")
+  if not isinstance(spatial_ndim, int) or spatial_ndim < 1:
+    raise ValueError(f"spatial_ndim must be a positive int; got {spatial_ndim!r}.")
+  if images.ndim != spatial_ndim + 2:
+    raise ValueError(
+      f"images must be batched, [B, *S, C] with {spatial_ndim} spatial axes (ndim {spatial_ndim + 2}); "
+      f"got shape {tuple(images.shape)}. Add a batch axis for a single image."
+    )
+  return int(images.shape[0]), tuple(int(n) for n in images.shape[1:-1]), dtype
+
+
+def _check_lam(lam: Any, batch: int, mode: str, unbounded: bool) -> None:
+  if lam is None:
+    return
+  shape = tuple(np.shape(lam))
+  allowed = ((),) if mode == "batch" else ((), (batch,))
+  if shape not in allowed:
+    raise ValueError(f"lam must have shape {' or '.join(map(str, allowed))} in mode={mode!r}; got {shape}.")
+  if not unbounded:
+    _validate.check_range("lam", lam, 0.0, 1.0)
+
+
+def _mix_images(images: jax.Array, partners: jax.Array, masks: jax.Array) -> jax.Array:
+  """``M x + (1 - M) x_p`` in float32 (float64 kept), back to the input dtype (uint8 rounds)."""
+  compute = jnp.float64 if images.dtype == jnp.float64 else jnp.float32
+  x = images.astype(compute)
+  xp = partners.astype(compute)
+  m = masks.astype(compute)
+  # M x + (1 - M) x_p is exact where M is 0 or 1 (the image or its partner, bit for bit).
+  mixed = m * x + (1.0 - m) * xp
+  if images.dtype == jnp.uint8:
+    mixed = jnp.clip(jnp.round(mixed), 0, 255)
+  return mixed.astype(images.dtype)
+
+
+def mix_batch(
+  key: jax.Array,
+  images: ArrayLike,
+  labels: ArrayLike,
+  method: MixMethod | None,
+  *,
+  num_classes: int | None = None,
+  mode: str = "batch",
+  pairing: str = "reverse",
+  groups: int = 1,
+  prob: ArrayLike = 1.0,
+  label_smoothing: ArrayLike = 0.0,
+  lam: ArrayLike | None = None,
+  unbounded: bool = False,
+  spatial_ndim: int = 2,
+  return_info: bool = False,
+) -> tuple[jax.Array, jax.Array] | tuple[jax.Array, jax.Array, MixInfo]:
+  """Mixes a batch of images and labels (Eq. 1) with ``method``.
+
+  Args:
+    key: a PRNG key.
+    images: ``[B, *S, C]``, any float dtype or uint8 (kept; uint8 rounds).
+    labels: integer ``[B]`` or ``[B, *S]`` (with ``num_classes``), or float ``[B, K]`` or
+      ``[B, *S, K]``.
+    method: a ``MixMethod`` (e.g. ``msda_jax.hmix()``), or ``None`` for no mixing.
+    num_classes: static ``K``; required for integer labels.
+    mode: static, ``"batch"`` (one ``lam`` and mask) or ``"example"`` (one per example).
+    pairing: static, ``"reverse"``, ``"roll"`` or ``"permute"``.
+    groups: static number of blocks of the batch axis that pairs stay in (set it to the
+      number of devices the batch is sharded over).
+    prob: traced probability of mixing a batch (batch mode) or an example (example mode).
+    label_smoothing: traced ``eps`` applied to the targets before mixing.
+    lam: optional nominal ratio, scalar or ``[B]`` (example mode), instead of sampling it.
+    unbounded: static; allow a given ``lam`` outside [0, 1] (Figure 2).
+    spatial_ndim: static number of spatial axes (1 audio, 2 images, 3 video).
+    return_info: static; also return a ``MixInfo``.
+
+  Returns:
+    ``(mixed_images, mixed_targets)`` (and ``info``): images like ``images``; targets float32
+    ``[B, K]`` or ``[B, *S, K]`` whose rows sum to 1.
+
+  >>> import msda_jax
+  >>> x = jnp.ones((4, 8, 8, 3)); y = jnp.array([0, 1, 2, 3])
+  >>> xm, ym = mix_batch(jax.random.key(0), x, y, msda_jax.cutmix(), num_classes=4)
+  >>> xm.shape, ym.shape
+  ((4, 8, 8, 3), (4, 4))
+  """
+  batch, spatial, _ = _check_images(images, spatial_ndim)
+  _validate.check_choice("mode", mode, MODES)
+  _validate.check_choice("pairing", pairing, PAIRINGS)
+  pairing_lib.check_groups(batch, groups)
+  if method is not None and not isinstance(method, MixMethod):
+    raise TypeError(f"method must be a MixMethod (e.g. msda_jax.mixup()) or None; got {type(method).__name__}.")
+  _validate.check_range("prob", prob, 0.0, 1.0)
+  _check_lam(lam, batch, mode, unbounded)
+  targets, dense = labels_lib.prepare_targets(
+    labels, batch=batch, spatial_shape=spatial, num_classes=num_classes, label_smoothing=label_smoothing
+  )
+  images = jnp.asarray(images)
+
+  key_pair, key_mix, key_prob = jax.random.split(key, 3)
+  if method is None:
+    ones = jnp.ones((batch,), jnp.float32)
+    info = MixInfo(
+      ones,
+      ones,
+      jnp.arange(batch, dtype=jnp.int32),
+      jnp.zeros((batch,), bool),
+      jnp.ones((batch, *spatial), jnp.float32),
+    )
+    return (images, targets, info) if return_info else (images, targets)
+
+  partner_images, partner_targets = pairing_lib.pair(key_pair, (images, targets), pairing=pairing, groups=groups)
+  prob = jnp.asarray(prob, jnp.float32)
+  spatial_axes = tuple(range(1, 1 + spatial_ndim))
+
+  if mode == "batch":
+    lam_b, mask = method.sample(key_mix, shape=spatial, lam=lam)
+    applied = jax.random.uniform(key_prob) < prob
+    mask = jnp.where(applied, mask, 1.0)[None]
+    if method.transforms_partner:
+      partner_key = method.partner_key(key_mix)
+      move = jax.vmap(lambda x: method.transform_partner(partner_key, lam_b, x))
+      partner_images, partner_targets = move(partner_images), (move(partner_targets) if dense else partner_targets)
+    lams = jnp.broadcast_to(lam_b, (batch,))
+    applied = jnp.broadcast_to(applied, (batch,))
+  else:
+    keys = jax.random.split(key_mix, batch)
+    if lam is None:
+      lams, mask = jax.vmap(lambda k: method.sample(k, shape=spatial))(keys)
+    else:
+      given = jnp.broadcast_to(jnp.asarray(lam, jnp.float32), (batch,))
+      lams, mask = jax.vmap(lambda k, lam_i: method.sample(k, shape=spatial, lam=lam_i))(keys, given)
+    applied = jax.random.uniform(key_prob, (batch,)) < prob
+    mask = jnp.where(applied.reshape((batch,) + (1,) * spatial_ndim), mask, 1.0)
+    if method.transforms_partner:
+      move = jax.vmap(lambda k, lam_i, x: method.transform_partner(method.partner_key(k), lam_i, x))
+      # vmap needs its mapped axes sharded alike: keys and lams follow the images' batch axis.
+      keys_b = pairing_lib.shard_like_batch(keys, partner_images)
+      lams_b = pairing_lib.shard_like_batch(lams, partner_images)
+      partner_images = move(keys_b, lams_b, partner_images)
+      if dense:
+        partner_targets = move(keys_b, lams_b, partner_targets)
+
+  weight = jnp.broadcast_to(jnp.mean(mask, axis=spatial_axes), (batch,))
+  mixed_images = _mix_images(images, partner_images, mask[..., None])
+  if dense:
+    mixed_targets = _mix_images(targets, partner_targets, mask[..., None])
+  else:
+    mixed_targets = _mix_images(targets, partner_targets, weight[:, None])
+  if not return_info:
+    return mixed_images, mixed_targets
+  partner = pairing_lib.partner_indices(key_pair, batch, pairing=pairing, groups=groups)
+  info = MixInfo(lams, weight, partner, applied, jnp.broadcast_to(mask, (batch, *spatial)))
+  return mixed_images, mixed_targets, info
+
+
+@method_dataclass
+class Mixer:
+  """A method bundled with its batch options, to call inside a train step.
+
+  The method is a pytree field (traced hyper-parameters); every option is static.
+
+  >>> import msda_jax
+  >>> mixer = Mixer(msda_jax.hmix(r=0.5), num_classes=10, mode="example")
+  >>> x, y = mixer(jax.random.key(0), jnp.zeros((2, 8, 8, 3)), jnp.array([1, 2]))
+  >>> y.shape
+  (2, 10)
+  """
+
+  method: MixMethod | None
+  num_classes: int | None = static_field(None)
+  mode: str = static_field("batch")
+  pairing: str = static_field("reverse")
+  groups: int = static_field(1)
+  prob: ArrayLike = 1.0
+  label_smoothing: ArrayLike = 0.0
+  spatial_ndim: int = static_field(2)
+
+  def __post_init__(self) -> None:
+    _validate.check_choice("mode", self.mode, MODES)
+    _validate.check_choice("pairing", self.pairing, PAIRINGS)
+    _validate.check_range("prob", self.prob, 0.0, 1.0)
+    _validate.check_range("label_smoothing", self.label_smoothing, 0.0, 1.0)
+
+  def __call__(self, key: jax.Array, images: ArrayLike, labels: ArrayLike) -> tuple[jax.Array, jax.Array]:
+    options = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "method"}
+    return mix_batch(key, images, labels, self.method, **options)  # type: ignore[return-value]

@@ -1,0 +1,1 @@
+"""Scripts that reproduce the paper's figures from the library."""
