@@ -112,23 +112,28 @@ def _masks(key: jax.Array | None, w: jax.Array, shape: tuple[int, ...], style: s
     return jnp.broadcast_to(w.reshape((k,) + (1,) * len(shape)), (k, *shape))
   # Inverse CDF: source c_j = #{m < k - 1 : u_j >= w_0 + ... + w_m}, exact for zero weights.
   cdf = jnp.cumsum(w)[:-1].reshape((1,) * len(shape) + (k - 1,))
+  if key is None:
+    raise ValueError("style='categorical' draws the sources at random and needs a PRNG key; got key=None.")
   u = jax.random.uniform(key, (*shape, 1), jnp.float32)
   source = jnp.sum(u >= cdf, axis=-1)
   return jnp.moveaxis(jax.nn.one_hot(source, k, dtype=jnp.float32), -1, 0)
 
 
 def _combine(sources: tuple[jax.Array, ...], weights: list[jax.Array]) -> jax.Array:
-  """``sum_m W_m x_m`` as ``x_{k-1} + sum_{m<k-1} W_m (x_m - x_{k-1})`` in float32 (float64 kept).
+  """``sum_{m<k-1} W_m x_m + (1 - sum_{m<k-1} W_m) x_{k-1}`` in float32 (float64 kept).
 
-  Uses that the weights sum to 1; for ``k = 2`` it is the arithmetic of ``mix_batch``. The
-  result has the sources' dtype (uint8 rounds and clips).
+  Uses that the weights sum to 1; for ``k = 2`` it is the arithmetic of ``mix_batch``, and it is
+  exact where the masks are 0 or 1. The result has the sources' dtype (uint8 rounds and clips).
   """
   dtype = sources[0].dtype
   compute = jnp.float64 if dtype == jnp.float64 else jnp.float32
-  base = sources[-1].astype(compute)
-  mixed = base
+  mixed = jnp.zeros((), compute)
+  rest = jnp.ones((), compute)
   for x, w in zip(sources[:-1], weights[:-1], strict=True):
-    mixed = mixed + w.astype(compute) * (x.astype(compute) - base)
+    w = w.astype(compute)
+    mixed = mixed + w * x.astype(compute)
+    rest = rest - w
+  mixed = mixed + rest * sources[-1].astype(compute)
   if dtype == jnp.uint8:
     mixed = jnp.clip(jnp.round(mixed), 0, 255)
   return mixed.astype(dtype)

@@ -186,13 +186,13 @@ def mix_batch(
     applied = jax.random.uniform(key_prob, (batch,)) < prob
     mask = jnp.where(applied.reshape((batch,) + (1,) * spatial_ndim), mask, 1.0)
     if method.transforms_partner:
-      move = jax.vmap(lambda k, lam_i, x: method.transform_partner(method.partner_key(k), lam_i, x))
+      move_each = jax.vmap(lambda k, lam_i, x: method.transform_partner(method.partner_key(k), lam_i, x))
       # vmap needs its mapped axes sharded alike: keys and lams follow the images' batch axis.
       keys_b = pairing_lib.shard_like_batch(keys, partner_images)
       lams_b = pairing_lib.shard_like_batch(lams, partner_images)
-      partner_images = move(keys_b, lams_b, partner_images)
+      partner_images = move_each(keys_b, lams_b, partner_images)
       if dense:
-        partner_targets = move(keys_b, lams_b, partner_targets)
+        partner_targets = move_each(keys_b, lams_b, partner_targets)
 
   weight = jnp.broadcast_to(jnp.mean(mask, axis=spatial_axes), (batch,))
   mixed_images = _mix_images(images, partner_images, mask[..., None])
@@ -221,13 +221,13 @@ class Mixer:
   """
 
   method: MixMethod | None
-  num_classes: int | None = static_field(None)
-  mode: str = static_field("batch")
-  pairing: str = static_field("reverse")
-  groups: int = static_field(1)
+  num_classes: int | None = static_field(default=None)
+  mode: str = static_field(default="batch")
+  pairing: str = static_field(default="reverse")
+  groups: int = static_field(default=1)
   prob: ArrayLike = 1.0
   label_smoothing: ArrayLike = 0.0
-  spatial_ndim: int = static_field(2)
+  spatial_ndim: int = static_field(default=2)
 
   def __post_init__(self) -> None:
     _validate.check_choice("mode", self.mode, MODES)

@@ -41,7 +41,7 @@ def batch_shards(x: Any) -> tuple[Any, int]:
   if not spec or spec[0] is None:
     return None, 1
   axes = spec[0] if isinstance(spec[0], tuple) else (spec[0],)
-  return spec[0], math.prod(sharding.mesh.shape[a] for a in axes)
+  return spec[0], math.prod(sharding.mesh.shape[a] for a in axes)  # type: ignore[union-attr]
 
 
 def shard_like_batch(x: jax.Array, ref: Any) -> jax.Array:
@@ -74,6 +74,27 @@ def partner_indices(key: jax.Array | None, batch: int, *, pairing: str = "revers
   return pair(key, jnp.arange(batch, dtype=jnp.int32), pairing=pairing, groups=groups)
 
 
+def _permutations(key: jax.Array | None, groups: int, block: int) -> jax.Array:
+  """One uniform permutation of each block, int32 ``[groups, block]``."""
+  if key is None:
+    raise ValueError("pairing='permute' needs a PRNG key; got key=None.")
+  return jax.vmap(lambda k: jax.random.permutation(k, block))(jax.random.split(key, groups))
+
+
+def _move(x: jax.Array, groups: int, pairing: str, *, shift: int = 1, order: jax.Array | None = None) -> jax.Array:
+  """Rows of ``x`` moved inside each of ``groups`` blocks: flipped, rolled by ``shift`` or permuted."""
+  block = x.shape[0] // groups
+  blocks = x.reshape((groups, block, *x.shape[1:]))
+  if pairing == "reverse":
+    moved = jnp.flip(blocks, axis=1)
+  elif pairing == "roll":
+    moved = jnp.roll(blocks, shift, axis=1)
+  else:
+    assert order is not None
+    moved = jnp.take_along_axis(blocks, order.reshape(order.shape + (1,) * (blocks.ndim - 2)), axis=1)
+  return moved.reshape(x.shape)
+
+
 def pair(key: jax.Array | None, tree: Any, *, pairing: str = "reverse", groups: int = 1) -> Any:
   """Returns the partners of every leaf of ``tree`` (arrays with the batch as axis 0).
 
@@ -94,24 +115,8 @@ def pair(key: jax.Array | None, tree: Any, *, pairing: str = "reverse", groups: 
     return tree
   batch = leaves[0].shape[0]
   check_groups(batch, groups)
-  block = batch // groups
-  if pairing == "permute":
-    if key is None:
-      raise ValueError("pairing='permute' needs a PRNG key; got key=None.")
-    keys = jax.random.split(key, groups)
-    order = jax.vmap(lambda k: jax.random.permutation(k, block))(keys)
-
-  def one(x: jax.Array) -> jax.Array:
-    blocks = x.reshape((groups, block, *x.shape[1:]))
-    if pairing == "reverse":
-      moved = jnp.flip(blocks, axis=1)
-    elif pairing == "roll":
-      moved = jnp.roll(blocks, 1, axis=1)
-    else:
-      index = order.reshape(order.shape + (1,) * (blocks.ndim - 2))
-      moved = jnp.take_along_axis(blocks, index, axis=1)
-    return moved.reshape(x.shape)
-
+  order = _permutations(key, groups, batch // groups) if pairing == "permute" else None
+  one = lambda x: _move(x, groups, pairing, order=order)
   if pairing == "reverse" and groups == 1:
     # A flip of the whole batch axis partitions as it is (one collective-permute, no gather).
     return jax.tree.map(one, tree)
@@ -166,25 +171,16 @@ def pair_k(key: jax.Array | None, tree: Any, k: int, *, pairing: str = "roll", g
   block = batch // groups
   if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= block:
     raise ValueError(f"k must be an int in [1, block size {block}] (batch {batch}, groups={groups}); got {k!r}.")
-  orders = [None] * k
-  if pairing == "permute" and k > 1:
-    if key is None:
-      raise ValueError("pairing='permute' needs a PRNG key; got key=None.")
-    for m, key_m in enumerate(jax.random.split(key, k - 1), start=1):
-      orders[m] = jax.vmap(lambda kk: jax.random.permutation(kk, block))(jax.random.split(key_m, groups))
+  keys = jax.random.split(key, k - 1) if pairing == "permute" and k > 1 and key is not None else [None] * (k - 1)
+  orders = [_permutations(key_m, groups, block) if pairing == "permute" else None for key_m in keys]
 
   def source(m: int, x: jax.Array) -> jax.Array:
-    if m == 0:
-      return x
-    blocks = x.reshape((groups, block, *x.shape[1:]))
-    if pairing == "roll":
-      moved = jnp.roll(blocks, m, axis=1)
-    else:
-      index = orders[m].reshape(orders[m].shape + (1,) * (blocks.ndim - 2))
-      moved = jnp.take_along_axis(blocks, index, axis=1)
-    return moved.reshape(x.shape)
+    return _move(x, groups, pairing, shift=m, order=orders[m - 1])
 
-  return tuple(jax.tree.map(lambda x, m=m: source(m, x), tree) for m in range(k))
+  sources = [tree] + [
+    jax.tree.map(lambda x, m=m: blockwise(lambda y: source(m, y), x, groups), tree) for m in range(1, k)
+  ]
+  return tuple(sources)
 
 
 def partner_sets(key: jax.Array | None, batch: int, k: int, *, pairing: str = "roll", groups: int = 1) -> jax.Array:

@@ -134,7 +134,7 @@ def test_odd_batch_sizes(batch):
     assert sorted(partner.tolist()) == list(range(batch)), (pairing, mode)  # a permutation
     if pairing == "reverse":
       np.testing.assert_array_equal(partner, np.arange(batch)[::-1])  # the middle pairs with itself
-      np.testing.assert_array_equal(np.asarray(mixed)[batch // 2], np.asarray(images)[batch // 2])
+      np.testing.assert_allclose(np.asarray(mixed)[batch // 2], np.asarray(images)[batch // 2], atol=1e-6)
 
 
 def test_odd_batch_with_default_mixer():
@@ -162,8 +162,10 @@ def test_roll_is_torchvision_partner(mode):
   np.testing.assert_allclose(
     np.asarray(mixed), lam[:, None, None, None] * x + (1 - lam[:, None, None, None]) * rolled, atol=1e-6
   )
+  weight = np.asarray(info.weight)
+  np.testing.assert_allclose(weight, lam, rtol=1e-5)  # the mean of the constant mask lam
   np.testing.assert_allclose(
-    np.asarray(targets), lam[:, None] * one_hot + (1 - lam[:, None]) * rolled_one_hot, atol=1e-6
+    np.asarray(targets), weight[:, None] * one_hot + (1 - weight[:, None]) * rolled_one_hot, atol=1e-6
   )
 
   # CutMix: each pixel comes from the image or from the rolled batch, as the binary mask says.

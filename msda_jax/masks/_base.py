@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar, dataclass_transform
 
 import jax
 import numpy as np
@@ -36,10 +36,11 @@ def static_field(default: Any) -> Any:
   return dataclasses.field(default=default, metadata={"static": True})
 
 
+@dataclass_transform(frozen_default=True, field_specifiers=(dataclasses.field, static_field))
 def method_dataclass(cls: type[T]) -> type[T]:
   """Makes ``cls`` a frozen dataclass and a pytree with static fields as metadata."""
   cls = dataclasses.dataclass(frozen=True, eq=False, repr=not issubclass(cls, MixMethod))(cls)
-  fields = dataclasses.fields(cls)
+  fields = dataclasses.fields(cls)  # type: ignore[arg-type]
   meta = [f.name for f in fields if f.metadata.get("static", False)]
   data = [f.name for f in fields if not f.metadata.get("static", False)]
   return jax.tree_util.register_dataclass(cls, data_fields=data, meta_fields=meta)
@@ -83,7 +84,7 @@ class MixMethod(abc.ABC):
     parts = []
     for field in dataclasses.fields(self):  # type: ignore[arg-type]
       value = getattr(self, field.name)
-      concrete = _validate.concrete_value(value)
+      concrete = None if field.metadata.get("static", False) else _validate.concrete_value(value)
       if concrete is not None and concrete.ndim == 0:
         value = float(str(np.float32(concrete)))
       parts.append(f"{field.name}={value!r}")

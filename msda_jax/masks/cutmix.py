@@ -55,7 +55,7 @@ class CutMix(MixMethod):
   _positive = ("alpha",)
 
   alpha: ArrayLike = 1.0
-  placement: str = static_field("clip")
+  placement: str = static_field(default="clip")
 
   def _check(self) -> None:
     _validate.check_choice("placement", self.placement, PLACEMENTS)

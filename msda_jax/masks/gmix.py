@@ -100,8 +100,8 @@ class GMix(MixMethod):
   _positive = ("alpha",)
 
   alpha: ArrayLike = 0.5
-  scale: str = static_field("code")
-  symmetric: bool = static_field(True)
+  scale: str = static_field(default="code")
+  symmetric: bool = static_field(default=True)
 
   def _check(self) -> None:
     _validate.check_choice("scale", self.scale, SCALES)

@@ -69,7 +69,7 @@ class HMix(MixMethod):
   alpha: ArrayLike = 1.0
   r: ArrayLike = 0.5
   r_alpha: ArrayLike | None = None
-  placement: str = static_field("clip")
+  placement: str = static_field(default="clip")
 
   def _check(self) -> None:
     _validate.check_choice("placement", self.placement, PLACEMENTS)

@@ -69,7 +69,7 @@ class StochasticMixupCutMix(MixMethod):
   mixup_alpha: ArrayLike = 1.0
   cutmix_alpha: ArrayLike = 1.0
   q: ArrayLike = 0.5
-  placement: str = static_field("clip")
+  placement: str = static_field(default="clip")
 
   def _check(self) -> None:
     _validate.check_choice("placement", self.placement, PLACEMENTS)
