@@ -1,0 +1,248 @@
+"""Theorem 1's regularisers R1, R2, R3 by autodiff: exact and scalable paths.
+
+For an example ``x`` (``[*S, C]``, masks over the spatial grid ``S`` and shared by the
+channels) with label ``y``, a partner ``r`` drawn uniformly from the data and a mask law
+``(lam, M)``, the MSDA loss expands around ``x`` with ``delta = (1 - M) * (r - x)``:
+
+``l(x + delta) ~ l(x) + (h'(f) - y) J delta + 1/2 (J delta)^T h''(f) (J delta)
++ 1/2 (h'(f) - y) delta^T (nabla^2 f) delta``
+
+whose expectations are, per example, R1 (first order), R2 (gradient term ``G`` of Eq. 8) and
+R3 (Hessian term ``H`` of Eq. 8), with ``E[delta] = b * (mu - x)``, ``b = E[1 - M]`` and
+``E[delta delta^T] = A * E_r[(r - x)(r - x)^T]``, ``A_jk = E[(1 - M_j)(1 - M_k)]`` (Eq. 9)
+expanded over channels.
+
+Two forms (``form=``):
+
+* ``"printed"``: Theorem 1 exactly as printed (Eq. 7-8): ``lam ~ D~``, ``M ~ M(lam)``,
+  ``b = E_{D~}(1 - lam) 1`` and the data mean taken as 0 (``E r = 0``), so
+  ``E_r[(r - x)(r - x)^T]`` becomes ``E[r r^T] + x x^T``;
+* ``"general"``: the expansion that is exact to second order for any mask law: ``(lam, M)``
+  from the swap law (``msda_jax.theory.laws.swap_law``) and the data mean kept. It reduces to
+  the printed form for centred data and swap-symmetric masks with ``E[M | lam] = lam 1``.
+
+Two paths that agree: ``regularizers_exact`` forms the input gradient and Hessian
+(``jax.jacfwd``/``jax.hessian``, small inputs only) and contracts them with the coefficient
+matrix; ``regularizers_sampled`` never forms a ``d x d`` matrix: it samples masks and partners
+and evaluates ``J u`` and ``u^T nabla^2 f u`` by one nested ``jax.jvp`` (a Hessian-vector
+product along ``u``), giving unbiased estimates with standard errors.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+from jax.typing import ArrayLike
+
+from msda_jax import _validate
+from msda_jax.theory import losses
+from msda_jax.theory.laws import MaskLaw
+
+FORMS = ("printed", "general")
+Model = Callable[[jax.Array], jax.Array]
+
+
+class Regularizers(NamedTuple):
+  """R1, R2, R3 of Theorem 1 (Eq. 7) averaged over the examples, with standard errors.
+
+  Standard errors are 0 for the exact path. ``per_example`` holds ``[m, 3]`` values.
+  """
+
+  r1: jax.Array
+  r2: jax.Array
+  r3: jax.Array
+  r1_stderr: jax.Array
+  r2_stderr: jax.Array
+  r3_stderr: jax.Array
+  per_example: jax.Array
+
+  @property
+  def total(self) -> jax.Array:
+    """``R1 + R2 + R3``."""
+    return self.r1 + self.r2 + self.r3
+
+
+class Coefficients(NamedTuple):
+  """Mask coefficients over the spatial grid: ``mean = E[1 - M]`` ``[*S]``, ``second`` ``[d, d]``."""
+
+  mean: jax.Array
+  second: jax.Array
+
+
+def _check_form(form: str) -> None:
+  _validate.check_choice("form", form, FORMS)
+
+
+def _expand_channels(coefficients: Coefficients, example_shape: tuple[int, ...]) -> tuple[jax.Array, jax.Array]:
+  """``b`` and ``A`` over the flattened input ``[D]`` (pixels x channels)."""
+  spatial = tuple(coefficients.mean.shape)
+  if example_shape[: len(spatial)] != spatial:
+    raise ValueError(f"coefficients are over the grid {spatial} but examples have shape {example_shape}.")
+  channels = math.prod(example_shape[len(spatial) :])
+  d = coefficients.mean.size
+  if coefficients.second.shape != (d, d):
+    raise ValueError(f"coefficients.second must be [{d}, {d}] for the grid {spatial}; got {coefficients.second.shape}.")
+  b = jnp.repeat(coefficients.mean.reshape(-1), channels)
+  a = jnp.kron(coefficients.second, jnp.ones((channels, channels), coefficients.second.dtype))
+  return b, a
+
+
+def regularizers_exact(
+  f: Model,
+  x: ArrayLike,
+  y: ArrayLike,
+  coefficients: Coefficients,
+  *,
+  data: ArrayLike | None = None,
+  form: str = "general",
+  loss: str = "binary",
+) -> Regularizers:
+  """R1, R2, R3 from the full input gradient and Hessian (small inputs).
+
+  Args:
+    f: model of one example ``[*S, C] -> []`` (binary) or ``-> [K]`` (softmax).
+    x: examples ``[m, *S, C]`` at which the regularisers are evaluated.
+    y: labels ``[m]`` (binary, in [0, 1]) or ``[m, K]`` (softmax).
+    coefficients: ``E[1 - M]`` and ``E[(1 - M)(1 - M)^T]`` under the law of ``form``
+      (``printed``: the D~ law with ``mean = E_{D~}(1 - lam)``; ``general``: the swap law).
+    data: the partners' population ``[n, *S, C]``; defaults to ``x``.
+    form: ``"printed"`` (data mean taken as 0) or ``"general"`` (data mean kept).
+    loss: ``"binary"`` or ``"softmax"``.
+
+  Returns:
+    ``Regularizers`` with zero standard errors.
+  """
+  _check_form(form)
+  losses.check_loss(loss)
+  x = jnp.asarray(x)
+  y = jnp.asarray(y)
+  data = x if data is None else jnp.asarray(data)
+  b, a = _expand_channels(coefficients, tuple(x.shape[1:]))
+  flat_data = data.reshape(data.shape[0], -1)
+  second_data = flat_data.T @ flat_data / flat_data.shape[0]
+  mu = jnp.zeros_like(flat_data[0]) if form == "printed" else jnp.mean(flat_data, axis=0)
+
+  def one(xi: jax.Array, yi: jax.Array) -> jax.Array:
+    flat = xi.reshape(-1)
+    fx = lambda z: f(z.reshape(xi.shape))
+    logits = fx(flat)
+    jac = jax.jacfwd(fx)(flat)  # [D] or [K, D]
+    hess = jax.hessian(fx)(flat)  # [D, D] or [K, D, D]
+    res = losses.residual(logits, yi, loss)
+    # E_r[(r - x)(r - x)^T] = E[r r^T] - mu x^T - x mu^T + x x^T.
+    moment = second_data - jnp.outer(mu, flat) - jnp.outer(flat, mu) + jnp.outer(flat, flat)
+    weighted = a * moment
+    first = jnp.sum(res * (jac @ (b * (mu - flat))))
+    if loss == "binary":
+      grad_term = losses.curvature_matrix(logits, loss) * (jac @ weighted @ jac)
+      hess_term = res * jnp.sum(weighted * hess)
+    else:
+      grad_term = jnp.trace(losses.curvature_matrix(logits, loss) @ jac @ weighted @ jac.T)
+      hess_term = jnp.sum(res * jnp.sum(weighted[None] * hess, axis=(1, 2)))
+    return jnp.stack([first, 0.5 * grad_term, 0.5 * hess_term])
+
+  per_example = jax.vmap(one)(x, y)
+  means = jnp.mean(per_example, axis=0)
+  zero = jnp.zeros((), means.dtype)
+  return Regularizers(means[0], means[1], means[2], zero, zero, zero, per_example)
+
+
+def directional_derivatives(f: Model, x: jax.Array, u: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """``(f(x), J u, u^T nabla^2 f(x) u)`` by one nested ``jax.jvp`` (no matrix formed).
+
+  >>> f = lambda z: jnp.sum(z**3)
+  >>> [float(v) for v in directional_derivatives(f, jnp.array([1.0, 2.0]), jnp.array([1.0, 0.0]))]
+  [9.0, 3.0, 6.0]
+  """
+  inner = lambda z: jax.jvp(f, (z,), (u,))
+  (value, slope), (_, curvature) = jax.jvp(inner, (x,), (u,))
+  return value, slope, curvature
+
+
+def _terms(f: Model, xi: jax.Array, yi: jax.Array, u: jax.Array, loss: str) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """(residual . J u, 1/2 (J u)^T h'' (J u), 1/2 residual . u^T H u) for one direction."""
+  logits, slope, curvature = directional_derivatives(f, xi, u)
+  res = losses.residual(logits, yi, loss)
+  return jnp.sum(res * slope), 0.5 * losses.curvature_form(logits, slope, loss), 0.5 * jnp.sum(res * curvature)
+
+
+def regularizers_sampled(
+  key: jax.Array,
+  f: Model,
+  x: ArrayLike,
+  y: ArrayLike,
+  law: MaskLaw,
+  *,
+  data: ArrayLike | None = None,
+  form: str = "general",
+  loss: str = "binary",
+  num_samples: int = 8,
+) -> Regularizers:
+  """Unbiased Monte Carlo R1, R2, R3 with Hessian-vector products; no ``d x d`` matrix.
+
+  For each example, ``num_samples`` draws of ``(lam, M)`` from ``law`` and a uniform partner
+  ``r`` from ``data``. ``"general"``: direction ``u = (1 - M) (r - x)``. ``"printed"``: the two
+  directions ``(1 - M) r`` and ``(1 - M) x`` (the data mean taken as 0) and the first-order
+  direction ``-(1 - lam) x``. Standard errors come from the per-example sample variances.
+
+  Args:
+    key: a PRNG key.
+    f: model of one example ``[*S, C] -> []`` or ``-> [K]``.
+    x: examples ``[m, *S, C]``.
+    y: labels ``[m]`` or ``[m, K]``.
+    law: ``msda_jax.theory.laws.swap_law(...)`` for ``"general"``,
+      ``printed_law(...)`` for ``"printed"``.
+    data: partners' population ``[n, *S, C]``; defaults to ``x``.
+    form: ``"printed"`` or ``"general"``.
+    loss: ``"binary"`` or ``"softmax"``.
+    num_samples: static draws per example, >= 2.
+
+  Returns:
+    ``Regularizers`` with standard errors.
+  """
+  _check_form(form)
+  losses.check_loss(loss)
+  if not isinstance(num_samples, int) or num_samples < 2:
+    raise ValueError(f"num_samples must be an int >= 2 (for a standard error); got {num_samples!r}.")
+  x = jnp.asarray(x)
+  y = jnp.asarray(y)
+  data = x if data is None else jnp.asarray(data)
+
+  def draw(key_s: jax.Array, xi: jax.Array, yi: jax.Array) -> jax.Array:
+    key_law, key_partner = jax.random.split(key_s)
+    lam, mask = law(key_law)
+    keep = 1.0 - mask
+    keep = keep.reshape(keep.shape + (1,) * (xi.ndim - keep.ndim))
+    r = data[jax.random.randint(key_partner, (), 0, data.shape[0])]
+    if form == "general":
+      return jnp.stack(_terms(f, xi, yi, keep * (r - xi), loss))
+    first = _terms(f, xi, yi, -(1.0 - lam) * xi, loss)[0]
+    _, g_r, h_r = _terms(f, xi, yi, keep * r, loss)
+    _, g_x, h_x = _terms(f, xi, yi, keep * xi, loss)
+    return jnp.stack([first, g_r + g_x, h_r + h_x])
+
+  keys = jax.random.split(key, (x.shape[0], num_samples))
+  samples = jax.vmap(lambda ks, xi, yi: jax.vmap(lambda k: draw(k, xi, yi))(ks))(keys, x, y)  # [m, S, 3]
+  per_example = jnp.mean(samples, axis=1)
+  means = jnp.mean(per_example, axis=0)
+  variance = jnp.var(samples, axis=1, ddof=1) / num_samples  # [m, 3]
+  stderr = jnp.sqrt(jnp.sum(variance, axis=0)) / x.shape[0]
+  return Regularizers(means[0], means[1], means[2], stderr[0], stderr[1], stderr[2], per_example)
+
+
+def empirical_loss(f: Model, x: ArrayLike, y: ArrayLike, *, loss: str = "binary") -> jax.Array:
+  """``L_m = (1/m) sum_i l(f(x_i), y_i)``, the unmixed empirical loss."""
+  losses.check_loss(loss)
+  values = jax.vmap(lambda xi, yi: losses.loss_value(f(xi), yi, loss))(jnp.asarray(x), jnp.asarray(y))
+  return jnp.mean(values)
+
+
+def approximate_msda_loss(
+  f: Model, x: ArrayLike, y: ArrayLike, regularizers: Regularizers, *, loss: str = "binary"
+) -> jax.Array:
+  """``L~_m = L_m + R1 + R2 + R3`` (the approximate MSDA loss of Section 3)."""
+  return empirical_loss(f, x, y, loss=loss) + regularizers.total
