@@ -106,7 +106,7 @@ def mix_batch(
   unbounded: bool = False,
   spatial_ndim: int = 2,
   return_info: bool = False,
-) -> tuple[jax.Array, jax.Array] | tuple[jax.Array, jax.Array, MixInfo]:
+) -> tuple[Any, ...]:
   """Mixes a batch of images and labels (Eq. 1) with ``method``.
 
   Args:
@@ -237,4 +237,4 @@ class Mixer:
 
   def __call__(self, key: jax.Array, images: ArrayLike, labels: ArrayLike) -> tuple[jax.Array, jax.Array]:
     options = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "method"}
-    return mix_batch(key, images, labels, self.method, **options)  # type: ignore[return-value]
+    return mix_batch(key, images, labels, self.method, **options)

@@ -7,7 +7,7 @@ import pytest
 import msda_jax
 
 
-@pytest.mark.parametrize("module", ["msda_jax", "msda_jax.masks"])
+@pytest.mark.parametrize("module", ["msda_jax", "msda_jax.masks", "msda_jax.theory", "msda_jax.data"])
 def test_every_public_name_imports(module):
   mod = importlib.import_module(module)
   assert mod.__all__, module

@@ -4,9 +4,21 @@
 by Monte Carlo for any law; ``enumeration`` computes them exactly for box and GMix masks at a
 fixed ``lam``; ``closed_forms`` gives the exact formulas (Mixup, Bernoulli, CutMix, Eq. 10,
 Stochastic, HMix, GMix on the plane); ``lam_average`` averages over ``Beta(a, b)`` or ``D~``;
-``translation`` computes the maps ``E_i a_{i, i+p}`` of Figure 4.
+``translation`` computes the maps ``E_i a_{i, i+p}`` of Figure 4; ``regularizers`` computes
+Theorem 1's R1-R3 (printed and general forms, exact and scalable paths); ``atoms`` and
+``msda_loss`` give the exact MSDA loss (Eq. 4); ``theorem2`` builds masks for a target
+``a_jk``; ``gradprod`` computes Eq. (12).
 """
 
+from msda_jax.theory.atoms import (
+  MaskAtoms,
+  bernoulli_atoms,
+  box_atoms,
+  mixup_atoms,
+  printed_coefficients,
+  sampled_atoms,
+  swap_coefficients,
+)
 from msda_jax.theory.closed_forms import (
   Eq10Difference,
   HMixInside,
@@ -52,7 +64,18 @@ from msda_jax.theory.lam_average import (
   stochastic_lam_terms,
 )
 from msda_jax.theory.laws import MaskLaw, fixed_lam_law, msda_law, printed_law, swap_law
+from msda_jax.theory.losses import curvature_form, curvature_matrix, loss_value, residual
 from msda_jax.theory.moments import MaskMoments, mask_moments
+from msda_jax.theory.msda_loss import msda_loss
+from msda_jax.theory.regularizers import (
+  Coefficients,
+  Regularizers,
+  approximate_msda_loss,
+  directional_derivatives,
+  empirical_loss,
+  regularizers_exact,
+  regularizers_sampled,
+)
 from msda_jax.theory.theorem2 import (
   Theorem2Check,
   sampled_coefficients,
@@ -79,27 +102,37 @@ from msda_jax.theory.translation import (
 )
 
 __all__ = [
+  "Coefficients",
   "Eq10Difference",
   "ExactMoments",
   "HMixInside",
+  "MaskAtoms",
   "MaskLaw",
   "MaskMoments",
+  "Regularizers",
   "Theorem2Check",
   "TranslationMap",
+  "approximate_msda_loss",
   "autocorrelation",
   "average_piecewise",
   "average_smooth",
   "axis_offset_means",
+  "bernoulli_atoms",
   "bernoulli_coefficients",
+  "box_atoms",
   "box_axis_factors",
   "box_lam_edges",
   "box_masks",
   "box_moments",
   "box_sides",
+  "curvature_form",
+  "curvature_matrix",
   "cutmix_axis_factors",
   "cutmix_coefficients",
   "cutmix_lam_terms",
   "cutmix_translation_map",
+  "directional_derivatives",
+  "empirical_loss",
   "enumerated_moments",
   "eq10_difference",
   "eq10_printed_coefficients",
@@ -119,21 +152,30 @@ __all__ = [
   "interval_moments",
   "kron_factors",
   "lam_quadrature",
+  "loss_value",
   "map_shape",
   "mask_moments",
   "matrix_translation_map",
+  "mixup_atoms",
   "mixup_coefficients",
   "mixup_translation_map",
   "model_partial_grad_prod",
   "msda_law",
+  "msda_loss",
   "partial_grad_prod",
   "pixel_gradients",
+  "printed_coefficients",
   "printed_law",
+  "regularizers_exact",
+  "regularizers_sampled",
+  "residual",
+  "sampled_atoms",
   "sampled_coefficients",
   "separable_translation_map",
   "stochastic_coefficients",
   "stochastic_lam_terms",
   "stochastic_translation_map",
+  "swap_coefficients",
   "swap_law",
   "theorem2_check",
   "theorem2_mask",

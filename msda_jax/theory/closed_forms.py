@@ -110,11 +110,13 @@ def box_axis_factors(sides: jax.Array, *, shape: tuple[int, ...], placement: str
     low = jnp.minimum(index[:, None], index[None, :])
     high = jnp.maximum(index[:, None], index[None, :])
     if placement == "inside":
-      first, last, positions = jnp.maximum(0, high - side + 1), jnp.minimum(n - side, low), n - side + 1
+      first, last = jnp.maximum(0, high - side + 1), jnp.minimum(n - side, low)
+      positions = (n - side + 1).astype(jnp.float32)
     else:
-      first, last, positions = jnp.maximum(0, high - side + 1 + side // 2), jnp.minimum(n - 1, low + side // 2), n
+      first, last = jnp.maximum(0, high - side + 1 + side // 2), jnp.minimum(n - 1, low + side // 2)
+      positions = jnp.asarray(n, jnp.float32)
     count = jnp.maximum(last - first + 1, 0)
-    factors.append(count.astype(jnp.float32) / jnp.asarray(positions, jnp.float32))
+    factors.append(count.astype(jnp.float32) / positions)
   return tuple(factors)
 
 

@@ -93,7 +93,7 @@ def box_masks(
   Returns:
     ``[P, *shape]`` masks, ``P = prod(n_k)`` (clip) or ``prod(n_k - side_k + 1)`` (inside).
 
-  >>> box_masks(0.5, shape=(4,), placement="inside")[:, :].tolist()  # side 2, 3 starts
+  >>> box_masks(0.5, shape=(4,), placement="inside").tolist()  # side 2, 3 starts
   [[0.0, 0.0, 1.0, 1.0], [1.0, 0.0, 0.0, 1.0], [1.0, 1.0, 0.0, 0.0]]
   """
   _validate.check_choice("placement", placement, PLACEMENTS)
@@ -144,9 +144,14 @@ def gmix_masks(lam: float, *, shape: tuple[int, ...], scale: str = "code", symme
   lam = float(np.clip(lam, 0.0, 1.0))
   bump_is_mask = symmetric and lam < 0.5
   width = float(gmix.gaussian_width(lam if bump_is_mask else 1.0 - lam, shape, scale))
-  grid = np.stack(np.meshgrid(*[np.arange(n, dtype=np.float64) for n in shape], indexing="ij"), -1)
-  centres = grid.reshape(-1, len(shape))
-  distance = ((grid[None] - centres.reshape(-1, *([1] * len(shape)), len(shape))) ** 2).sum(-1)
+  d = len(shape)
+  distance = np.zeros((1,) * (2 * d))
+  for axis, n in enumerate(shape):  # ||i - p||^2 as [p_1, ..., p_d, i_1, ..., i_d], one axis at a time
+    view = [1] * (2 * d)
+    view[axis], view[d + axis] = n, n
+    index = np.arange(n, dtype=np.float64)
+    distance = distance + ((index[None, :] - index[:, None]) ** 2).reshape(view)
+  distance = distance.reshape(-1, *shape)
   bump = np.exp(-math.pi * distance / width) if width > 0.0 else np.zeros_like(distance)
   return bump if bump_is_mask else 1.0 - bump
 

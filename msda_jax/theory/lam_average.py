@@ -102,8 +102,8 @@ def lam_quadrature(
   0.333333333333
   """
   _validate.check_choice("law", law, LAWS)
-  a, b = _concentrations(a, b)
-  a, b = float(a), float(b)  # type: ignore[arg-type]
+  first, second = _concentrations(a, b)
+  a, b = float(first), float(second)  # type: ignore[arg-type]
 
   def beta_rule(p: float, q: float) -> tuple[np.ndarray, np.ndarray]:
     x, w = gauss_jacobi(num_nodes, q - 1.0, p - 1.0)
@@ -136,8 +136,8 @@ def average_smooth(
   >>> round(float(average_smooth(mixup, 1.0, law="d_tilde")[0, 0]), 6)  # E_{D~}(1 - lam)^2, Beta(2, 1)
   0.166667
   """
-  nodes, weights = lam_quadrature(num_nodes, a, b, law=law)
-  nodes, weights = jnp.asarray(nodes, jnp.float32), jnp.asarray(weights, jnp.float32)
+  lams, probabilities = lam_quadrature(num_nodes, a, b, law=law)
+  nodes, weights = jnp.asarray(lams, jnp.float32), jnp.asarray(probabilities, jnp.float32)
   zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), jax.eval_shape(coefficient, nodes[0]))
 
   def step(total: jax.Array, node: tuple[jax.Array, jax.Array]) -> tuple[jax.Array, None]:

@@ -51,8 +51,24 @@ def _outer(vectors: list[jax.Array]) -> jax.Array:
   return functools.reduce(lambda x, y: x[..., None] * y.reshape((1,) * x.ndim + y.shape), vectors)
 
 
+def _window_sums(x: jax.Array, *, second: bool) -> jax.Array:
+  """``sum_i x_i`` (or ``sum_i x_{i+p}`` when ``second``) over the valid ``i`` of every offset ``p``."""
+  for axis, n in enumerate(x.shape):
+    p = offsets(n)
+    low, high = (np.maximum(p, 0), n + np.minimum(p, 0)) if second else (np.maximum(-p, 0), n - np.maximum(p, 0))
+    zero = jnp.zeros_like(jnp.take(x, jnp.arange(1), axis=axis))
+    cumulative = jnp.concatenate([zero, jnp.cumsum(x, axis=axis)], axis=axis)
+    x = jnp.take(cumulative, jnp.asarray(high), axis=axis) - jnp.take(cumulative, jnp.asarray(low), axis=axis)
+  return x
+
+
 def autocorrelation(x: jax.Array) -> jax.Array:
   """``sum_i x_i x_{i+p}`` over the valid ``i``, for every offset, by a zero-padded FFT.
+
+  The FFT runs on the centred ``y = x - c`` (``c`` the mean of ``x``) and
+  ``sum_i x_i x_{i+p} = sum_i y_i y_{i+p} + c (sum_i y_i + sum_i y_{i+p}) + c^2 N(p)`` restores the
+  rest with exact window sums, so a constant mask (Mixup) is exact and the float32 FFT's error,
+  about ``1e-7 sum_i y_i^2`` per offset, only scales with the mask's variation.
 
   Args:
     x: float array of a spatial shape ``(n_1, ..., n_d)``.
@@ -64,12 +80,16 @@ def autocorrelation(x: jax.Array) -> jax.Array:
   [3.0, 8.0, 14.0, 8.0, 3.0]
   """
   shape = x.shape
+  x = x.astype(jnp.float32)
+  centre = jnp.mean(x)
+  y = x - centre
   padded = tuple(2 * n for n in shape)  # >= 2n - 1: no wrap-around
-  spectrum = jnp.fft.rfftn(x.astype(jnp.float32), s=padded)
+  spectrum = jnp.fft.rfftn(y, s=padded)
   circular = jnp.fft.irfftn(spectrum * jnp.conj(spectrum), s=padded)
   for axis, n in enumerate(shape):
     circular = jnp.take(circular, jnp.asarray(offsets(n) % (2 * n)), axis=axis)
-  return circular
+  windows = _window_sums(y, second=False) + _window_sums(y, second=True)
+  return circular + centre * windows + centre**2 * valid_counts(shape)
 
 
 class TranslationMap(NamedTuple):
