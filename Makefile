@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 OUT ?= outputs
 
-.PHONY: main test lint figure3 clean
+.PHONY: main test lint figure3 figures clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV) || { $(PYTHON) -m pip install --user virtualenv && $(PYTHON) -m virtualenv $(VENV); }
@@ -20,6 +20,9 @@ main: $(VENV)/.installed-figures
 	$(PY) -m theory.figure3 --out $(OUT)/figure3.png
 
 figure3: main
+
+figures: $(VENV)/.installed-figures $(VENV)/.installed-train
+	for n in 1 2 3 4 5; do $(PY) -m theory.figure$$n --out $(OUT)/figure$$n.png || exit 1; done
 
 lint: $(VENV)/.installed-test
 	$(PY) -m ruff format --check .

@@ -19,8 +19,13 @@ reuses their buffers), and it can be wrapped in ``jax.shard_map`` as it is. Insi
 4. the loss is the soft-target cross-entropy on the mixed targets plus
    ``weight_decay / 2 * sum(w ** 2)`` over the convolution and dense kernels (not the biases,
    not the BatchNorm scales), so its gradient adds ``weight_decay * w`` as SGD weight decay does;
-5. under a mesh axis (``axis_name``) gradients, BatchNorm statistics and metrics are averaged
-   over the axis with ``jax.lax.pmean``, so every replica applies the same update.
+5. under a mesh axis (``axis_name``) the loss, gradients, BatchNorm statistics and metrics are
+   averaged over the axis with ``jax.lax.pmean``, so every replica applies the same update.
+   The loss is averaged before differentiation: with ``shard_map``'s default ``check_vma=True``
+   the gradient of replicated parameters is then already the mean over devices (the transpose
+   of their implicit broadcast is a sum) and the ``pmean`` of the gradients is the identity;
+   with ``check_vma=False`` each device gets its local gradient and the ``pmean`` averages
+   them. Both give the gradient of the global batch's mean loss.
 
 The mixer is an argument with a default (the one given to the factory): passing a mixer with
 other ``alpha``/``r``/``prob`` values to the jitted step reuses the compiled program.
@@ -171,6 +176,8 @@ def make_train_step(
       logits = model(images)
       targets = _targets(labels, logits.shape[-1])
       cross_entropy = jnp.mean(optax.softmax_cross_entropy(logits, targets))
+      if axis_name is not None:
+        cross_entropy = jax.lax.pmean(cross_entropy, axis_name)
       penalty = weight_decay * l2_penalty(params, decay_filter)
       correct = jnp.argmax(logits, axis=-1) == jnp.argmax(targets, axis=-1)
       new_rest = nnx.split_state(nnx.state(model), nnx.Param, ...)[1]
