@@ -14,8 +14,6 @@ one along the run trained on the exact loss (the paper's comparison) is printed.
 
 from __future__ import annotations
 
-import argparse
-import json
 import pathlib
 import sys
 
@@ -26,6 +24,7 @@ import numpy as np
 from msda_jax.theory import atoms as atoms_lib
 from msda_jax.theory import regularizers as reg
 from msda_jax.theory.msda_loss import msda_loss
+from theory._output import figure_parser, save_figure, save_numbers
 
 GRID = (2,)
 
@@ -83,8 +82,7 @@ def train(x: jax.Array, y: jax.Array, atoms: atoms_lib.MaskAtoms, objective: int
 
 
 def main(argv: list[str] | None = None) -> int:
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path("outputs/figure1.png"))
+  parser = figure_parser(__doc__, "figure1")
   parser.add_argument("--num", type=int, default=200)
   parser.add_argument("--steps", type=int, default=200)
   parser.add_argument("--lr", type=float, default=0.5)
@@ -105,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
       "max_relative_gap_general_when_trained_on_approximate": gap(on_approx, 2),
     }
   render(results, args.out)
-  args.out.with_suffix(".json").write_text(json.dumps(results))
+  save_numbers(args.out, results)
   summary = "; ".join(
     f"{k}: printed {v['max_relative_gap_printed']:.2%}, general {v['max_relative_gap_general']:.2%}"
     for k, v in results.items()
@@ -139,9 +137,7 @@ def render(results: dict, out: pathlib.Path) -> None:
   axes[0].legend(fontsize=8)
   fig.suptitle("Figure 1: logistic regression on centred two-moons, lam ~ Beta(1, 1)")
   fig.tight_layout()
-  out.parent.mkdir(parents=True, exist_ok=True)
-  fig.savefig(out, dpi=110)
-  plt.close(fig)
+  save_figure(fig, out)
 
 
 if __name__ == "__main__":

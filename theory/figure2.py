@@ -12,8 +12,6 @@ the fraction of values clipped.
 
 from __future__ import annotations
 
-import argparse
-import json
 import pathlib
 import sys
 
@@ -22,6 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import msda_jax
+from theory._output import figure_parser, save_figure, save_numbers
 from theory.figure3 import load_photos
 
 LAMS = (-0.75, -0.5, -0.25, 0.0, 0.25, 0.5, 0.75)
@@ -60,14 +59,11 @@ def render(photos: jax.Array, lams: tuple[float, ...], mixed: list[np.ndarray], 
     "Figure 2: lam * x_i + (1 - lam) * x_j, unbounded lam (shown clipped; range before clipping)", fontsize=10
   )
   fig.tight_layout()
-  out.parent.mkdir(parents=True, exist_ok=True)
-  fig.savefig(out, dpi=110)
-  plt.close(fig)
+  save_figure(fig, out)
 
 
 def main(argv: list[str] | None = None) -> int:
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path("outputs/figure2.png"))
+  parser = figure_parser(__doc__, "figure2")
   parser.add_argument("--size", type=int, default=160)
   parser.add_argument("--seed", type=int, default=0)
   args = parser.parse_args(argv)
@@ -82,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     "max_before_clip": [float(m.max()) for m in mixed],
     "fraction_clipped": [float(np.mean((m < 0.0) | (m > 1.0))) for m in mixed],
   }
-  args.out.with_suffix(".json").write_text(json.dumps(numbers, indent=2))
+  save_numbers(args.out, numbers)
   ranges = ", ".join(f"{lam:+.2f}: [{m.min():.2f}, {m.max():.2f}]" for lam, m in zip(LAMS, mixed, strict=True))
   print(f"Figure 2 written to {args.out.resolve()} (range before clipping per lam: {ranges})")
   return 0

@@ -9,8 +9,6 @@ method with ``lam`` fixed; the first row shows the mixed images, the second the 
 
 from __future__ import annotations
 
-import argparse
-import json
 import pathlib
 import sys
 
@@ -19,6 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import msda_jax
+from theory._output import figure_parser, save_figure, save_numbers
 
 METHODS = {
   "Mixup": "mixup",
@@ -83,14 +82,11 @@ def render(photos: jax.Array, results: dict, lam: float, out: pathlib.Path) -> N
   axes[1, 0].set_ylabel("mask M")
   fig.suptitle(f"Figure 3: x~ = M x_i + (1 - M) x_j, lam = {lam}, HMix r = 0.5", fontsize=11)
   fig.tight_layout()
-  out.parent.mkdir(parents=True, exist_ok=True)
-  fig.savefig(out, dpi=110)
-  plt.close(fig)
+  save_figure(fig, out)
 
 
 def main(argv: list[str] | None = None) -> int:
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path("outputs/figure3.png"))
+  parser = figure_parser(__doc__, "figure3")
   parser.add_argument("--lam", type=float, default=0.65)
   parser.add_argument("--size", type=int, default=224)
   parser.add_argument("--seed", type=int, default=3)
@@ -99,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
   results = mix_all(photos, args.lam, args.seed)
   render(photos, results, args.lam, args.out)
   numbers = {"lam": args.lam, "realised_weight": {k: v[2] for k, v in results.items()}}
-  args.out.with_suffix(".json").write_text(json.dumps(numbers, indent=2))
+  save_numbers(args.out, numbers)
   weights = ", ".join(f"{k} {v[2]:.3f}" for k, v in results.items())
   print(f"Figure 3 written to {args.out.resolve()} (lam {args.lam}; realised weights: {weights})")
   return 0

@@ -14,8 +14,6 @@ The top row shows the sampled maps, the bottom row the exact ones, the right pan
 
 from __future__ import annotations
 
-import argparse
-import json
 import pathlib
 import sys
 import time
@@ -25,6 +23,7 @@ import numpy as np
 
 import msda_jax
 from msda_jax import theory
+from theory._output import figure_parser, save_figure, save_numbers
 
 METHODS = {
   "Mixup": msda_jax.mixup(),
@@ -95,14 +94,11 @@ def render(sampled: dict, exact: dict, shape: tuple[int, int], lam: float, out: 
   profile.legend(fontsize=7)
   profile.grid(alpha=0.3)
   fig.suptitle(f"Figure 4: E_i a_(i, i+p), lam = {lam}, {shape[0]} x {shape[1]}, HMix r = 0.5", fontsize=11)
-  out.parent.mkdir(parents=True, exist_ok=True)
-  fig.savefig(out, dpi=110)
-  plt.close(fig)
+  save_figure(fig, out)
 
 
 def main(argv: list[str] | None = None) -> int:
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path("outputs/figure4.png"))
+  parser = figure_parser(__doc__, "figure4")
   parser.add_argument("--lam", type=float, default=0.5)
   parser.add_argument("--size", type=int, default=64)
   parser.add_argument("--draws", type=int, default=20_000)
@@ -138,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     "monte_carlo": {name: np.round(np.asarray(r.mean, np.float64), 6).tolist() for name, r in sampled.items()},
     "exact": {name: np.round(values, 6).tolist() for name, (_, values) in exact.items()},
   }
-  args.out.with_suffix(".json").write_text(json.dumps(numbers))
+  save_numbers(args.out, numbers)
   differences = ", ".join(f"{name} {s['max_abs_difference']:.1e}" for name, s in summary.items())
   print(
     f"Figure 4 written to {args.out.resolve()} (lam {args.lam}, {args.draws} draws, "

@@ -13,8 +13,6 @@ test accuracies and the mean normalised value near and far from ``p = 0``).
 
 from __future__ import annotations
 
-import argparse
-import json
 import pathlib
 import sys
 
@@ -28,6 +26,7 @@ from msda_jax.data import load_mnist_subset
 from msda_jax.theory import model_partial_grad_prod
 from msda_jax.train import init_train_state, make_eval_step, make_optimizer, make_train_step
 from msda_jax.train.models import SmallCNN
+from theory._output import figure_parser, save_figure, save_numbers
 
 METHODS = {"Vanilla": "none", "Mixup": "mixup", "CutMix": "cutmix"}
 
@@ -61,14 +60,17 @@ def near_far(mapping: np.ndarray, near: int, far: int) -> tuple[float, float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path("outputs/figure5.png"))
+  parser = figure_parser(__doc__, "figure5")
   parser.add_argument("--epochs", type=int, default=3)
   parser.add_argument("--batch", type=int, default=64)
   parser.add_argument("--num-test", type=int, default=256)
   parser.add_argument("--seed", type=int, default=0)
+  parser.add_argument("--train-size", type=int, default=0, help="a random subset of this size (0: all 4,000)")
   args = parser.parse_args(argv)
   train_set, test_set = load_mnist_subset()
+  if args.train_size:
+    keep = np.random.default_rng(args.seed).permutation(len(train_set.labels))[: args.train_size]
+    train_set = type(train_set)(train_set.images[keep], train_set.labels[keep])
   images = jnp.asarray(test_set.images[: args.num_test])
   results = {}
   for title, spec in METHODS.items():
@@ -88,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
       "map": mapping.tolist(),
     }
   render(results, args.out)
-  args.out.with_suffix(".json").write_text(json.dumps(results))
+  save_numbers(args.out, results)
   summary = "; ".join(
     f"{k}: acc {v['test_accuracy']:.3f}, mean near (|p|<=2) {v['near_mean']:.3f}, far (|p|>=10) {v['far_mean']:.3f}"
     for k, v in results.items()
@@ -115,9 +117,7 @@ def render(results: dict, out: pathlib.Path) -> None:
     ax.set_ylabel("p_y")
   fig.colorbar(image, ax=axes, shrink=0.8, label="max_v |d_v f d_(v+p) f| / value at p = 0")
   fig.suptitle("Figure 5 (Eq. 12): partial gradient products, small CNN on the embedded MNIST subset")
-  out.parent.mkdir(parents=True, exist_ok=True)
-  fig.savefig(out, dpi=110)
-  plt.close(fig)
+  save_figure(fig, out)
 
 
 if __name__ == "__main__":
