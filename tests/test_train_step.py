@@ -49,6 +49,10 @@ def _tree_allclose(a, b, **kw):
   return all(np.allclose(x, y, **kw) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True))
 
 
+def _opt_state(tx, state):
+  return OptimizerState(jnp.zeros((), jnp.int32), tx.init(nnx.split_state(state, nnx.Param, ...)[0]))
+
+
 @pytest.fixture(scope="module")
 def small_cnn():
   """A tiny SmallCNN on 28x28x1 images, its graph and initial state."""
@@ -77,15 +81,15 @@ def test_one_jitted_step_per_model_updates_params_and_statistics(name):
   params_before, stats_before = nnx.split_state(before, nnx.Param, ...)
   params_after, stats_after = nnx.split_state(new_state, nnx.Param, ...)
   pairs = zip(jax.tree.leaves(params_before), jax.tree.leaves(params_after), strict=True)
-  changed = [not np.allclose(a, b) for a, b in pairs]
-  assert np.mean(changed) > 0.9, f"{sum(changed)} of {len(changed)} parameters changed"
+  unchanged = [i for i, (a, b) in enumerate(pairs) if np.allclose(a, b)]
+  assert not unchanged, f"parameters {unchanged} did not change"
   assert not _tree_allclose(stats_before, stats_after)
 
 
 def test_small_cnn_fits_random_labels():
   """64 random 28x28x1 images with random labels of 10 classes, full batch, 30 steps (seed 0)."""
   model = models.SmallCNN(10, width=16, in_channels=1, rngs=_rngs())
-  tx = make_optimizer(learning_rate=0.05, total_steps=30, schedule="constant")
+  tx = make_optimizer(learning_rate=0.1, total_steps=30, schedule="constant")
   graphdef, state, opt = init_train_state(model, tx)
   step = make_train_step(graphdef=graphdef, tx=tx, mixer=None, weight_decay=5e-4)
   step = _jit(step, donate_argnums=(0, 1))
@@ -95,20 +99,22 @@ def test_small_cnn_fits_random_labels():
     state, opt, metrics = step(state, opt, batch, jax.random.key(0))
     losses.append(float(metrics["loss"]))
   assert np.all(np.isfinite(losses))
-  assert np.mean(losses[-5:]) < 0.75 * np.mean(losses[:5]), losses
+  assert np.mean(losses[-5:]) < 0.5 * np.mean(losses[:5]), losses
 
 
 def test_mixing_happens_inside_the_step(small_cnn):
   graphdef, state = small_cnn
   tx = optax.sgd(0.1)
-  opt = OptimizerState(jnp.zeros((), jnp.int32), tx.init(nnx.split_state(state, nnx.Param, ...)[0]))
+  opt = _opt_state(tx, state)
   cutmix = msda_jax.Mixer(msda_jax.cutmix(), num_classes=NUM_CLASSES)
   step = _jit(make_train_step(graphdef=graphdef, tx=tx, mixer=cutmix, weight_decay=0.0))
   batch, key = _batch(1, (8, 28, 28, 1)), jax.random.key(3)
 
   mixed, _, mixed_metrics = step(state, opt, batch, key, cutmix)
   plain, _, plain_metrics = step(state, opt, batch, key, None)
-  never, _, never_metrics = step(state, opt, batch, key, msda_jax.Mixer(msda_jax.cutmix(), num_classes=5, prob=0.0))
+  never, _, never_metrics = step(
+    state, opt, batch, key, msda_jax.Mixer(msda_jax.cutmix(), num_classes=NUM_CLASSES, prob=0.0)
+  )
 
   assert not _tree_allclose(mixed, plain)
   assert float(mixed_metrics["grad_norm"]) != pytest.approx(float(plain_metrics["grad_norm"]))
@@ -120,7 +126,7 @@ def test_mixing_happens_inside_the_step(small_cnn):
 def test_step_is_pure_folds_the_step_into_the_key_and_does_not_retrace(small_cnn):
   graphdef, state = small_cnn
   tx = optax.sgd(0.1)
-  opt = OptimizerState(jnp.zeros((), jnp.int32), tx.init(nnx.split_state(state, nnx.Param, ...)[0]))
+  opt = _opt_state(tx, state)
   step = make_train_step(graphdef=graphdef, tx=tx, mixer=None, weight_decay=5e-4)
   traces = []
 
@@ -153,7 +159,7 @@ def test_weight_decay_is_an_l2_term_on_kernels_only(small_cnn):
   # With plain SGD the decayed step differs from the undecayed one by -lr * wd * w on kernels only.
   lr, wd = 0.1, 0.01
   tx = optax.sgd(lr)
-  opt = OptimizerState(jnp.zeros((), jnp.int32), tx.init(params))
+  opt = _opt_state(tx, state)
   batch, key = _batch(5, (8, 28, 28, 1)), jax.random.key(0)
   run = lambda wd: _jit(make_train_step(graphdef=graphdef, tx=tx, mixer=None, weight_decay=wd))
   decayed, _, metrics = run(wd)(state, opt, batch, key)
@@ -170,7 +176,7 @@ def test_shard_map_averages_over_the_mesh_axis(small_cnn):
   """Two devices holding the same local batch must reproduce the one-device step exactly."""
   graphdef, state = small_cnn
   tx = make_optimizer(learning_rate=0.1, total_steps=10)
-  opt = OptimizerState(jnp.zeros((), jnp.int32), tx.init(nnx.split_state(state, nnx.Param, ...)[0]))
+  opt = _opt_state(tx, state)
   mesh = jax.make_mesh((2,), ("data",), devices=jax.devices()[:2])
   local = _batch(6, (4, 28, 28, 1))
   doubled = jax.device_put(jax.tree.map(lambda x: jnp.concatenate([x, x]), local), NamedSharding(mesh, P("data")))

@@ -25,10 +25,14 @@ reuses their buffers), and it can be wrapped in ``jax.shard_map`` as it is. Insi
    the gradient of replicated parameters is then already the mean over devices (the transpose
    of their implicit broadcast is a sum) and the ``pmean`` of the gradients is the identity;
    with ``check_vma=False`` each device gets its local gradient and the ``pmean`` averages
-   them. Both give the gradient of the global batch's mean loss.
+   them. Both give the gradient of the global batch's mean loss. BatchNorm normalises with
+   each device's local batch statistics (unsynchronised, as in data-parallel CIFAR code); the
+   updated running averages are then averaged.
 
-The mixer is an argument with a default (the one given to the factory): passing a mixer with
-other ``alpha``/``r``/``prob`` values to the jitted step reuses the compiled program.
+The mixer is the step's last argument, defaulting to the one given to the factory. Pass it
+explicitly to the jitted step to make its numbers traced: a mixer with other ``alpha``, ``r``,
+``prob`` or ``label_smoothing`` values then reuses the compiled program (the default, left
+out, is baked into the program as a constant).
 """
 
 from __future__ import annotations

@@ -67,6 +67,7 @@ def get_model(name: str, *, num_classes: int, rngs: nnx.Rngs, width: int | None 
     the model, in train mode.
 
   >>> model = get_model("small_cnn", num_classes=10, rngs=nnx.Rngs(0), width=4, in_channels=1)
+  >>> model.eval()
   >>> model(jax.numpy.zeros((2, 28, 28, 1))).shape
   (2, 10)
   """

@@ -82,9 +82,12 @@ class PreActResNet(nnx.Module):
     dtype: computation dtype; parameters are float32 and logits are returned in float32.
     rngs: random streams for the initialisation.
 
-  >>> model = preact_resnet18(10, width=4, rngs=nnx.Rngs(0))
-  >>> model(jnp.zeros((2, 32, 32, 3))).shape
-  (2, 10)
+  >>> from msda_jax.train.models import count_params
+  >>> model = nnx.eval_shape(lambda: preact_resnet18(100, rngs=nnx.Rngs(0)))  # abstract: no memory
+  >>> nnx.eval_shape(lambda m, x: m(x), model, jax.ShapeDtypeStruct((2, 32, 32, 3), jnp.float32)).shape
+  (2, 100)
+  >>> count_params(model)
+  11218340
   """
 
   def __init__(

@@ -66,9 +66,9 @@ class CifarResNet(nnx.Module):
     dtype: computation dtype; parameters are float32 and logits are returned in float32.
     rngs: random streams for the initialisation.
 
-  >>> model = CifarResNet(10, depth=8, width=4, rngs=nnx.Rngs(0))
-  >>> model(jnp.zeros((2, 32, 32, 3))).shape
-  (2, 10)
+  >>> model = nnx.eval_shape(lambda: resnet56(100, rngs=nnx.Rngs(0)))  # abstract: no memory
+  >>> nnx.eval_shape(lambda m, x: m(x), model, jax.ShapeDtypeStruct((2, 32, 32, 3), jnp.float32)).shape
+  (2, 100)
   """
 
   def __init__(

@@ -68,9 +68,12 @@ class ResNet(nnx.Module):
     dtype: computation dtype; parameters are float32 and logits are returned in float32.
     rngs: random streams for the initialisation.
 
-  >>> model = ResNet(10, stage_sizes=(1, 1, 1, 1), width=4, rngs=nnx.Rngs(0))
-  >>> model(jnp.zeros((2, 32, 32, 3))).shape
-  (2, 10)
+  >>> from msda_jax.train.models import count_params
+  >>> model = nnx.eval_shape(lambda: resnet50(1000, rngs=nnx.Rngs(0)))  # abstract: no memory
+  >>> nnx.eval_shape(lambda m, x: m(x), model, jax.ShapeDtypeStruct((2, 224, 224, 3), jnp.float32)).shape
+  (2, 1000)
+  >>> count_params(model)
+  25557032
   """
 
   def __init__(

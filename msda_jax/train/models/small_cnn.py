@@ -27,8 +27,8 @@ class SmallCNN(nnx.Module):
     dtype: computation dtype; parameters are float32 and logits are returned in float32.
     rngs: random streams for the initialisation.
 
-  >>> model = SmallCNN(10, width=4, in_channels=1, rngs=nnx.Rngs(0))
-  >>> model(jnp.zeros((2, 28, 28, 1))).shape
+  >>> model = nnx.eval_shape(lambda: SmallCNN(10, in_channels=1, rngs=nnx.Rngs(0)))  # abstract: no memory
+  >>> nnx.eval_shape(lambda m, x: m(x), model, jax.ShapeDtypeStruct((2, 28, 28, 1), jnp.float32)).shape
   (2, 10)
   """
 
