@@ -54,7 +54,7 @@ def test_tfds_train_loader_shapes(name):
 def test_tfds_imagenet_loaders_variable_size_images():
   with tfds.testing.mock_data(num_examples=12):
     train = data.make_train_loader(
-      dataset="imagenet2012", image_size=24, augment="inception", global_batch_size=4, seed=1
+      dataset="imagenet2012", image_size=24, augment="imagenet", global_batch_size=4, seed=1
     )
     evaluation = data.make_eval_loader(dataset="imagenet2012", image_size=24, global_batch_size=5)
     train_batch = next(iter(train))

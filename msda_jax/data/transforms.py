@@ -6,7 +6,7 @@ the seed and the record's position in the sampling order, so a pipeline is repro
 
 - ``"cifar"``: zero-pad 4 pixels per side, random ``H x W`` crop, horizontal flip with
   probability 1/2 (the output keeps the input size, then is resized to ``S`` if it differs).
-- ``"inception"``: random-resized crop of an area fraction uniform in ``crop_area`` (default
+- ``"imagenet"``: Inception-style random-resized crop of an area fraction uniform in ``crop_area`` (default
   ``(0.08, 1.0)``) with aspect ratio log-uniform in ``[3/4, 4/3]``, resized to ``S``, plus a flip.
 - ``"scenario1"``, ``"scenario2"``: the paper's Table 1 data scenarios, random crops covering
   80-100 % and 25-40 % of the image area, resized to ``S`` (64 in the paper); no flip.
@@ -32,7 +32,7 @@ from PIL import Image
 
 from msda_jax.data.datasets import dataset_info
 
-AUGMENTATIONS = ("cifar", "inception", "scenario1", "scenario2", "none")
+AUGMENTATIONS = ("cifar", "imagenet", "scenario1", "scenario2", "none")
 SCENARIO_AREAS = {"scenario1": (0.8, 1.0), "scenario2": (0.25, 0.4)}
 INCEPTION_AREA = (0.08, 1.0)
 ASPECT_RATIO = (3.0 / 4.0, 4.0 / 3.0)
@@ -129,7 +129,7 @@ def augment_image(
     rng: the record's generator.
     augment: one of ``AUGMENTATIONS``.
     image_size: output side ``S``.
-    crop_area: overrides the area range of ``"inception"`` and the scenarios.
+    crop_area: overrides the area range of ``"imagenet"`` and the scenarios.
 
   >>> rng = np.random.default_rng(0)
   >>> augment_image(np.zeros((28, 28, 1), np.uint8), rng, augment="scenario2", image_size=64).shape
@@ -138,12 +138,12 @@ def augment_image(
   if augment == "cifar":
     image = random_flip(pad_crop(image, rng), rng)
     return resize(np.ascontiguousarray(image), image_size, image_size)
-  if augment in ("inception", *SCENARIO_AREAS):
+  if augment in ("imagenet", *SCENARIO_AREAS):
     area = crop_area or SCENARIO_AREAS.get(augment, INCEPTION_AREA)
     if not 0.0 < area[0] <= area[1] <= 1.0:
       raise ValueError(f"crop_area must satisfy 0 < low <= high <= 1, got {area}")
     image = random_resized_crop(image, rng, image_size=image_size, area=area)
-    return np.ascontiguousarray(random_flip(image, rng)) if augment == "inception" else image
+    return np.ascontiguousarray(random_flip(image, rng)) if augment == "imagenet" else image
   if augment == "none":
     return center_crop_resize(image, image_size=image_size)
   raise ValueError(f"augment must be one of {AUGMENTATIONS}, got {augment!r}")

@@ -1,0 +1,1 @@
+"""Experiments: configs (``experiments/configs``) and thin entry points built on ``msda_jax``."""
