@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import pathlib
 import platform
 import statistics
@@ -34,6 +35,17 @@ from flax import nnx
 import msda_jax
 from msda_jax.theory import laws, regularizers_sampled
 from msda_jax.train import get_model
+
+
+def cpu_model() -> str:
+  """The processor's model name (from /proc/cpuinfo where there is one)."""
+  try:
+    for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
+      if line.startswith("model name"):
+        return line.split(":", 1)[1].strip()
+  except OSError:
+    pass
+  return platform.processor() or platform.machine()
 
 
 def median_seconds(fn, *args, repeats: int) -> float:
@@ -92,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
   parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path("benchmarks/results/theory_regularizers.json"))
   args = parser.parse_args(argv)
   rows = [measure(size, args.batch, args.draws, args.repeats) for size in args.sizes]
-  machine = {"device": str(jax.devices()[0].device_kind), "processor": platform.processor() or platform.machine()}
+  machine = {"device": str(jax.devices()[0].device_kind), "processor": cpu_model(), "cores": os.cpu_count()}
   args.out.parent.mkdir(parents=True, exist_ok=True)
   args.out.write_text(json.dumps({"machine": machine, "jax": jax.__version__, "rows": rows}, indent=2))
   print("size  fwd-bwd ms/example  R1-R3 draw ms/example  ratio   R2 (+- se)            R3 (+- se)")

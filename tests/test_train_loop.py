@@ -1,0 +1,182 @@
+"""The training loop end to end on the embedded MNIST subset: outputs, device-count and
+process-count equivalence, and resumption after a kill.
+
+Every run is a tiny ``small_cnn`` (width 4) for a few steps; subprocesses set their own fake CPU
+device count and are killed when they exceed their timeout; in-process runs are bounded by an
+alarm.
+"""
+
+import importlib.util
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+
+from msda_jax.train.checkpoint import load_state
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "experiments" / "train.py"
+CONFIG = ROOT / "experiments" / "configs" / "mnist_subset.py"
+TINY = {"model_width": 4, "batch_size": 32, "eval_batch_size": 500, "log_every_steps": 2, "checkpoint_every_steps": 2}
+
+
+def _load(path: Path, name: str):
+  spec = importlib.util.spec_from_file_location(name, path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+train = _load(SCRIPT, "experiments_train")
+
+
+def _config(**overrides):
+  config = _load(CONFIG, "experiments_config").get_config()
+  config.update({**TINY, **overrides})
+  return config
+
+
+@pytest.fixture
+def alarm():
+  """Fails an in-process test that runs longer than 60 s."""
+
+  def expire(signum, frame):
+    raise TimeoutError("test exceeded 60 s")
+
+  previous = signal.signal(signal.SIGALRM, expire)
+  signal.alarm(60)
+  yield
+  signal.alarm(0)
+  signal.signal(signal.SIGALRM, previous)
+
+
+def _command(workdir, overrides, *extra):
+  flags = [f"--config.{name}={value}" for name, value in {**TINY, **overrides}.items()]
+  return [sys.executable, str(SCRIPT), f"--config={CONFIG}", f"--workdir={workdir}", *flags, *extra]
+
+
+def _env(devices):
+  env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}")
+  env["PYTHONPATH"] = str(ROOT)
+  return env
+
+
+def _run(processes, timeout=120):
+  """Waits for every ``subprocess.Popen`` in ``processes``; kills them all on a failure or timeout."""
+  deadline = time.monotonic() + timeout
+  try:
+    for process in processes:
+      _, err = process.communicate(timeout=max(deadline - time.monotonic(), 1))
+      assert process.returncode == 0, err.decode()[-3000:]
+  finally:
+    for process in processes:
+      if process.poll() is None:
+        process.kill()
+        process.wait()
+
+
+def _params(workdir):
+  step, state = load_state(os.path.join(workdir, "checkpoints"))
+  return step, jax.tree.leaves(state["model"])
+
+
+def _max_difference(a, b):
+  return max(float(np.max(np.abs(np.asarray(x) - np.asarray(y)))) for x, y in zip(a, b, strict=True))
+
+
+@pytest.mark.parametrize("steps", [1, 3])
+def test_run_writes_metrics_summary_and_checkpoints(tmp_path, alarm, steps):
+  summary = train.train_and_evaluate(_config(num_train_steps=steps, num_devices=2), str(tmp_path))
+  assert summary["steps"] == steps and summary["test_count"] == 1000
+  assert 0.0 <= summary["test_accuracy"] <= 1.0 and np.isfinite(summary["test_loss"])
+  assert json.loads((tmp_path / "summary.json").read_text())["steps"] == steps
+  records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+  assert records[-1]["split"] == "test" and records[-2]["step"] == steps
+  assert {"loss", "accuracy", "learning_rate"} <= set(records[-2])
+  assert any((tmp_path / "tensorboard").iterdir())
+  assert _params(tmp_path)[0] == steps
+  # A second call finds the final checkpoint and only evaluates.
+  again = train.train_and_evaluate(_config(num_train_steps=steps, num_devices=2), str(tmp_path))
+  assert again["test_accuracy"] == summary["test_accuracy"]
+
+
+def test_four_devices_match_one_device(tmp_path, alarm):
+  # Without mixing and with synchronised BatchNorm, a step is a function of the global batch
+  # only: the device count changes the order of the reductions, not the maths.
+  overrides = {"method": "none", "sync_batch_norm": True, "num_train_steps": 4}
+  train.train_and_evaluate(_config(num_devices=4, **overrides), str(tmp_path / "four"))
+  train.train_and_evaluate(_config(num_devices=1, **overrides), str(tmp_path / "one"))
+  four, one = _params(tmp_path / "four")[1], _params(tmp_path / "one")[1]
+  difference = _max_difference(four, one)
+  print(f"four devices vs one: max abs parameter difference {difference:.3g}")
+  assert difference < 1e-5
+
+
+def _free_port():
+  with socket.socket() as sock:
+    sock.bind(("127.0.0.1", 0))
+    return sock.getsockname()[1]
+
+
+def test_two_processes_match_one_process(tmp_path, alarm):
+  # Two processes of two devices and one process of four form the same 4-device mesh, so the
+  # mixing draws (keyed by step and device index) and the global batches are the same.
+  overrides = {"method": "cutmix", "num_train_steps": 3, "checkpoint_every_steps": 3}
+  address = f"127.0.0.1:{_free_port()}"
+  workdir = tmp_path / "two"
+  processes = [
+    subprocess.Popen(
+      _command(workdir, overrides, f"--coordinator_address={address}", "--num_processes=2", f"--process_id={i}"),
+      env=_env(2),
+      stdout=subprocess.PIPE,
+      stderr=subprocess.PIPE,
+    )
+    for i in range(2)
+  ]
+  signal.alarm(0)  # the subprocesses have their own timeout
+  _run(processes, timeout=150)
+  summary = train.train_and_evaluate(_config(num_devices=4, **overrides), str(tmp_path / "one"))
+  assert json.loads((workdir / "summary.json").read_text())["processes"] == 2
+  two, one = _params(workdir)[1], _params(tmp_path / "one")[1]
+  assert json.loads((workdir / "summary.json").read_text())["test_count"] == summary["test_count"]
+  difference = _max_difference(two, one)
+  print(f"two processes vs one: max abs parameter difference {difference:.3g}")
+  assert difference <= 1e-6
+
+
+def test_killed_run_resumes_to_the_same_parameters(tmp_path, alarm):
+  signal.alarm(0)  # bounded by the subprocess timeouts below
+  overrides = {"method": "mixup", "num_train_steps": 60, "checkpoint_every_steps": 10, "keep_checkpoints": 10}
+  workdir = tmp_path / "killed"
+  process = subprocess.Popen(_command(workdir, overrides), env=_env(2), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+  checkpoints = workdir / "checkpoints"
+  deadline = time.monotonic() + 90
+  try:
+    while not (checkpoints.is_dir() and any(p.name.isdigit() for p in checkpoints.iterdir())):
+      assert process.poll() is None, process.communicate()[1].decode()[-3000:]
+      assert time.monotonic() < deadline, "no checkpoint within 90 s"
+      time.sleep(0.01)
+  finally:
+    process.kill()
+    process.wait()
+  killed_at = max(int(p.name) for p in checkpoints.iterdir() if p.name.isdigit())
+  assert killed_at < 60 and not (workdir / "summary.json").exists()
+  # The uninterrupted run is a subprocess too: XLA may compile the step differently in a process
+  # with another device count (this one has 8), which changes the last bits.
+  _run(
+    [
+      subprocess.Popen(_command(directory, overrides), env=_env(2), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+      for directory in (workdir, tmp_path / "straight")
+    ]
+  )
+  resumed, straight = _params(workdir), _params(tmp_path / "straight")
+  assert resumed[0] == straight[0] == 60
+  assert _max_difference(resumed[1], straight[1]) == 0.0
