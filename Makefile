@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 OUT ?= outputs
 
-.PHONY: main test lint figure3 figures clean
+.PHONY: main test lint compare figure3 figures clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV) || { $(PYTHON) -m pip install --user virtualenv && $(PYTHON) -m virtualenv $(VENV); }
@@ -16,10 +16,13 @@ $(VENV)/.installed-%: pyproject.toml | $(PY)
 	$(PY) -m pip install -q -e '.[$*]'
 	touch $@
 
-main: $(VENV)/.installed-figures
-	$(PY) -m theory.figure3 --out $(OUT)/figure3.png
+main: compare
 
-figure3: main
+compare: $(VENV)/.installed-train $(VENV)/.installed-figures
+	$(PY) -m experiments.compare --out $(OUT)/compare
+
+figure3: $(VENV)/.installed-figures
+	$(PY) -m theory.figure3 --out $(OUT)/figure3.png
 
 figures: $(VENV)/.installed-figures $(VENV)/.installed-train
 	for n in 1 2 3 4 5; do $(PY) -m theory.figure$$n --out $(OUT)/figure$$n.png || exit 1; done

@@ -45,7 +45,9 @@ TABLES = {"table1": table1, "table2": table2, "table3": table3}
 RUN_FIELDS = (
   "seed",
   "data_dir",
+  "data_workers",
   "eval_batch_size",
+  "eval_every_steps",
   "checkpoint_every_steps",
   "keep_checkpoints",
   "log_every_steps",

@@ -1,17 +1,19 @@
 """Trains and evaluates an image classifier with mixed-sample data augmentation, data parallel.
 
-    python experiments/train.py --config experiments/configs/mnist_subset.py --workdir /tmp/run \
-      [--config.method="hmix(r=0.5)" --config.num_epochs=5 ...] \
+    python -m experiments.train --config experiments/configs/mnist_compare.py:hmix,0 --workdir /tmp/run \
+      [--config.method="hmix(r=0.75)" --config.num_epochs=5 ...] \
       [--coordinator_address=host:port --num_processes=2 --process_id=0 | --distributed]
 
-Every process runs this script. The step runs under ``jax.shard_map`` over all devices of all
-processes; each process reads its block of every global batch. The run resumes from the latest
+Every process runs this command (from the repository root). On several devices the step runs
+under ``jax.shard_map`` over all devices of all processes; each process reads its block of every
+global batch (``experiments/input_pipeline.py``). The run resumes from the latest
 checkpoint in ``workdir/checkpoints``. Process 0 writes ``workdir/metrics.jsonl``, TensorBoard
 files in ``workdir/tensorboard``, a progress bar on stderr and ``workdir/summary.json``.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
@@ -19,14 +21,14 @@ import time
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 from flax import nnx
 
 import msda_jax
-from msda_jax.data.arrays import ArrayIterator, padded_batches
-from msda_jax.data.embedded import Split, load_mnist_subset
+from experiments import input_pipeline
+from msda_jax.data.datasets import dataset_info
+from msda_jax.data.transforms import normalize
 from msda_jax.train import checkpoint, distributed, parallel
 from msda_jax.train.models import get_model
 from msda_jax.train.optim import make_optimizer, make_schedule
@@ -34,15 +36,17 @@ from msda_jax.train.progress import ProgressBar
 from msda_jax.train.step import init_train_state, make_eval_step, make_train_step
 from msda_jax.train.writers import MetricWriter
 
-# Per-channel mean and standard deviation used to normalise the images on device.
-NORMALISATION = {"mnist_subset": ((0.1307,), (0.3081,))}
 
-
-def load_dataset(config: ml_collections.ConfigDict) -> tuple[Split, Split]:
-  """``(train, test)`` in memory for ``config.dataset``."""
-  if config.dataset == "mnist_subset":
-    return load_mnist_subset()
-  raise ValueError(f"dataset must be one of {sorted(NORMALISATION)}; got {config.dataset!r}.")
+def check_config(config: ml_collections.ConfigDict, num_devices: int) -> None:
+  """Raises ``ValueError`` naming the field when ``config`` cannot run on ``num_devices`` devices."""
+  info = dataset_info(config.dataset)
+  if config.num_classes != info.num_classes:
+    raise ValueError(f"num_classes must be {info.num_classes} for {config.dataset}; got {config.num_classes}.")
+  for name in ("batch_size", "eval_batch_size"):
+    if config[name] <= 0 or config[name] % num_devices:
+      raise ValueError(f"{name} must be a positive multiple of the {num_devices} devices; got {config[name]}.")
+  if config.num_train_steps <= 0 and config.num_epochs <= 0:
+    raise ValueError(f"num_epochs must be positive when num_train_steps <= 0; got {config.num_epochs}.")
 
 
 def _mean(history: list[dict[str, jax.Array]]) -> dict[str, float]:
@@ -50,20 +54,34 @@ def _mean(history: list[dict[str, jax.Array]]) -> dict[str, float]:
   return {name: float(np.mean([m[name] for m in stacked])) for name in stacked[0]}
 
 
+def _evaluate(eval_step: Any, model_state: Any, batches: Any, mesh: jax.sharding.Mesh) -> dict[str, float]:
+  """Top-1 accuracy and mean loss over one pass of ``batches`` (padding masked out)."""
+  totals = {"correct": 0.0, "loss": 0.0, "count": 0.0}
+  for local in batches:
+    metrics = jax.device_get(eval_step(model_state, parallel.global_batch(local, mesh)))
+    totals = {name: totals[name] + float(metrics[name]) for name in totals}
+  count = max(totals["count"], 1.0)
+  return {"accuracy": totals["correct"] / count, "loss": totals["loss"] / count, "count": totals["count"]}
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
-  """Trains ``config.model`` on ``config.dataset``, evaluates on the test set, returns the summary.
+  """Trains ``config.model`` on ``config.dataset``, evaluates on the eval split, returns the summary.
+
+  On one device the steps run under plain ``jax.jit``; on several, under ``jax.shard_map`` over
+  the ``"data"`` axis of every device of every process (``msda_jax.train.parallel``).
 
   Returns:
-    ``{"steps", "test_accuracy", "test_loss", "train_loss", "images_per_second", "wall_seconds"}``
-    (also written to ``workdir/summary.json`` by process 0).
+    ``{"steps", "test_accuracy", "test_loss", "test_count", "train_loss", "images_per_second",
+    "devices", "processes", "wall_seconds", "config"}`` (also written to
+    ``workdir/summary.json`` by process 0).
   """
   start = time.perf_counter()
   process, processes = jax.process_index(), jax.process_count()
   num_devices = config.get("num_devices", -1)
   mesh = parallel.make_mesh(num_devices if num_devices > 0 else None)
-  train, test = load_dataset(config)
-  channels = train.images.shape[-1]
-  steps_per_epoch = len(train.images) // config.batch_size
+  check_config(config, mesh.size)
+  info = dataset_info(config.dataset)
+  steps_per_epoch = max(input_pipeline.num_train_examples(config) // config.batch_size, 1)
   total_steps = config.num_train_steps if config.num_train_steps > 0 else config.num_epochs * steps_per_epoch
   optimiser = {
     "learning_rate": config.learning_rate,
@@ -73,12 +91,18 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   }
   tx = make_optimizer(**optimiser, momentum=config.momentum, nesterov=config.nesterov)
   learning_rate = make_schedule(**optimiser)
+  # One device: no mesh axis, so no collectives (even trivial ones cost time on CPU).
+  axis = parallel.AXIS if mesh.size > 1 else None
 
   def build(key: jax.Array) -> nnx.Module:
     model = get_model(
-      config.model, num_classes=config.num_classes, rngs=nnx.Rngs(key), width=config.model_width, in_channels=channels
+      config.model,
+      num_classes=config.num_classes,
+      rngs=nnx.Rngs(key),
+      width=config.model_width,
+      in_channels=info.image_shape[-1],
     )
-    return parallel.sync_batch_norm(model) if config.get("sync_batch_norm", False) else model
+    return parallel.sync_batch_norm(model, axis) if config.get("sync_batch_norm", False) else model
 
   graphdef = nnx.split(nnx.eval_shape(lambda: build(jax.random.key(0))))[0]
 
@@ -89,8 +113,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
 
   state = jax.jit(init, out_shardings=parallel.replicated(mesh))()
 
-  mean, std = (jnp.asarray(v, jnp.float32).reshape(1, 1, 1, -1) for v in NORMALISATION[config.dataset])
-  preprocess = lambda images: (images.astype(jnp.float32) - mean) / std
+  preprocess = functools.partial(normalize, dataset=config.dataset)
   mixer = msda_jax.Mixer(
     msda_jax.from_string(config.method),
     num_classes=config.num_classes,
@@ -100,34 +123,21 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     label_smoothing=config.label_smoothing,
     groups=1,
   )
-  train_step = parallel.shard_train_step(
-    make_train_step(
-      graphdef=graphdef,
-      tx=tx,
-      mixer=mixer,
-      weight_decay=config.weight_decay,
-      axis_name=parallel.AXIS,
-      preprocess=preprocess,
-    ),
-    mesh,
+  train_step = make_train_step(
+    graphdef=graphdef, tx=tx, mixer=mixer, weight_decay=config.weight_decay, axis_name=axis, preprocess=preprocess
   )
-  eval_step = jax.jit(
-    parallel.shard_eval_step(make_eval_step(graphdef=graphdef, axis_name=parallel.AXIS, preprocess=preprocess), mesh)
-  )
+  eval_step = make_eval_step(graphdef=graphdef, axis_name=axis, preprocess=preprocess)
+  if axis is not None:
+    train_step = parallel.shard_train_step(train_step, mesh)
+    eval_step = parallel.shard_eval_step(eval_step, mesh)
+  eval_step = jax.jit(eval_step)
 
   def train_fn(model_state: Any, opt_state: Any, batch: Any, key_data: jax.Array) -> Any:
     return train_step(model_state, opt_state, batch, jax.random.wrap_key_data(key_data))
 
   train_fn = jax.jit(train_fn, donate_argnums=(0, 1))
 
-  data = ArrayIterator(
-    train.images,
-    train.labels,
-    batch_size=config.batch_size,
-    seed=config.seed,
-    process_index=process,
-    process_count=processes,
-  )
+  data = input_pipeline.train_iterator(config, process, processes)
   checkpoints = checkpoint.Checkpointer(
     os.path.join(workdir, "checkpoints"), every_steps=config.checkpoint_every_steps, keep=config.keep_checkpoints
   )
@@ -138,6 +148,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     data.set_state(data_state)
   writer = MetricWriter(workdir, enabled=process == 0)
   bar = ProgressBar(total_steps, config.batch_size, enabled=(process == 0) and (True if config.progress else None))
+  eval_every = config.get("eval_every_steps", 0)
 
   history: list[dict[str, jax.Array]] = []
   train_loss = float("nan")
@@ -161,32 +172,32 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         train_images += (step - timer_step) * config.batch_size
         train_seconds += now - timer
         values["images_per_second"] = (step - timer_step) * config.batch_size / (now - timer)
-      timer_step, timer = step, now
       values["learning_rate"] = float(learning_rate(step - 1))
       train_loss = values["loss"]
       writer.write(step, "train", values)
       bar.update(step, loss=train_loss)
+      timer_step, timer = step, time.perf_counter()
+    if eval_every > 0 and step % eval_every == 0 and step < total_steps:
+      result = _evaluate(eval_step, state["model"], input_pipeline.eval_batches(config, process, processes), mesh)
+      writer.write(step, "test", {"accuracy": result["accuracy"], "loss": result["loss"]})
+      timer_step, timer = step, time.perf_counter()
     if checkpoints.save(step, state, data.get_state(), force=step == total_steps and saved != step):
       saved = step
   bar.close()
   checkpoints.close()
 
-  totals = {"correct": 0.0, "loss": 0.0, "count": 0.0}
-  for local in padded_batches(
-    test.images, test.labels, batch_size=config.eval_batch_size, process_index=process, process_count=processes
-  ):
-    metrics = jax.device_get(eval_step(state["model"], parallel.global_batch(local, mesh)))
-    totals = {name: totals[name] + float(metrics[name]) for name in totals}
+  result = _evaluate(eval_step, state["model"], input_pipeline.eval_batches(config, process, processes), mesh)
   summary = {
     "steps": step,
-    "test_accuracy": totals["correct"] / totals["count"],
-    "test_loss": totals["loss"] / totals["count"],
-    "test_count": int(totals["count"]),
+    "test_accuracy": result["accuracy"],
+    "test_loss": result["loss"],
+    "test_count": int(result["count"]),
     "train_loss": train_loss,
     "images_per_second": train_images / train_seconds if train_seconds > 0 else float("nan"),
     "devices": int(mesh.size),
     "processes": processes,
     "wall_seconds": time.perf_counter() - start,
+    "config": config.to_dict(),
   }
   writer.write(step, "test", {"accuracy": summary["test_accuracy"], "loss": summary["test_loss"]})
   writer.close()
@@ -199,6 +210,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
 def main(argv: list[str]) -> None:
   """Parses the flags, starts the multi-process runtime if asked, trains and prints the summary."""
   del argv
+  if not FLAGS["verbosity"].present:  # keep the checkpoint library's INFO lines out of the output
+    logging.set_verbosity(logging.WARNING)
   if FLAGS.coordinator_address or FLAGS.num_processes is not None or FLAGS.distributed:
     distributed.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
   summary = train_and_evaluate(FLAGS.config, FLAGS.workdir)
@@ -211,7 +224,7 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-  from absl import app, flags
+  from absl import app, flags, logging
   from ml_collections import config_flags
 
   FLAGS = flags.FLAGS

@@ -23,6 +23,8 @@ FIELDS = {
   "image_size",
   "augment",
   "data_dir",
+  "crop_area",
+  "data_workers",
   "method",
   "mix_mode",
   "mix_pairing",
@@ -38,10 +40,13 @@ FIELDS = {
   "momentum",
   "nesterov",
   "weight_decay",
+  "num_devices",
+  "sync_batch_norm",
   "seed",
   "checkpoint_every_steps",
   "keep_checkpoints",
   "log_every_steps",
+  "eval_every_steps",
   "progress",
 }
 METHOD_TYPES = {
@@ -260,7 +265,7 @@ def test_aggregate_mean_std_and_paper(fake_runs):
   assert short.std is None and short.mean == 50.0
   assert short.paper == 79.25 and short.recipe == "differs: num_epochs=10"
   assert "num_epochs=10" in short.setting and "num_epochs=300" in by_key[("preact_resnet18", "hmix", 300)].setting
-  mnist = by_key[("small_cnn", "mixup", 8)]
+  mnist = by_key[("small_cnn", "mixup", mnist_compare.get_config().num_epochs)]
   assert mnist.paper is None and mnist.recipe is None
   np.testing.assert_allclose((mnist.mean, mnist.std), (96.0, np.std([95.0, 97.0], ddof=1)))
 

@@ -6,7 +6,6 @@ device count and are killed when they exceed their timeout; in-process runs are 
 alarm.
 """
 
-import importlib.util
 import json
 import os
 import signal
@@ -20,26 +19,18 @@ import jax
 import numpy as np
 import pytest
 
+from experiments import train
+from experiments.configs import mnist_compare
 from msda_jax.train.checkpoint import load_state
 
 ROOT = Path(__file__).resolve().parents[1]
-SCRIPT = ROOT / "experiments" / "train.py"
-CONFIG = ROOT / "experiments" / "configs" / "mnist_subset.py"
+CONFIG = ROOT / "experiments" / "configs" / "mnist_compare.py"
+ARG = "cutmix,0"
 TINY = {"model_width": 4, "batch_size": 32, "eval_batch_size": 500, "log_every_steps": 2, "checkpoint_every_steps": 2}
 
 
-def _load(path: Path, name: str):
-  spec = importlib.util.spec_from_file_location(name, path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
-
-
-train = _load(SCRIPT, "experiments_train")
-
-
 def _config(**overrides):
-  config = _load(CONFIG, "experiments_config").get_config()
+  config = mnist_compare.get_config(ARG)
   config.update({**TINY, **overrides})
   return config
 
@@ -60,7 +51,7 @@ def alarm():
 
 def _command(workdir, overrides, *extra):
   flags = [f"--config.{name}={value}" for name, value in {**TINY, **overrides}.items()]
-  return [sys.executable, str(SCRIPT), f"--config={CONFIG}", f"--workdir={workdir}", *flags, *extra]
+  return [sys.executable, "-m", "experiments.train", f"--config={CONFIG}:{ARG}", f"--workdir={workdir}", *flags, *extra]
 
 
 def _env(devices):

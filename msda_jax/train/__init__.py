@@ -1,12 +1,24 @@
-"""Training parts: models (``msda_jax.train.models``), the pure train and eval steps, the optimiser.
+"""Training parts: models, the pure train and eval steps, the optimiser, data parallelism, checkpoints.
 
-Needs the ``[train]`` extra (flax, optax). Experiment scripts build on these; nothing here
-reads files, logs or parses flags.
+Needs the ``[train]`` extra (flax, optax, orbax-checkpoint). Experiment scripts build on these;
+nothing here parses flags. ``models``: the NNX networks; ``step``: the pure steps; ``optim``:
+SGD and its schedules; ``parallel``: the device mesh and ``jax.shard_map`` wrappers;
+``checkpoint``: Orbax checkpoints of a run; ``distributed``: multi-process start-up;
+``writers`` and ``progress``: a run's metric files and progress bar.
 """
 
-from msda_jax.train import models
+from msda_jax.train import checkpoint, distributed, models, parallel, progress, writers
+from msda_jax.train.checkpoint import Checkpointer, load_state
 from msda_jax.train.models import count_params, get_model
 from msda_jax.train.optim import make_optimizer, make_schedule
+from msda_jax.train.parallel import (
+  global_batch,
+  make_mesh,
+  replicated,
+  shard_eval_step,
+  shard_train_step,
+  sync_batch_norm,
+)
 from msda_jax.train.step import (
   OptimizerState,
   decayed,
@@ -17,15 +29,28 @@ from msda_jax.train.step import (
 )
 
 __all__ = [
+  "Checkpointer",
   "OptimizerState",
+  "checkpoint",
   "count_params",
   "decayed",
+  "distributed",
   "get_model",
+  "global_batch",
   "init_train_state",
   "l2_penalty",
+  "load_state",
   "make_eval_step",
+  "make_mesh",
   "make_optimizer",
   "make_schedule",
   "make_train_step",
   "models",
+  "parallel",
+  "progress",
+  "replicated",
+  "shard_eval_step",
+  "shard_train_step",
+  "sync_batch_norm",
+  "writers",
 ]
