@@ -171,3 +171,15 @@ def test_killed_run_resumes_to_the_same_parameters(tmp_path, alarm):
   resumed, straight = _params(workdir), _params(tmp_path / "straight")
   assert resumed[0] == straight[0] == 60
   assert _max_difference(resumed[1], straight[1]) == 0.0
+
+
+def test_loss_decreases_and_accuracy_beats_chance_on_the_embedded_digits(tmp_path, alarm):
+  # Seed 0, 100 steps of 64 digits without mixing; chance is 10 %.
+  config = _config(method="none", model_width=8, batch_size=64, num_train_steps=100)
+  config.update({"log_every_steps": 25, "checkpoint_every_steps": 100, "num_devices": 1})
+  summary = train.train_and_evaluate(config, str(tmp_path))
+  records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+  losses = [record["loss"] for record in records if record["split"] == "train"]
+  print(f"logged train losses {np.round(losses, 3).tolist()}, test accuracy {summary['test_accuracy']:.3f}")
+  assert len(losses) == 4 and losses[-1] < 0.7 * losses[0]
+  assert summary["test_accuracy"] > 0.5

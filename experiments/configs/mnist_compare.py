@@ -21,8 +21,9 @@ or one run::
   python -m experiments.train --config experiments/configs/mnist_compare.py:hmix,0 \
     --workdir /tmp/msda/mnist/hmix-s0
 
-Expected (measured, 3 seeds, 2-core CPU): see ``RESULTS`` in the README; vanilla training
-reaches about 94 % test accuracy, the mixing methods 88-93 %.
+Expected (measured, 3 seeds, mean ± std, 2-core CPU): vanilla 94.5 ± 0.4 % test accuracy,
+Mixup 91.8 ± 0.7, CutMix 88.0 ± 0.6, Stochastic Mixup & CutMix 90.4 ± 1.3, HMix 91.4 ± 1.4,
+GMix 93.0 ± 0.7 (the table in the README).
 """
 
 from __future__ import annotations
