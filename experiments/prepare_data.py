@@ -3,11 +3,11 @@
 The training pipelines read ArrayRecord files through ``tfds.data_source`` without TensorFlow,
 but *writing* them (encoding the images) needs TensorFlow, for this step only::
 
-  pip install tensorflow            # the one extra step; the rest of the project never imports it
-  python experiments/prepare_data.py --dataset cifar100 --manual_dir ~/archives --data_dir ~/tfds
-  python experiments/prepare_data.py --dataset cifar10 --manual_dir ~/archives --data_dir ~/tfds
-  python experiments/prepare_data.py --dataset imagenet2012 --manual_dir ~/imagenet --data_dir ~/tfds
-  python experiments/prepare_data.py --dataset imagenet100 --manual_dir ~/imagenet --data_dir ~/tfds
+  pip install -e '.[prepare]'       # adds TensorFlow; the rest of the project never imports it
+  python -m experiments.prepare_data --dataset cifar100 --manual_dir ~/archives --data_dir ~/tfds
+  python -m experiments.prepare_data --dataset cifar10 --manual_dir ~/archives --data_dir ~/tfds
+  python -m experiments.prepare_data --dataset imagenet2012 --manual_dir ~/imagenet --data_dir ~/tfds
+  python -m experiments.prepare_data --dataset imagenet100 --manual_dir ~/imagenet --data_dir ~/tfds
 
 What ``--manual_dir`` must hold:
 
