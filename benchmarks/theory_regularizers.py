@@ -23,7 +23,6 @@ import argparse
 import json
 import os
 import pathlib
-import platform
 import statistics
 import sys
 import time
@@ -33,19 +32,9 @@ import optax
 from flax import nnx
 
 import msda_jax
+from benchmarks.mixing.machine import cpu_model
 from msda_jax.theory import laws, regularizers_sampled
 from msda_jax.train import get_model
-
-
-def cpu_model() -> str:
-  """The processor's model name (from /proc/cpuinfo where there is one)."""
-  try:
-    for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
-      if line.startswith("model name"):
-        return line.split(":", 1)[1].strip()
-  except OSError:
-    pass
-  return platform.processor() or platform.machine()
 
 
 def median_seconds(fn, *args, repeats: int) -> float:

@@ -53,9 +53,10 @@ def _in_memory(config: ml_collections.ConfigDict) -> bool:
   return config.dataset == "mnist_subset" and config.augment == "none"
 
 
-def _uint8(images: np.ndarray) -> np.ndarray:
-  """The embedded images (float32 in [0, 1], stored as grey levels) back as exact uint8."""
-  return np.rint(images * 255.0).astype(np.uint8)
+def _embedded(train: bool) -> tuple[np.ndarray, np.ndarray]:
+  """The embedded split's images as exact uint8 (they are stored grey levels) and its labels."""
+  split = load_mnist_subset()[0 if train else 1]
+  return np.rint(split.images * 255.0).astype(np.uint8), split.labels
 
 
 def num_train_examples(config: ml_collections.ConfigDict) -> int:
@@ -73,10 +74,8 @@ def train_iterator(config: ml_collections.ConfigDict, process_index: int, proces
   ``(low, high)`` area fractions), ``batch_size`` (global), ``seed``, ``data_workers``.
   """
   if _in_memory(config):
-    train, _ = load_mnist_subset()
     return arrays.ArrayIterator(
-      _uint8(train.images),
-      train.labels,
+      *_embedded(train=True),
       batch_size=config.batch_size,
       seed=config.seed,
       process_index=process_index,
@@ -103,10 +102,8 @@ def eval_batches(
 ) -> Iterable[dict[str, np.ndarray]]:
   """One pass over the eval split in this process's rows of padded global batches of ``eval_batch_size``."""
   if _in_memory(config):
-    _, test = load_mnist_subset()
     return arrays.padded_batches(
-      _uint8(test.images),
-      test.labels,
+      *_embedded(train=False),
       batch_size=config.eval_batch_size,
       process_index=process_index,
       process_count=process_count,
