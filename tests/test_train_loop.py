@@ -183,3 +183,13 @@ def test_loss_decreases_and_accuracy_beats_chance_on_the_embedded_digits(tmp_pat
   print(f"logged train losses {np.round(losses, 3).tolist()}, test accuracy {summary['test_accuracy']:.3f}")
   assert len(losses) == 4 and losses[-1] < 0.7 * losses[0]
   assert summary["test_accuracy"] > 0.5
+
+
+@pytest.mark.parametrize(
+  ("overrides", "field"),
+  [({"num_classes": 100}, "num_classes"), ({"batch_size": 30, "num_devices": 4}, "batch_size")],
+)
+def test_bad_config_raises_naming_the_field_before_any_work(tmp_path, overrides, field):
+  with pytest.raises(ValueError, match=field):
+    train.train_and_evaluate(_config(**overrides), str(tmp_path / "run"))
+  assert not (tmp_path / "run").exists()
