@@ -164,12 +164,14 @@ def mix_batch(
 
   partner_images, partner_targets = pairing_lib.pair(key_pair, (images, targets), pairing=pairing, groups=groups)
   prob = jnp.asarray(prob, jnp.float32)
-  spatial_axes = tuple(range(1, 1 + spatial_ndim))
 
   if mode == "batch":
-    lam_b, mask = method.sample(key_mix, shape=spatial, lam=lam)
+    lam_b = method.nominal_lam(key_mix, shape=spatial) if lam is None else jnp.asarray(lam, jnp.float32)
+    # The weight from the mask's parameters: no full-resolution reduction of the mask.
+    mask, mean = method.mask_and_mean(method.partner_key(key_mix), lam_b, shape=spatial)
     applied = jax.random.uniform(key_prob) < prob
     mask = jnp.where(applied, mask, 1.0)[None]
+    weight = jnp.broadcast_to(jnp.where(applied, mean, 1.0), (batch,))
     if method.transforms_partner:
       partner_key = method.partner_key(key_mix)
       move = jax.vmap(lambda x: method.transform_partner(partner_key, lam_b, x))
@@ -179,12 +181,17 @@ def mix_batch(
   else:
     keys = jax.random.split(key_mix, batch)
     if lam is None:
-      lams, mask = jax.vmap(lambda k: method.sample(k, shape=spatial))(keys)
+      lams = jax.vmap(lambda k: jnp.asarray(method.nominal_lam(k, shape=spatial), jnp.float32))(keys)
     else:
-      given = jnp.broadcast_to(jnp.asarray(lam, jnp.float32), (batch,))
-      lams, mask = jax.vmap(lambda k, lam_i: method.sample(k, shape=spatial, lam=lam_i))(keys, given)
+      lams = jnp.broadcast_to(jnp.asarray(lam, jnp.float32), (batch,))
+    # Each mask with its mean from the mask's parameters (as ``method.sample`` would draw them):
+    # no full-resolution reduction of the masks.
+    mask, means = jax.vmap(lambda k, lam_i: method.mask_and_mean(method.partner_key(k), lam_i, shape=spatial))(
+      keys, lams
+    )
     applied = jax.random.uniform(key_prob, (batch,)) < prob
     mask = jnp.where(applied.reshape((batch,) + (1,) * spatial_ndim), mask, 1.0)
+    weight = jnp.where(applied, means, 1.0)
     if method.transforms_partner:
       move_each = jax.vmap(lambda k, lam_i, x: method.transform_partner(method.partner_key(k), lam_i, x))
       # vmap needs its mapped axes sharded alike: keys and lams follow the images' batch axis.
@@ -194,7 +201,6 @@ def mix_batch(
       if dense:
         partner_targets = move_each(keys_b, lams_b, partner_targets)
 
-  weight = jnp.broadcast_to(jnp.mean(mask, axis=spatial_axes), (batch,))
   mixed_images = _mix_images(images, partner_images, mask[..., None])
   if dense:
     mixed_targets = _mix_images(targets, partner_targets, mask[..., None])

@@ -227,3 +227,28 @@ def test_probability_rows_and_smoothing(spec):
   w = np.asarray(info.weight)[:, None]
   expected = w * smoothed + (1 - w) * smoothed[np.asarray(info.partner)]
   np.testing.assert_allclose(np.asarray(targets), expected, atol=1e-6)
+
+
+MEAN_SHAPES = [(7, 13), (1, 9), (37,), (5, 6, 7)]
+MEAN_LAMS = (0.0, 1e-3, 0.37, 0.999, 1.0)
+
+
+@pytest.mark.parametrize("shape", MEAN_SHAPES, ids=lambda s: "x".join(map(str, s)))
+@pytest.mark.parametrize("spec", METHOD_SPECS)
+def test_mask_mean_equals_the_mean_of_the_mask(spec, shape):
+  # 40 keys per lam: clip placement puts many boxes across the border at these small shapes.
+  method = msda_jax.from_string(spec)
+  keys = jax.random.split(jax.random.key(21), 40)
+  lams = jnp.asarray(MEAN_LAMS, jnp.float32)
+
+  @jax.jit
+  def both(k, lam):
+    mask = method.mask(k, lam, shape=shape)
+    paired_mask, paired_mean = method.mask_and_mean(k, lam, shape=shape)
+    return mask, jnp.mean(mask), method.mask_mean(k, lam, shape=shape), paired_mask, paired_mean
+
+  mask, direct, closed, paired_mask, paired_mean = jax.vmap(jax.vmap(both, (0, None)), (None, 0))(keys, lams)
+  assert closed.shape == (len(MEAN_LAMS), 40) and closed.dtype == jnp.float32
+  np.testing.assert_allclose(np.asarray(closed), np.asarray(direct), rtol=0, atol=1e-6)
+  np.testing.assert_array_equal(np.asarray(paired_mask), np.asarray(mask))
+  np.testing.assert_array_equal(np.asarray(paired_mean), np.asarray(closed))

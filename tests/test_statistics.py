@@ -381,7 +381,8 @@ def stochastic_moments(lam: float, q: float, shape) -> tuple[np.ndarray, np.ndar
 
 
 def bernoulli_moments(lam: float, shape) -> tuple[np.ndarray, np.ndarray]:
-  p = np.full(shape, f32(lam))
+  """``P(M_j = 1)`` is ``lam`` quantised to multiples of ``2^-16`` (two 16-bit uniforms per word)."""
+  p = np.full(shape, round(Fraction(f32(lam)) * 65536) / 65536)
   return p, p * (1 - p)
 
 
@@ -424,7 +425,7 @@ PIXEL_FAMILIES = {
 def test_pixel_means_match_exact_references(shape, lam):
   # seed 2000, N = 8000 masks per family at a fixed lam on a 12 x 17 or a 23-pixel grid. Exact
   # per-pixel mean and variance of M, from numpy:
-  # * Mixup: lam (zero variance); Bernoulli: lam (binomial);
+  # * Mixup: lam (zero variance); Bernoulli: round(65536 lam) / 65536 (binomial);
   # * FMix: round(lam |S|) / |S| (stationary field, top pixels set);
   # * CutMix clip / inside: 1 - P(box covers the pixel), enumerating every centre (start
   #   centre - s // 2, clipped) or every inside start, sides floor(sqrt(1 - lam) n_k) exactly;

@@ -7,7 +7,8 @@ three things about one example:
 
 * ``sample_lam(key)``: the nominal mixing ratio ``lam`` (Eq. 4, ``D_lam``);
 * ``mask(key, lam, shape=...)``: the mask ``M`` of the spatial ``shape``, meaning
-  ``x~ = M * x_i + (1 - M) * x_j`` (Eq. 1);
+  ``x~ = M * x_i + (1 - M) * x_j`` (Eq. 1), and ``mask_mean`` with the same arguments, its
+  mean (the label weight), without building ``M`` where the family allows;
 * ``transform_partner(key, lam, x_j)``: what is pasted instead of ``x_j`` (the identity, except
   for ResizeMix).
 
@@ -99,10 +100,41 @@ class MixMethod(abc.ABC):
   def mask(self, key: jax.Array, lam: ArrayLike, *, shape: tuple[int, ...]) -> jax.Array:
     """The mask ``M`` (float32 of ``shape``) for one example."""
 
+  def mask_mean(self, key: jax.Array, lam: ArrayLike, *, shape: tuple[int, ...]) -> jax.Array:
+    """The mean of ``mask(key, lam, shape=shape)`` (float32 scalar): the realised label weight.
+
+    The default averages the mask. Families whose mean follows from the mask's parameters (a
+    box's extent, a separable bump, a pixel count) override it, so that the batch functions
+    never reduce a full-resolution mask; an override equals the average up to float32 rounding.
+
+    Args:
+      key: the same key that ``mask`` receives.
+      lam: traced scalar ratio.
+      shape: static spatial shape.
+    """
+    return jax.numpy.mean(self.mask(key, lam, shape=shape), dtype=jax.numpy.float32)
+
+  def mask_and_mean(self, key: jax.Array, lam: ArrayLike, *, shape: tuple[int, ...]) -> tuple[jax.Array, jax.Array]:
+    """``(mask(key, lam, shape=shape), mask_mean(key, lam, shape=shape))``.
+
+    A family whose mean is a by-product of building the mask (FMix's pixel count) overrides this
+    to compute the shared part once: a compiled program does not merge two identical loops.
+    """
+    return self.mask(key, lam, shape=shape), self.mask_mean(key, lam, shape=shape)
+
   def transform_partner(self, key: jax.Array, lam: ArrayLike, partner: jax.Array) -> jax.Array:
     """What is mixed in instead of the partner ``[*shape, C]``; the identity by default."""
     del key, lam
     return partner
+
+  def nominal_lam(self, key: jax.Array, *, shape: tuple[int, ...]) -> jax.Array:
+    """The ``lam`` that ``sample`` draws from the example ``key`` (float32 scalar).
+
+    ``sample_lam`` of the first half of the key by default; families whose law depends on the
+    mask's key or on the number of spatial axes override it.
+    """
+    del shape
+    return self.sample_lam(jax.random.split(key)[0])
 
   # -- shared --------------------------------------------------------------------------------
   def sample(
@@ -118,11 +150,10 @@ class MixMethod(abc.ABC):
     Returns:
       ``(lam, M)``: a float32 scalar and a float32 array of ``shape``.
     """
-    key_lam, key_mask = jax.random.split(key)
     if lam is None:
-      lam = self.sample_lam(key_lam)
+      lam = self.nominal_lam(key, shape=shape)
     lam = jax.numpy.asarray(lam, jax.numpy.float32)
-    return lam, self.mask(key_mask, lam, shape=shape)
+    return lam, self.mask(self.partner_key(key), lam, shape=shape)
 
   def partner_key(self, key: jax.Array) -> jax.Array:
     """The key that ``sample`` hands to ``mask``, for ``transform_partner`` to reuse."""

@@ -8,8 +8,11 @@ dynamic slicing is needed and every shape stays static. Works for any number of 
 
 from __future__ import annotations
 
+import math
+
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.typing import ArrayLike
 
 
@@ -65,6 +68,65 @@ def box_indicator(start: jax.Array, size: jax.Array, shape: tuple[int, ...]) -> 
   return inside
 
 
+def box_volume(start: jax.Array, size: jax.Array, shape: tuple[int, ...]) -> jax.Array:
+  """Number of grid points in the clipped box, ``prod_k (clip(start_k + size_k) - clip(start_k))``.
+
+  Counts exactly the ``True`` entries of ``box_indicator(start, size, shape)`` without building
+  it (float32 scalar, exact while the volume is below ``2^24``).
+
+  Args:
+    start: int ``[d]`` first index per axis (may be negative).
+    size: int ``[d]`` side lengths.
+    shape: static spatial shape.
+
+  Returns:
+    float32 scalar in ``[0, prod(shape)]``.
+
+  >>> float(box_volume(jnp.array([-1, 2]), jnp.array([3, 5]), (4, 6)))
+  8.0
+  """
+  dims = jnp.asarray(shape, jnp.int32)
+  low = jnp.clip(start, 0, dims)
+  high = jnp.clip(start + size, 0, dims)
+  return jnp.prod(jnp.maximum(high - low, 0).astype(jnp.float32))
+
+
+def box_fraction(start: jax.Array, size: jax.Array, shape: tuple[int, ...]) -> jax.Array:
+  """Share of the grid inside the clipped box: the mean of ``box_indicator(start, size, shape)``.
+
+  ``prod_k (clip(start_k + size_k, 0, n_k) - clip(start_k, 0, n_k)) / prod_k n_k``, with the
+  same float32 rounding as averaging the indicator (an exact count times ``1 / volume``).
+
+  Args:
+    start: int ``[d]`` first index per axis (may be negative).
+    size: int ``[d]`` side lengths.
+    shape: static spatial shape.
+
+  Returns:
+    float32 scalar in [0, 1].
+
+  >>> float(box_fraction(jnp.array([-1, 2]), jnp.array([3, 5]), (4, 6)))
+  0.3333333432674408
+  """
+  return box_volume(start, size, shape) * _reciprocal_volume(shape)
+
+
+def box_complement_fraction(start: jax.Array, size: jax.Array, shape: tuple[int, ...]) -> jax.Array:
+  """Share of the grid outside the clipped box: the mean of ``~box_indicator(start, size, shape)``.
+
+  Returns:
+    float32 scalar in [0, 1], rounded as averaging the complement indicator.
+  """
+  volume = np.float32(math.prod(shape))
+  return (volume - box_volume(start, size, shape)) * _reciprocal_volume(shape)
+
+
+def _reciprocal_volume(shape: tuple[int, ...]) -> np.float32:
+  """``1 / prod(shape)`` rounded to float32: compiled means multiply by it (XLA rewrites the
+  division by a constant), so the closed forms round as averaging the indicator does."""
+  return np.float32(1.0) / np.float32(math.prod(shape))
+
+
 def sample_box(key: jax.Array, size: jax.Array, shape: tuple[int, ...], placement: str) -> jax.Array:
   """Draws the start of a box of ``size`` on the grid.
 
@@ -92,8 +154,15 @@ def sample_box(key: jax.Array, size: jax.Array, shape: tuple[int, ...], placemen
   raise ValueError(f"placement must be 'clip' or 'inside'; got {placement!r}.")
 
 
+def random_box_extent(
+  key: jax.Array, area_fraction: ArrayLike, shape: tuple[int, ...], placement: str
+) -> tuple[jax.Array, jax.Array]:
+  """``(start, size)`` (int32 ``[d]`` each) of a random box of nominal ``area_fraction``."""
+  size = box_sizes(area_fraction, shape)
+  return sample_box(key, size, shape, placement), size
+
+
 def random_box(key: jax.Array, area_fraction: ArrayLike, shape: tuple[int, ...], placement: str) -> jax.Array:
   """Indicator of a random box of nominal ``area_fraction`` (bool array of ``shape``)."""
-  size = box_sizes(area_fraction, shape)
-  start = sample_box(key, size, shape, placement)
+  start, size = random_box_extent(key, area_fraction, shape, placement)
   return box_indicator(start, size, shape)

@@ -2,15 +2,38 @@
 
 from __future__ import annotations
 
+import math
+
 import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from msda_jax.masks._base import MixMethod, method_dataclass
 
+#: resolution of the pixel probability: ``P(M_j = 1) = round(LEVELS lam) / LEVELS``.
+LEVELS = 1 << 16
+
+
+def bernoulli_probability(lam: ArrayLike) -> jax.Array:
+  """The realised ``P(M_j = 1)`` for a ratio ``lam``: ``round(65536 lam) / 65536`` (float32).
+
+  Within ``2^-17`` of ``lam`` (clipped to [0, 1]); exactly ``lam`` for 0, 1 and multiples of
+  ``2^-16``.
+
+  >>> float(bernoulli_probability(0.3))
+  0.3000030517578125
+  """
+  lam = jnp.clip(jnp.asarray(lam, jnp.float32), 0.0, 1.0)
+  return jnp.round(lam * LEVELS) / LEVELS
+
 
 def bernoulli_mask(key: jax.Array, lam: ArrayLike, *, shape: tuple[int, ...]) -> jax.Array:
-  """Mask of independent ``Bernoulli(lam)`` pixels, so ``E[M | lam] = lam 1``.
+  """Mask of independent Bernoulli pixels with ``P(M_j = 1) = round(65536 lam) / 65536``.
+
+  Each 32-bit random word gives two pixels: its two 16-bit halves are uniform integers
+  ``u`` in ``[0, 65536)``, and ``M_j = [u_j < round(65536 lam)]``. The probability is therefore
+  ``lam`` quantised to multiples of ``2^-16`` (error at most ``2^-17``, see
+  ``bernoulli_probability``), and ``E[M | lam]`` is that probability times ``1``.
 
   Args:
     key: a PRNG key.
@@ -25,7 +48,11 @@ def bernoulli_mask(key: jax.Array, lam: ArrayLike, *, shape: tuple[int, ...]) ->
   [1.0, 1.0, 1.0]
   """
   lam = jnp.clip(jnp.asarray(lam, jnp.float32), 0.0, 1.0)
-  return jax.random.bernoulli(key, lam, shape).astype(jnp.float32)
+  threshold = jnp.round(lam * LEVELS).astype(jnp.uint32)
+  size = math.prod(shape)
+  words = jax.random.bits(key, ((size + 1) // 2,), jnp.uint32)
+  halves = jnp.concatenate([words & jnp.uint32(0xFFFF), words >> 16])[:size]
+  return (halves < threshold).astype(jnp.float32).reshape(shape)
 
 
 @method_dataclass

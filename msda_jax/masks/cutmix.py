@@ -38,9 +38,19 @@ def cutmix_mask(key: jax.Array, lam: ArrayLike, *, shape: tuple[int, ...], place
   0.75
   """
   _validate.check_choice("placement", placement, PLACEMENTS)
-  lam = jnp.asarray(lam, jnp.float32)
-  box = _box.random_box(key, 1.0 - lam, shape, placement)
-  return jnp.where(box, 0.0, 1.0).astype(jnp.float32)
+  start, size = _box.random_box_extent(key, 1.0 - jnp.asarray(lam, jnp.float32), shape, placement)
+  return jnp.where(_box.box_indicator(start, size, shape), 0.0, 1.0).astype(jnp.float32)
+
+
+def cutmix_mask_mean(key: jax.Array, lam: ArrayLike, *, shape: tuple[int, ...], placement: str = "clip") -> jax.Array:
+  """Mean of ``cutmix_mask`` with the same arguments (float32 scalar), from the box's extent.
+
+  >>> float(cutmix_mask_mean(jax.random.key(0), 0.75, shape=(8, 8), placement="inside"))
+  0.75
+  """
+  _validate.check_choice("placement", placement, PLACEMENTS)
+  start, size = _box.random_box_extent(key, 1.0 - jnp.asarray(lam, jnp.float32), shape, placement)
+  return _box.box_complement_fraction(start, size, shape)
 
 
 @method_dataclass
@@ -62,3 +72,6 @@ class CutMix(MixMethod):
 
   def mask(self, key: jax.Array, lam: ArrayLike, *, shape: tuple[int, ...]) -> jax.Array:
     return cutmix_mask(key, lam, shape=shape, placement=self.placement)
+
+  def mask_mean(self, key: jax.Array, lam: ArrayLike, *, shape: tuple[int, ...]) -> jax.Array:
+    return cutmix_mask_mean(key, lam, shape=shape, placement=self.placement)

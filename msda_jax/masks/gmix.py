@@ -16,6 +16,7 @@ Non-square grids use an isotropic bump in pixel units.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -47,11 +48,40 @@ def gaussian_width(weight: ArrayLike, shape: tuple[int, ...], scale: str) -> jax
   return 2.0 * width if scale == "text" else width
 
 
-def gaussian_bump(weight: ArrayLike, centre: jax.Array, shape: tuple[int, ...], scale: str) -> jax.Array:
-  """``exp(-pi ||i - centre||^2 / c)``, identically 0 when the nominal weight is 0."""
+def gaussian_bump_factors(weight: ArrayLike, centre: jax.Array, shape: tuple[int, ...], scale: str) -> list[jax.Array]:
+  """The 1-D factors ``exp(-pi (i_k - centre_k)^2 / c)`` of the bump, one float32 ``[n_k]`` per axis.
+
+  All zero when the nominal weight is 0 (``c = 0``).
+  """
   width = gaussian_width(weight, shape, scale)
-  safe = jnp.where(width > 0.0, width, 1.0)
-  return jnp.where(width > 0.0, jnp.exp(-math.pi * squared_distance(centre, shape) / safe), 0.0)
+  positive = width > 0.0
+  safe = jnp.where(positive, width, 1.0)
+  factors = []
+  for axis, n in enumerate(shape):
+    offset = jnp.arange(n, dtype=jnp.float32) - centre[axis].astype(jnp.float32)
+    factors.append(jnp.where(positive, jnp.exp(-math.pi * offset**2 / safe), 0.0))
+  return factors
+
+
+def gaussian_bump(weight: ArrayLike, centre: jax.Array, shape: tuple[int, ...], scale: str) -> jax.Array:
+  """``exp(-pi ||i - centre||^2 / c)`` (float32 of ``shape``), identically 0 when the weight is 0.
+
+  Built as the outer product of one ``exp`` factor per axis (``exp(-sum_k a_k) = prod_k exp(-a_k)``),
+  so only ``sum_k n_k`` exponentials are evaluated; it equals the full-resolution formula to float32
+  rounding (a few ulps).
+  """
+  bump = jnp.ones(shape, jnp.float32)
+  for axis, factor in enumerate(gaussian_bump_factors(weight, centre, shape, scale)):
+    view = [1] * len(shape)
+    view[axis] = shape[axis]
+    bump = bump * factor.reshape(view)
+  return bump
+
+
+def gaussian_bump_mean(weight: ArrayLike, centre: jax.Array, shape: tuple[int, ...], scale: str) -> jax.Array:
+  """Mean of ``gaussian_bump`` over the grid, the product of its factors' means (float32 scalar)."""
+  means = [jnp.mean(factor) for factor in gaussian_bump_factors(weight, centre, shape, scale)]
+  return jnp.prod(jnp.stack(means))
 
 
 def gmix_mask(
@@ -78,13 +108,37 @@ def gmix_mask(
   >>> bool(0.85 < float(m.mean()) < 0.95)
   True
   """
+  return _gmix(key, lam, shape, scale, symmetric, gaussian_bump)
+
+
+def gmix_mask_mean(
+  key: jax.Array,
+  lam: ArrayLike,
+  *,
+  shape: tuple[int, ...],
+  scale: str = "code",
+  symmetric: bool = True,
+) -> jax.Array:
+  """Mean of ``gmix_mask`` with the same arguments (float32 scalar), from the bump's 1-D factors.
+
+  >>> m = gmix_mask(jax.random.key(0), 0.9, shape=(64, 64), symmetric=False)
+  >>> bool(abs(float(gmix_mask_mean(jax.random.key(0), 0.9, shape=(64, 64), symmetric=False)) - float(m.mean())) < 1e-6)
+  True
+  """
+  return _gmix(key, lam, shape, scale, symmetric, gaussian_bump_mean)
+
+
+def _gmix(
+  key: jax.Array, lam: ArrayLike, shape: tuple[int, ...], scale: str, symmetric: bool, bump_fn: Any
+) -> jax.Array:
+  """``gmix_mask`` with the bump (or its mean, which maps the same way) given by ``bump_fn``."""
   _validate.check_choice("scale", scale, SCALES)
   lam = jnp.clip(jnp.asarray(lam, jnp.float32), 0.0, 1.0)
   centre = jax.random.randint(key, (len(shape),), 0, jnp.asarray(shape, jnp.int32))
   if not symmetric:
-    return 1.0 - gaussian_bump(1.0 - lam, centre, shape, scale)
+    return 1.0 - bump_fn(1.0 - lam, centre, shape, scale)
   bump_on_first = lam < 0.5
-  bump = gaussian_bump(jnp.where(bump_on_first, lam, 1.0 - lam), centre, shape, scale)
+  bump = bump_fn(jnp.where(bump_on_first, lam, 1.0 - lam), centre, shape, scale)
   return jnp.where(bump_on_first, bump, 1.0 - bump)
 
 
@@ -108,3 +162,6 @@ class GMix(MixMethod):
 
   def mask(self, key: jax.Array, lam: ArrayLike, *, shape: tuple[int, ...]) -> jax.Array:
     return gmix_mask(key, lam, shape=shape, scale=self.scale, symmetric=self.symmetric)
+
+  def mask_mean(self, key: jax.Array, lam: ArrayLike, *, shape: tuple[int, ...]) -> jax.Array:
+    return gmix_mask_mean(key, lam, shape=shape, scale=self.scale, symmetric=self.symmetric)

@@ -44,14 +44,41 @@ def hmix_mask(
   >>> round(float(m.mean()), 6)
   0.5
   """
+  start, size, outside, _ = _hmix_parts(key, lam, shape=shape, r=r, placement=placement)
+  return jnp.where(_box.box_indicator(start, size, shape), 0.0, outside).astype(jnp.float32)
+
+
+def hmix_mask_mean(
+  key: jax.Array,
+  lam: ArrayLike,
+  *,
+  shape: tuple[int, ...],
+  r: ArrayLike = 0.5,
+  placement: str = "clip",
+) -> jax.Array:
+  """Mean of ``hmix_mask`` with the same arguments (float32 scalar), without the mask.
+
+  It is ``outside * (1 - A)``: ``lam`` up to float32 rounding, or 0 when the box covers the grid.
+
+  >>> round(float(hmix_mask_mean(jax.random.key(0), 0.5, shape=(8, 8), r=0.5)), 6)
+  0.5
+  """
+  _, _, outside, kept = _hmix_parts(key, lam, shape=shape, r=r, placement=placement)
+  return outside * kept
+
+
+def _hmix_parts(
+  key: jax.Array, lam: ArrayLike, *, shape: tuple[int, ...], r: ArrayLike, placement: str
+) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
+  """``(start, size, outside, kept)``: the box, the mask value outside it and ``1 - A``."""
   _validate.check_range("r", r, 0.0, 1.0)
   _validate.check_choice("placement", placement, PLACEMENTS)
   lam = jnp.clip(jnp.asarray(lam, jnp.float32), 0.0, 1.0)
   r = jnp.clip(jnp.asarray(r, jnp.float32), 0.0, 1.0)
-  box = _box.random_box(key, (1.0 - lam) * r, shape, placement)
-  kept = 1.0 - jnp.mean(box, dtype=jnp.float32)
+  start, size = _box.random_box_extent(key, (1.0 - lam) * r, shape, placement)
+  kept = 1.0 - _box.box_fraction(start, size, shape)
   outside = jnp.where(kept > 0.0, lam / jnp.where(kept > 0.0, kept, 1.0), 0.0)
-  return jnp.where(box, 0.0, outside).astype(jnp.float32)
+  return start, size, outside, kept
 
 
 @method_dataclass
@@ -80,3 +107,8 @@ class HMix(MixMethod):
     key_r, key_box = jax.random.split(key)
     r = self.r if self.r_alpha is None else lam_laws.sample_beta(key_r, self.r_alpha)
     return hmix_mask(key_box, lam, shape=shape, r=r, placement=self.placement)
+
+  def mask_mean(self, key: jax.Array, lam: ArrayLike, *, shape: tuple[int, ...]) -> jax.Array:
+    key_r, key_box = jax.random.split(key)
+    r = self.r if self.r_alpha is None else lam_laws.sample_beta(key_r, self.r_alpha)
+    return hmix_mask_mean(key_box, lam, shape=shape, r=r, placement=self.placement)

@@ -44,3 +44,7 @@ class Mixup(MixMethod):
 
   def mask(self, key: jax.Array, lam: ArrayLike, *, shape: tuple[int, ...]) -> jax.Array:
     return mixup_mask(key, lam, shape=shape)
+
+  def mask_mean(self, key: jax.Array, lam: ArrayLike, *, shape: tuple[int, ...]) -> jax.Array:
+    del key, shape
+    return jnp.asarray(lam, jnp.float32)

@@ -41,6 +41,16 @@ def resizemix_mask(key: jax.Array, lam: ArrayLike, *, shape: tuple[int, ...]) ->
   return jnp.where(_box.box_indicator(start, size, shape), 0.0, 1.0).astype(jnp.float32)
 
 
+def resizemix_mask_mean(key: jax.Array, lam: ArrayLike, *, shape: tuple[int, ...]) -> jax.Array:
+  """Mean of ``resizemix_mask`` with the same arguments (float32 scalar), from the box's extent.
+
+  >>> float(resizemix_mask_mean(jax.random.key(0), 0.75, shape=(8, 8)))
+  0.75
+  """
+  start, size = resizemix_box(key, lam, shape)
+  return _box.box_complement_fraction(start, size, shape)
+
+
 def resizemix_paste(key: jax.Array, lam: ArrayLike, partner: jax.Array) -> jax.Array:
   """The partner ``[*S, C]`` resized into the box that ``resizemix_mask`` draws from ``key``.
 
@@ -92,18 +102,15 @@ class ResizeMix(MixMethod):
     tau = jax.random.uniform(key, (), jnp.float32, self.scale_min, self.scale_max)
     return 1.0 - tau**2
 
-  def sample(
-    self, key: jax.Array, *, shape: tuple[int, ...], lam: ArrayLike | None = None
-  ) -> tuple[jax.Array, jax.Array]:
-    key_lam, key_mask = jax.random.split(key)
-    if lam is None:
-      tau = jax.random.uniform(key_lam, (), jnp.float32, self.scale_min, self.scale_max)
-      lam = 1.0 - tau ** len(shape)
-    lam = jnp.asarray(lam, jnp.float32)
-    return lam, self.mask(key_mask, lam, shape=shape)
+  def nominal_lam(self, key: jax.Array, *, shape: tuple[int, ...]) -> jax.Array:
+    tau = jax.random.uniform(jax.random.split(key)[0], (), jnp.float32, self.scale_min, self.scale_max)
+    return 1.0 - tau ** len(shape)
 
   def mask(self, key: jax.Array, lam: ArrayLike, *, shape: tuple[int, ...]) -> jax.Array:
     return resizemix_mask(key, lam, shape=shape)
+
+  def mask_mean(self, key: jax.Array, lam: ArrayLike, *, shape: tuple[int, ...]) -> jax.Array:
+    return resizemix_mask_mean(key, lam, shape=shape)
 
   def transform_partner(self, key: jax.Array, lam: ArrayLike, partner: jax.Array) -> jax.Array:
     return resizemix_paste(key, lam, partner)

@@ -15,7 +15,7 @@ from jax.typing import ArrayLike
 from msda_jax import _validate
 from msda_jax import lam as lam_laws
 from msda_jax.masks._base import MixMethod, method_dataclass, static_field
-from msda_jax.masks.cutmix import PLACEMENTS, cutmix_mask
+from msda_jax.masks.cutmix import PLACEMENTS, cutmix_mask, cutmix_mask_mean
 from msda_jax.masks.mixup import mixup_mask
 
 
@@ -54,6 +54,25 @@ def stochastic_mask(
   return jnp.where(use_mixup, mixup_mask(None, lam, shape=shape), box)
 
 
+def stochastic_mask_mean(
+  key: jax.Array,
+  lam: ArrayLike,
+  *,
+  shape: tuple[int, ...],
+  q: ArrayLike = 0.5,
+  placement: str = "clip",
+) -> jax.Array:
+  """Mean of ``stochastic_mask`` with the same arguments (float32 scalar), without the mask.
+
+  >>> float(stochastic_mask_mean(jax.random.key(0), 0.25, shape=(4, 4), q=1.0))
+  0.25
+  """
+  _validate.check_range("q", q, 0.0, 1.0)
+  use_mixup = mixup_switch(key, q)
+  box = cutmix_mask_mean(jax.random.split(key)[1], lam, shape=shape, placement=placement)
+  return jnp.where(use_mixup, jnp.asarray(lam, jnp.float32), box)
+
+
 @method_dataclass
 class StochasticMixupCutMix(MixMethod):
   """Stochastic Mixup & CutMix: Mixup (``lam ~ Beta(mixup_alpha)``) with probability ``q``.
@@ -80,15 +99,15 @@ class StochasticMixupCutMix(MixMethod):
     use_mixup = jax.random.uniform(key_switch) < self.q
     return lam_laws.sample_beta(key_lam, jnp.where(use_mixup, self.mixup_alpha, self.cutmix_alpha))
 
-  def sample(
-    self, key: jax.Array, *, shape: tuple[int, ...], lam: ArrayLike | None = None
-  ) -> tuple[jax.Array, jax.Array]:
+  def nominal_lam(self, key: jax.Array, *, shape: tuple[int, ...]) -> jax.Array:
+    # The branch's law follows the same switch as the mask.
+    del shape
     key_lam, key_mask = jax.random.split(key)
-    if lam is None:
-      use_mixup = mixup_switch(key_mask, self.q)
-      lam = lam_laws.sample_beta(key_lam, jnp.where(use_mixup, self.mixup_alpha, self.cutmix_alpha))
-    lam = jnp.asarray(lam, jnp.float32)
-    return lam, self.mask(key_mask, lam, shape=shape)
+    use_mixup = mixup_switch(key_mask, self.q)
+    return lam_laws.sample_beta(key_lam, jnp.where(use_mixup, self.mixup_alpha, self.cutmix_alpha))
 
   def mask(self, key: jax.Array, lam: ArrayLike, *, shape: tuple[int, ...]) -> jax.Array:
     return stochastic_mask(key, lam, shape=shape, q=self.q, placement=self.placement)
+
+  def mask_mean(self, key: jax.Array, lam: ArrayLike, *, shape: tuple[int, ...]) -> jax.Array:
+    return stochastic_mask_mean(key, lam, shape=shape, q=self.q, placement=self.placement)

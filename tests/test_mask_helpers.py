@@ -1,0 +1,127 @@
+"""Closed forms behind the masks: box fractions, the separable Gaussian bump, FMix's threshold."""
+
+import itertools
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from msda_jax.masks import _box, bernoulli, fmix, gmix
+
+
+@pytest.mark.parametrize("shape", [(9,), (4, 7), (3, 5, 4)], ids=lambda s: "x".join(map(str, s)))
+def test_box_fraction_is_the_mean_of_the_box_indicator(shape):
+  # Every start from fully outside on the left to fully outside on the right, sizes 0 .. n + 1.
+  d = len(shape)
+  rng = np.random.default_rng(0)
+  for _ in range(300):
+    start = jnp.asarray([rng.integers(-n - 2, n + 2) for n in shape], jnp.int32)
+    size = jnp.asarray([rng.integers(0, n + 2) for n in shape], jnp.int32)
+    box = _box.box_indicator(start, size, shape)
+    np.testing.assert_array_equal(_box.box_fraction(start, size, shape), jnp.mean(box, dtype=jnp.float32))
+    np.testing.assert_array_equal(_box.box_complement_fraction(start, size, shape), jnp.mean(~box, dtype=jnp.float32))
+    assert float(_box.box_volume(start, size, shape)) == float(np.asarray(box).sum())
+  assert d >= 1
+
+
+def test_box_fraction_of_sampled_boxes_at_an_image_size():
+  shape = (224, 224)
+  for placement, fraction in itertools.product(("clip", "inside"), (0.0, 0.013, 0.5, 0.97, 1.0)):
+    for seed in range(5):
+      start, size = _box.random_box_extent(jax.random.key(seed), fraction, shape, placement)
+      box = _box.box_indicator(start, size, shape)
+      np.testing.assert_array_equal(_box.box_fraction(start, size, shape), jnp.mean(box, dtype=jnp.float32))
+      assert math.isfinite(float(_box.box_fraction(start, size, shape)))
+
+
+@pytest.mark.parametrize("scale", ["code", "text"])
+@pytest.mark.parametrize("shape", [(37,), (24, 31), (5, 6, 7)], ids=lambda s: "x".join(map(str, s)))
+def test_separable_gaussian_bump_equals_the_full_resolution_formula(shape, scale):
+  rng = np.random.default_rng(3)
+  for weight in (0.0, 1e-3, 0.2, 0.5, 1.0):
+    centre = jnp.asarray([rng.integers(0, n) for n in shape], jnp.int32)
+    bump = gmix.gaussian_bump(weight, centre, shape, scale)
+    width = float(gmix.gaussian_width(weight, shape, scale))
+    if width == 0.0:
+      np.testing.assert_array_equal(bump, np.zeros(shape, np.float32))
+      continue
+    grid = np.indices(shape, dtype=np.float64)
+    distance = sum((g - float(c)) ** 2 for g, c in zip(grid, np.asarray(centre), strict=True))
+    full = np.exp(-math.pi * distance / width)
+    assert bump.shape == shape and bump.dtype == jnp.float32
+    # float32 exponents a = pi d^2 / c carry a few ulps of relative error, which exp turns into a
+    # relative error of about a * 2^-24 per ulp; values below the float32 normal range underflow.
+    exponent = math.pi * distance / width
+    bound = (8.0 * exponent + 8.0) * 2.0**-24 * full + 1e-37
+    assert np.all(np.abs(np.asarray(bump, np.float64) - full) <= bound)
+    np.testing.assert_allclose(float(gmix.gaussian_bump_mean(weight, centre, shape, scale)), full.mean(), rtol=2e-6)
+
+
+@jax.jit
+def _sorted_threshold_mask(flat, ones):
+  thresholds = jnp.concatenate([jnp.sort(flat), jnp.full((1,), jnp.inf, flat.dtype)])
+  return flat >= thresholds[flat.size - ones]
+
+
+def sorted_threshold_mask(field, ones):
+  """The former selection by sorting, compiled as before (same float semantics, e.g. for subnormals)."""
+  return np.asarray(_sorted_threshold_mask(jnp.asarray(field, jnp.float32).reshape(-1), ones))
+
+
+def test_fmix_bisection_matches_the_sort_selection_with_ties_signed_zeros_and_extremes():
+  rng = np.random.default_rng(5)
+  fields = [
+    rng.normal(size=257).astype(np.float32),
+    np.round(rng.normal(size=300) * 3).astype(np.float32),  # many ties, including 0.0
+    np.concatenate([np.full(20, -0.0), np.full(20, 0.0), rng.normal(size=30)]).astype(np.float32),
+    (rng.normal(size=200) * 1e-40).astype(np.float32),  # subnormals
+    np.array([3.4e38, -3.4e38, 1.0, -1.0, 1e-45, -1e-45], np.float32),
+  ]
+  select = jax.jit(fmix.top_threshold)
+  for field in fields:
+    for ones in sorted({0, 1, 2, field.size // 3, field.size // 2, field.size - 1, field.size}):
+      threshold, selected = select(jnp.asarray(field), ones)
+      mask = np.asarray(fmix.sortable_keys(jnp.asarray(field)) >= threshold)
+      expected = sorted_threshold_mask(field, ones)
+      np.testing.assert_array_equal(mask, expected)
+      assert int(selected) == int(expected.sum()) >= ones
+
+
+@pytest.mark.parametrize("shape", [(64,), (20, 27), (9, 10, 11)], ids=lambda s: "x".join(map(str, s)))
+def test_fmix_mask_selects_round_lam_s_points_as_the_sort_did(shape):
+  size = math.prod(shape)
+  for seed, lam in enumerate((0.0, 0.004, 0.31, 0.5, 0.93, 1.0)):
+    key = jax.random.key(seed)
+    mask = fmix.fmix_mask(key, lam, shape=shape)
+    field = fmix.low_frequency_field(key, 3.0, shape)
+    ones = round(np.float32(lam) * size)
+    np.testing.assert_array_equal(np.asarray(mask, bool).reshape(-1), sorted_threshold_mask(field, ones))
+    assert int(np.asarray(mask).sum()) == ones
+    assert float(fmix.fmix_mask_mean(key, lam, shape=shape)) == float(jnp.mean(mask))
+
+
+@pytest.mark.parametrize("shape", [(7,), (6, 5), (3, 4, 5)], ids=lambda s: "x".join(map(str, s)))
+def test_bernoulli_mask_compares_16_bit_halves_of_the_random_words(shape):
+  # An independent reimplementation from the same random words: pixel j < ceil(S / 2) uses the
+  # low half of word j, the others the high half of word j - ceil(S / 2).
+  size = math.prod(shape)
+  half = (size + 1) // 2
+  for seed, lam in enumerate((0.0, 2.0**-18, 2.0**-17 + 2.0**-20, 0.3, 0.5, 1.0 - 2.0**-17, 1.0)):
+    key = jax.random.key(seed)
+    words = np.asarray(jax.random.bits(key, (half,), jnp.uint32), np.int64)
+    uniforms = np.concatenate([words & 0xFFFF, words >> 16])[:size]
+    level = round(float(np.float32(lam)) * 65536)
+    expected = (uniforms < level).astype(np.float32).reshape(shape)
+    np.testing.assert_array_equal(np.asarray(bernoulli.bernoulli_mask(key, lam, shape=shape)), expected)
+    assert float(bernoulli.bernoulli_probability(lam)) == level / 65536
+    assert abs(level / 65536 - lam) <= 2.0**-17
+
+
+def test_bernoulli_probability_is_the_pixel_frequency():
+  # seed 7, 2^22 pixels at lam = 0.3 (P = 19661 / 65536): the frequency is within 4 SE of P.
+  mask = np.asarray(bernoulli.bernoulli_mask(jax.random.key(7), 0.3, shape=(2048, 2048)))
+  p = float(bernoulli.bernoulli_probability(0.3))
+  se = math.sqrt(p * (1 - p) / mask.size)
+  assert abs(mask.mean() - p) < 4 * se
