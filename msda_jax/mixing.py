@@ -16,6 +16,7 @@ hyper-parameters are then traced) and the keyword options as static arguments.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any, NamedTuple
 
 import jax
@@ -23,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-from msda_jax import _validate
+from msda_jax import _batched, _validate
 from msda_jax import labels as labels_lib
 from msda_jax import pairing as pairing_lib
 from msda_jax.masks._base import MixMethod, method_dataclass, static_field
@@ -77,8 +78,12 @@ def _check_lam(lam: Any, batch: int, mode: str, unbounded: bool) -> None:
     _validate.check_range("lam", lam, 0.0, 1.0)
 
 
-def _mix_images(images: jax.Array, partners: jax.Array, masks: jax.Array) -> jax.Array:
-  """``M x + (1 - M) x_p`` in float32 (float64 kept), back to the input dtype (uint8 rounds)."""
+def _mix_images(images: jax.Array, partners: jax.Array, masks: jax.Array, *, clip: bool = False) -> jax.Array:
+  """``M x + (1 - M) x_p`` in float32 (float64 kept), back to the input dtype (uint8 rounds).
+
+  With ``M`` in [0, 1] a uint8 mix is a convex combination of two values in [0, 255] and rounds
+  into that range; ``clip`` (for weights outside [0, 1], ``unbounded``) clips it there first.
+  """
   compute = jnp.float64 if images.dtype == jnp.float64 else jnp.float32
   x = images.astype(compute)
   xp = partners.astype(compute)
@@ -86,7 +91,9 @@ def _mix_images(images: jax.Array, partners: jax.Array, masks: jax.Array) -> jax
   # M x + (1 - M) x_p is exact where M is 0 or 1 (the image or its partner, bit for bit).
   mixed = m * x + (1.0 - m) * xp
   if images.dtype == jnp.uint8:
-    mixed = jnp.clip(jnp.round(mixed), 0, 255)
+    mixed = jnp.round(mixed)
+    if clip:
+      mixed = jnp.clip(mixed, 0, 255)
   return mixed.astype(images.dtype)
 
 
@@ -174,7 +181,9 @@ def mix_batch(
     weight = jnp.broadcast_to(jnp.where(applied, mean, 1.0), (batch,))
     if method.transforms_partner:
       partner_key = method.partner_key(key_mix)
-      move = jax.vmap(lambda x: method.transform_partner(partner_key, lam_b, x))
+      move = functools.partial(
+        _batched.map_in_chunks, lambda x: method.transform_partner(partner_key, lam_b, x), groups=groups
+      )
       partner_images, partner_targets = move(partner_images), (move(partner_targets) if dense else partner_targets)
     lams = jnp.broadcast_to(lam_b, (batch,))
     applied = jnp.broadcast_to(applied, (batch,))
@@ -193,15 +202,19 @@ def mix_batch(
     mask = jnp.where(applied.reshape((batch,) + (1,) * spatial_ndim), mask, 1.0)
     weight = jnp.where(applied, means, 1.0)
     if method.transforms_partner:
-      move_each = jax.vmap(lambda k, lam_i, x: method.transform_partner(method.partner_key(k), lam_i, x))
-      # vmap needs its mapped axes sharded alike: keys and lams follow the images' batch axis.
-      keys_b = pairing_lib.shard_like_batch(keys, partner_images)
-      lams_b = pairing_lib.shard_like_batch(lams, partner_images)
-      partner_images = move_each(keys_b, lams_b, partner_images)
-      if dense:
-        partner_targets = move_each(keys_b, lams_b, partner_targets)
 
-  mixed_images = _mix_images(images, partner_images, mask[..., None])
+      def move_each(x: jax.Array) -> jax.Array:
+        # A few examples at a time (bounded temporaries); keys and lams follow the images' batch axis.
+        keys_b = pairing_lib.shard_like_batch(keys, x)
+        lams_b = pairing_lib.shard_like_batch(lams, x)
+        transform = lambda k, lam_i, x_i: method.transform_partner(method.partner_key(k), lam_i, x_i)
+        return _batched.map_in_chunks(transform, keys_b, lams_b, x, groups=groups)
+
+      partner_images = move_each(partner_images)
+      if dense:
+        partner_targets = move_each(partner_targets)
+
+  mixed_images = _mix_images(images, partner_images, mask[..., None], clip=unbounded)
   if dense:
     mixed_targets = _mix_images(targets, partner_targets, mask[..., None])
   else:

@@ -112,6 +112,19 @@ def test_uint8_rounds_the_float_mix(spec, mode):
   assert np.mean(np.asarray(mixed, np.float64) == expected) > 0.99
 
 
+@pytest.mark.parametrize("spec", METHOD_SPECS)
+@pytest.mark.parametrize("value", [0, 255])
+def test_uint8_extremes_stay_in_range(spec, value):
+  """A uint8 mix rounds without a clip: with M in [0, 1] it cannot leave [0, 255] (no wrap-around)."""
+  images = jnp.full((BATCH, *SHAPE, CHANNELS), value, jnp.uint8)
+  labels = jnp.arange(BATCH) % CLASSES
+  method = msda_jax.from_string(spec)
+  for mode in MODES:
+    for seed in range(3):
+      mixed, _ = jitted_mix()(jax.random.key(seed), images, labels, method, num_classes=CLASSES, mode=mode)
+      np.testing.assert_array_equal(np.asarray(mixed), np.asarray(images), err_msg=f"{mode} seed {seed}")
+
+
 @pytest.mark.parametrize(("spec", "mode"), cases())
 def test_prob_zero_leaves_the_batch_unmixed(spec, mode):
   images, labels, _, mixed, targets, info = run(spec, mode, prob=0.0)

@@ -94,6 +94,21 @@ def test_hmix_r_alpha_must_be_positive():
     msda_jax.hmix(r_alpha=0.0)
 
 
+def test_unbounded_uint8_mix_clips():
+  """Extrapolated uint8 mixes (lam outside [0, 1]) saturate at 0 and 255 instead of wrapping.
+
+  The library clips them explicitly; XLA:CPU's float-to-uint8 conversion happens to saturate as
+  well, so here the check guards the rounding and the range rather than the clip alone.
+  """
+  x = np.random.default_rng(1).integers(0, 256, (B, H, W, C)).astype(np.uint8)
+  partner = np.roll(x, 1, axis=0).astype(np.float64)
+  for lam in (1.5, -0.5):
+    mixed = np.asarray(mix(images=x, lam=lam, unbounded=True, pairing="roll")[0], np.float64)
+    want = np.clip(np.round(lam * x + (1 - lam) * partner), 0, 255)
+    assert (want == 0).any() and (want == 255).any(), "the check needs saturated pixels"
+    assert np.abs(mixed - want).max() <= 1.0 and np.mean(mixed == want) > 0.99, lam
+
+
 @pytest.mark.parametrize("bad", [-0.1, 1.5, NAN])
 def test_hmix_r_outside_unit_interval(bad):
   with pytest.raises(ValueError, match=r"^r must "):
