@@ -66,11 +66,16 @@ def map_in_chunks(fn: Callable[..., jax.Array], *args: jax.Array, groups: int = 
     # One step, or a batch axis sharded in the type (explicit mesh): vmap keeps its sharding.
     return jax.vmap(fn)(*args)
   grouped = [a.reshape(groups, per_group, *a.shape[1:]) for a in args]
-  each = jax.vmap(jax.vmap(fn))
+  # One example per step runs fn itself, not its vmap: a lax.switch inside fn then takes one
+  # branch instead of evaluating all of them.
+  each = fn if size == 1 else jax.vmap(fn)
+  each = each if groups == 1 else jax.vmap(each)
 
   def step(i: jax.Array, result: jax.Array) -> jax.Array:
     part = [jax.lax.dynamic_slice_in_dim(a, i * size, size, axis=1) for a in grouped]
-    return jax.lax.dynamic_update_slice_in_dim(result, each(*part), i * size, axis=1)
+    part = [p.reshape(p.shape[(groups == 1) : 1] + p.shape[1 + (size == 1) :]) for p in part]
+    piece = each(*part).reshape(groups, size, *out.shape[1:])
+    return jax.lax.dynamic_update_slice_in_dim(result, piece, i * size, axis=1)
 
   result = jnp.zeros((groups, per_group, *out.shape[1:]), out.dtype)
   return jax.lax.fori_loop(0, steps, step, result).reshape(out.shape)

@@ -1,5 +1,7 @@
-"""Closed forms behind the masks: box fractions, the separable Gaussian bump, FMix's threshold."""
+"""Closed forms behind the masks: box fractions, the separable Gaussian bump, FMix's threshold,
+ResizeMix's sparse resample."""
 
+import functools
 import itertools
 import math
 
@@ -8,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from msda_jax.masks import _box, bernoulli, fmix, gmix
+from msda_jax.masks import _box, _resample, bernoulli, fmix, gmix, resizemix
 
 
 @pytest.mark.parametrize("shape", [(9,), (4, 7), (3, 5, 4)], ids=lambda s: "x".join(map(str, s)))
@@ -125,3 +127,49 @@ def test_bernoulli_probability_is_the_pixel_frequency():
   p = float(bernoulli.bernoulli_probability(0.3))
   se = math.sqrt(p * (1 - p) / mask.size)
   assert abs(mask.mean() - p) < 4 * se
+
+
+@functools.partial(jax.jit, static_argnames="shape")
+def _pastes(image, start, size, shape):
+  scale = jnp.maximum(size, 1).astype(jnp.float32) / jnp.asarray(shape, jnp.float32)
+  spatial = tuple(range(len(shape)))
+  dense = jax.image.scale_and_translate(
+    image, image.shape, spatial, scale, start.astype(jnp.float32), method="linear", antialias=True
+  )
+  return dense, _resample.paste_resized(image, start, size)
+
+
+@pytest.mark.parametrize(
+  "shape", [(200,), (96, 80), (70, 40), (224, 224), (24, 20)], ids=lambda s: "x".join(map(str, s))
+)
+def test_sparse_resample_equals_the_dense_one(shape):
+  """Inside the box the values of ``jax.image.scale_and_translate`` (to float32 rounding), 0 outside.
+
+  Box sides from 1 to the full axis cover every static form (each bucket and the dense tail);
+  axes up to 64 (the last shape) take the dense path itself.
+  """
+  rng = np.random.default_rng(3)
+  image = jnp.asarray(rng.uniform(0, 1, (*shape, 3)), jnp.float32)
+  forms_seen = set()
+  for n_side in sorted({1, 2, 3, 5, 9, 13, 14, 15, 27, 29, 56, 57, 100, 111, 112, 113, 223, 224}):
+    size = jnp.asarray([min(n_side, n) for n in shape], jnp.int32)
+    start = jnp.asarray([rng.integers(0, n - int(s) + 1) for n, s in zip(shape, size, strict=True)], jnp.int32)
+    dense, sparse = map(np.asarray, _pastes(image, start, size, shape))
+    inside = np.asarray(_box.box_indicator(start, size, shape))[..., None]
+    np.testing.assert_allclose(sparse * inside, dense * inside, atol=2e-6, err_msg=str(size))
+    assert not (sparse * ~inside).any() and not (dense * ~inside).any(), "both are 0 outside the box"
+    forms_seen.add(sum(int(size[0]) * 2**j <= shape[0] for j in range(1, _resample.BUCKETS + 1)))
+  if shape[0] == 224:
+    assert forms_seen == set(range(_resample.BUCKETS + 1)), forms_seen
+
+
+def test_sparse_resample_under_vmap_equals_one_by_one():
+  """Under vmap the switch evaluates every form and selects: same numbers as one at a time."""
+  shape = (100, 72)
+  keys = jax.random.split(jax.random.key(2), 6)
+  lams = jnp.linspace(0.05, 0.99, 6)
+  images = jnp.asarray(np.random.default_rng(4).uniform(0, 1, (6, *shape, 3)), jnp.float32)
+  paste = jax.jit(lambda k, lam, x: resizemix.resizemix_paste(k, lam, x))
+  batched = jax.jit(jax.vmap(lambda k, lam, x: resizemix.resizemix_paste(k, lam, x)))(keys, lams, images)
+  for i in range(6):
+    np.testing.assert_allclose(np.asarray(batched[i]), np.asarray(paste(keys[i], lams[i], images[i])), atol=1e-6)

@@ -15,7 +15,7 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from msda_jax import _validate
-from msda_jax.masks import _box
+from msda_jax.masks import _box, _resample
 from msda_jax.masks._base import MixMethod, method_dataclass
 
 
@@ -54,21 +54,16 @@ def resizemix_mask_mean(key: jax.Array, lam: ArrayLike, *, shape: tuple[int, ...
 def resizemix_paste(key: jax.Array, lam: ArrayLike, partner: jax.Array) -> jax.Array:
   """The partner ``[*S, C]`` resized into the box that ``resizemix_mask`` draws from ``key``.
 
-  Values outside the box are irrelevant (the mask keeps the image there).
+  Linear, antialiased: the weights of ``jax.image.scale_and_translate`` with
+  ``method="linear", antialias=True`` (equal values up to float rounding), applied with work
+  bounded by the number of nonzero weights (``_resample``). Values outside the box are 0 (the mask
+  keeps the image there).
   """
   shape = tuple(partner.shape[:-1])
   start, size = resizemix_box(key, lam, shape)
-  scale = jnp.maximum(size, 1).astype(jnp.float32) / jnp.asarray(shape, jnp.float32)
   compute = jnp.float64 if partner.dtype == jnp.float64 else jnp.float32
-  pasted = jax.image.scale_and_translate(
-    partner.astype(compute),
-    partner.shape,
-    spatial_dims=tuple(range(len(shape))),
-    scale=scale,
-    translation=start.astype(jnp.float32),
-    method="linear",
-    antialias=True,
-  )
+  # The weights of jax.image.scale_and_translate (linear, antialiased), applied sparsely.
+  pasted = _resample.paste_resized(partner.astype(compute), start, size)
   return (
     pasted.astype(partner.dtype)
     if partner.dtype != jnp.uint8
