@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -37,16 +38,16 @@ def chunk_size(per_group: int, example_bytes: int, target_bytes: int | None = No
   return max(d for d in range(1, min(per_group, fit) + 1) if per_group % d == 0)
 
 
-def map_in_chunks(fn: Callable[..., jax.Array], *args: jax.Array, groups: int = 1) -> jax.Array:
+def map_in_chunks(fn: Callable[..., Any], *args: jax.Array, groups: int = 1) -> Any:
   """``jax.vmap(fn)(*args)``, computed ``chunk`` examples of each group at a time.
 
   Args:
-    fn: a per-example function of one slice of each of ``args``, returning one array.
+    fn: a per-example function of one slice of each of ``args``, returning a pytree of arrays.
     *args: arrays (typed keys included) with the batch ``B`` on axis 0.
     groups: static number of contiguous blocks of the batch axis; divides ``B``.
 
   Returns:
-    ``[B, ...]``, equal to ``jax.vmap(fn)(*args)``.
+    the pytree of ``[B, ...]`` arrays that ``jax.vmap(fn)(*args)`` returns, with equal values.
 
   >>> double = lambda x: 2 * x
   >>> map_in_chunks(double, jnp.arange(6.0), groups=2).tolist()
@@ -56,11 +57,9 @@ def map_in_chunks(fn: Callable[..., jax.Array], *args: jax.Array, groups: int = 
   pairing_lib.check_groups(batch, groups)
   out = jax.eval_shape(jax.vmap(fn), *args)
   # Intermediates run in float32 at least: count 4 bytes an element of the largest array.
-  elements = max(
-    math.prod(a.shape[1:]) for a in (*args, out) if not jax.dtypes.issubdtype(a.dtype, jax.dtypes.prng_key)
-  )
+  arrays = [a for a in (*args, *jax.tree.leaves(out)) if not jax.dtypes.issubdtype(a.dtype, jax.dtypes.prng_key)]
   per_group = batch // groups
-  size = chunk_size(per_group, 4 * elements)
+  size = chunk_size(per_group, 4 * max(math.prod(a.shape[1:]) for a in arrays))
   steps = per_group // size
   if steps == 1 or pairing_lib.batch_shards(args[-1])[1] > 1:
     # One step, or a batch axis sharded in the type (explicit mesh): vmap keeps its sharding.
@@ -71,11 +70,16 @@ def map_in_chunks(fn: Callable[..., jax.Array], *args: jax.Array, groups: int = 
   each = fn if size == 1 else jax.vmap(fn)
   each = each if groups == 1 else jax.vmap(each)
 
-  def step(i: jax.Array, result: jax.Array) -> jax.Array:
+  def step(i: jax.Array, result: Any) -> Any:
     part = [jax.lax.dynamic_slice_in_dim(a, i * size, size, axis=1) for a in grouped]
     part = [p.reshape(p.shape[(groups == 1) : 1] + p.shape[1 + (size == 1) :]) for p in part]
-    piece = each(*part).reshape(groups, size, *out.shape[1:])
-    return jax.lax.dynamic_update_slice_in_dim(result, piece, i * size, axis=1)
 
-  result = jnp.zeros((groups, per_group, *out.shape[1:]), out.dtype)
-  return jax.lax.fori_loop(0, steps, step, result).reshape(out.shape)
+    def put(whole: jax.Array, piece: jax.Array) -> jax.Array:
+      piece = piece.reshape(groups, size, *whole.shape[2:])
+      return jax.lax.dynamic_update_slice_in_dim(whole, piece, i * size, axis=1)
+
+    return jax.tree.map(put, result, each(*part))
+
+  result = jax.tree.map(lambda o: jnp.zeros((groups, per_group, *o.shape[1:]), o.dtype), out)
+  result = jax.lax.fori_loop(0, steps, step, result)
+  return jax.tree.map(lambda r, o: r.reshape(o.shape), result, out)

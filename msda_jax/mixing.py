@@ -195,9 +195,11 @@ def mix_batch(
       lams = jnp.broadcast_to(jnp.asarray(lam, jnp.float32), (batch,))
     # Each mask with its mean from the mask's parameters (as ``method.sample`` would draw them):
     # no full-resolution reduction of the masks.
-    mask, means = jax.vmap(lambda k, lam_i: method.mask_and_mean(method.partner_key(k), lam_i, shape=spatial))(
-      keys, lams
-    )
+    masks_of = lambda k, lam_i: method.mask_and_mean(method.partner_key(k), lam_i, shape=spatial)
+    if method.masks_in_chunks:
+      mask, means = _batched.map_in_chunks(masks_of, keys, lams, groups=groups)
+    else:
+      mask, means = jax.vmap(masks_of)(keys, lams)
     applied = jax.random.uniform(key_prob, (batch,)) < prob
     mask = jnp.where(applied.reshape((batch,) + (1,) * spatial_ndim), mask, 1.0)
     weight = jnp.where(applied, means, 1.0)

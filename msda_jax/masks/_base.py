@@ -64,6 +64,9 @@ class MixMethod(abc.ABC):
   name: ClassVar[str] = ""
   #: whether ``transform_partner`` is not the identity (ResizeMix).
   transforms_partner: ClassVar[bool] = False
+  #: whether per-example masks are made a few at a time (masks that many passes read, as FMix's
+  #: threshold search, stay in cache instead of streaming the whole batch each pass).
+  masks_in_chunks: ClassVar[bool] = False
   #: data fields that must be > 0 and fields that must lie in [0, 1].
   _positive: ClassVar[tuple[str, ...]] = ()
   _unit: ClassVar[tuple[str, ...]] = ()

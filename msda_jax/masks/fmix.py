@@ -136,6 +136,7 @@ class FMix(MixMethod):
   """
 
   name = "fmix"
+  masks_in_chunks = True
   _positive = ("alpha", "decay")
 
   alpha: ArrayLike = 1.0
