@@ -64,7 +64,7 @@ def map_in_chunks(fn: Callable[..., Any], *args: jax.Array, groups: int = 1) -> 
   if steps == 1 or pairing_lib.batch_shards(args[-1])[1] > 1:
     # One step, or a batch axis sharded in the type (explicit mesh): vmap keeps its sharding.
     return jax.vmap(fn)(*args)
-  grouped = [a.reshape(groups, per_group, *a.shape[1:]) for a in args]
+  grouped = [_as_bits(a).reshape(groups, per_group, *a.shape[1:]) for a in args]
   # One example per step runs fn itself, not its vmap: a lax.switch inside fn then takes one
   # branch instead of evaluating all of them.
   each = fn if size == 1 else jax.vmap(fn)
@@ -73,13 +73,31 @@ def map_in_chunks(fn: Callable[..., Any], *args: jax.Array, groups: int = 1) -> 
   def step(i: jax.Array, result: Any) -> Any:
     part = [jax.lax.dynamic_slice_in_dim(a, i * size, size, axis=1) for a in grouped]
     part = [p.reshape(p.shape[(groups == 1) : 1] + p.shape[1 + (size == 1) :]) for p in part]
+    part = [_from_bits(p, a.dtype) for p, a in zip(part, args, strict=True)]
 
     def put(whole: jax.Array, piece: jax.Array) -> jax.Array:
-      piece = piece.reshape(groups, size, *whole.shape[2:])
+      piece = _as_bits(piece).reshape(groups, size, *whole.shape[2:])
       return jax.lax.dynamic_update_slice_in_dim(whole, piece, i * size, axis=1)
 
     return jax.tree.map(put, result, each(*part))
 
-  result = jax.tree.map(lambda o: jnp.zeros((groups, per_group, *o.shape[1:]), o.dtype), out)
+  result = jax.tree.map(lambda o: jnp.zeros((groups, per_group, *o.shape[1:]), _bits_dtype(o.dtype)), out)
   result = jax.lax.fori_loop(0, steps, step, result)
-  return jax.tree.map(lambda r, o: r.reshape(o.shape), result, out)
+  return jax.tree.map(lambda r, o: _from_bits(r.reshape(o.shape), o.dtype), result, out)
+
+
+# XLA:CPU slices and updates 16-bit floats in place far slower than 16-bit integers (6x measured
+# on a 128 x 224 x 224 x 3 bfloat16 batch): the loop moves their bits as uint16.
+_HALF = (jnp.dtype(jnp.bfloat16), jnp.dtype(jnp.float16))
+
+
+def _bits_dtype(dtype: Any) -> Any:
+  return jnp.uint16 if dtype in _HALF else dtype
+
+
+def _as_bits(a: jax.Array) -> jax.Array:
+  return jax.lax.bitcast_convert_type(a, jnp.uint16) if a.dtype in _HALF else a
+
+
+def _from_bits(a: jax.Array, dtype: Any) -> jax.Array:
+  return jax.lax.bitcast_convert_type(a, dtype) if dtype in _HALF else a

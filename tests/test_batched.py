@@ -25,19 +25,23 @@ def loops(traced) -> int:
 
 def per_example(key, x):
   """A function of one example that mixes elementwise work, a reduction and its own key."""
-  return x * jax.random.uniform(key) + jnp.sum(x) + jnp.arange(x.size, dtype=x.dtype).reshape(x.shape)
+  return x * jax.random.uniform(key, dtype=x.dtype) + jnp.sum(x) + jnp.arange(x.size, dtype=x.dtype).reshape(x.shape)
 
 
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16", "float16"])
 @pytest.mark.parametrize(("batch", "groups", "chunk"), [(12, 1, 1), (12, 2, 3), (12, 3, 2), (7, 1, 1), (8, 8, 1)])
-def test_equals_vmap(monkeypatch, batch, groups, chunk):
-  x = jnp.asarray(np.random.default_rng(0).normal(size=(batch, 5, 3)), jnp.float32)
+def test_equals_vmap(monkeypatch, batch, groups, chunk, dtype):
+  """Same values and dtype (16-bit floats travel through the loop as their bits)."""
+  x = jnp.asarray(np.random.default_rng(0).normal(size=(batch, 5, 3)), dtype)
   keys = jax.random.split(jax.random.key(1), batch)
   monkeypatch.setattr(_batched, "CHUNK_BYTES", 4 * 15 * chunk)
   chunked = jax.jit(lambda k, v: _batched.map_in_chunks(per_example, k, v, groups=groups))
   steps = batch // groups // chunk
   assert (loops(chunked.trace(keys, x)) > 0) == (steps > 1), "the loop runs exactly when it has > 1 step"
   want = jax.jit(jax.vmap(per_example))(keys, x)
-  np.testing.assert_array_equal(np.asarray(chunked(keys, x)), np.asarray(want))
+  got = chunked(keys, x)
+  assert got.dtype == want.dtype == x.dtype
+  np.testing.assert_array_equal(np.asarray(got, np.float32), np.asarray(want, np.float32))
 
 
 @pytest.mark.parametrize(
