@@ -39,6 +39,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
   parser.add_argument("--train-methods", nargs="+", choices=cases.METHODS, default=None, help="default: --methods")
   parser.add_argument("--train-modes", nargs="+", choices=cases.MODES, default=["example"])
   parser.add_argument("--train-repeats", type=int, default=3, help="timed steps per configuration")
+  parser.add_argument("--torch-device", default="cpu", help="device of the torch peers: cpu, or cuda on a GPU machine")
   parser.add_argument("--seed", type=int, default=0)
   parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path("benchmarks/results/mixing.json"))
   return parser.parse_args(argv)
@@ -83,10 +84,10 @@ def measure_shape(args: argparse.Namespace, i: int, shape: tuple[int, ...], torc
     if torch_peers:
       from benchmarks.mixing import peers_torch
 
-      calls = peers_torch.torch_inputs(inputs)
+      calls = peers_torch.torch_inputs(inputs, args.torch_device)
       for job in torch_peers:
         if job.method in args.methods and job.mode in args.modes:
-          found["peers"].append(peers_torch.measure(job, inputs, calls, repeats))
+          found["peers"].append(peers_torch.measure(job, inputs, calls, repeats, args.torch_device))
       del calls
   return found
 
@@ -117,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     result["machine"]["torch_threads"] = torch.get_num_threads()
+    result["machine"]["torch_device"] = args.torch_device
   for i, shape in enumerate(args.shapes):
     print(f"shape {cases.shape_name(shape)}", flush=True)
     for name, records in measure_shape(args, i, shape, torch_peers).items():

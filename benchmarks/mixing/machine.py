@@ -37,8 +37,17 @@ def versions(names: tuple[str, ...] = ("jax", "jaxlib", "numpy", "flax", "optax"
   return found
 
 
+def accelerator() -> str:
+  """JAX's default device, as ``backend: kind`` (e.g. ``gpu: NVIDIA H100 80GB HBM3``)."""
+  import jax
+
+  device = jax.devices()[0]
+  return f"{device.platform}: {device.device_kind}"
+
+
 def describe() -> dict[str, object]:
   return {
+    "jax_device": accelerator(),
     "processor": cpu_model(),
     "cores": os.cpu_count(),
     "python": platform.python_version(),

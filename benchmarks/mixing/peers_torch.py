@@ -1,7 +1,8 @@
-"""timm's ``Mixup`` and torchvision's ``v2.MixUp`` / ``v2.CutMix`` on PyTorch (CPU), same inputs.
+"""timm's ``Mixup`` and torchvision's ``v2.MixUp`` / ``v2.CutMix`` on PyTorch, same inputs.
 
 The images are converted once, outside the timed region, to NCHW tensors of the same dtype
-(bfloat16 through float32); labels to int64. timm mixes the batch in place (its batch mode
+(bfloat16 through float32) on the chosen device (the CPU, or ``cuda`` on a GPU machine, where
+every timed call ends with ``torch.cuda.synchronize``); labels to int64. timm mixes the batch in place (its batch mode
 reads and writes the input tensor), torchvision returns new tensors; both one-hot encode and
 mix the labels in the same call. Peers that cannot be imported, or that reject a dtype, give a
 record with the reason instead of a time.
@@ -57,8 +58,8 @@ def _build(job: PeerJob, classes: int) -> Callable[[Any, Any], Any]:
   return v2.RandomChoice([v2.MixUp(alpha=1.0, num_classes=classes), v2.CutMix(alpha=1.0, num_classes=classes)])
 
 
-def torch_inputs(inputs: Inputs) -> list[tuple[Any, Any]]:
-  """The same pixels and labels as NCHW tensors of the case's dtype, and int64 ids."""
+def torch_inputs(inputs: Inputs, device: str = "cpu") -> list[tuple[Any, Any]]:
+  """The same pixels and labels as NCHW tensors of the case's dtype on ``device``, and int64 ids."""
   import torch
 
   calls = []
@@ -67,11 +68,27 @@ def torch_inputs(inputs: Inputs) -> list[tuple[Any, Any]]:
     images = torch.from_numpy(np.ascontiguousarray(source.transpose(0, 3, 1, 2)))
     if inputs.dtype == "bfloat16":
       images = images.to(torch.bfloat16)
-    calls.append((images, torch.from_numpy(ids.astype(np.int64))))
+    calls.append((images.to(device), torch.from_numpy(ids.astype(np.int64)).to(device)))
   return calls
 
 
-def measure(job: PeerJob, inputs: Inputs, calls: list[tuple[Any, Any]], repeats: int) -> dict[str, Any]:
+def _synchronised(fn: Callable[..., Any], device: str) -> Callable[..., Any]:
+  """``fn`` that waits for the device's queued work before returning (a GPU runs asynchronously)."""
+  if not device.startswith("cuda"):
+    return fn
+  import torch
+
+  def call(*args: Any) -> Any:
+    out = fn(*args)
+    torch.cuda.synchronize()
+    return out
+
+  return call
+
+
+def measure(
+  job: PeerJob, inputs: Inputs, calls: list[tuple[Any, Any]], repeats: int, device: str = "cpu"
+) -> dict[str, Any]:
   """Times ``job`` on the converted ``calls``; a record with ``median_s`` or ``error``."""
   record: dict[str, Any] = {
     "peer": job.library,
@@ -80,13 +97,14 @@ def measure(job: PeerJob, inputs: Inputs, calls: list[tuple[Any, Any]], repeats:
     "mode": job.mode,
     "shape": list(inputs.shape),
     "dtype": inputs.dtype,
+    "device": device,
   }
   try:
     fn = _build(job, inputs.num_classes)
     images, targets = fn(*calls[0])
     record["output_dtype"] = str(images.dtype).replace("torch.", "")
     record["targets_shape"] = list(targets.shape)
-    record["median_s"] = timing.median_seconds(fn, calls, repeats)
+    record["median_s"] = timing.median_seconds(_synchronised(fn, device), calls, repeats)
   except Exception as error:
     record["error"] = f"{type(error).__name__}: {error}".splitlines()[0][:200]
   return record

@@ -155,7 +155,12 @@ def markdown(result: dict[str, Any]) -> str:
   for f in floors:
     if f["shape"] not in shapes:
       shapes.append(f["shape"])
-  out: list[str] = []
+  machine = result.get("machine", {})
+  out: list[str] = [
+    f"Machine: {machine.get('jax_device', '?')}; {machine.get('processor', '?')}, {machine.get('cores', '?')} cores; "
+    f"torch peers on {machine.get('torch_device', 'cpu')}.",
+    "",
+  ]
   for shape in shapes:
     out += [f"### {shape_name(shape)}: the op against the streaming floor", ""]
     out += [*floor_table(ours, floors, shape), ""]
