@@ -12,11 +12,14 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from msda_jax import _validate
+from msda_jax import _gamma, _validate
 
 
 def sample_beta(key: jax.Array, a: ArrayLike, b: ArrayLike | None = None, shape: tuple[int, ...] = ()) -> jax.Array:
   """Draws ``lam ~ Beta(a, b)`` (``b = a`` when omitted), float32 of ``shape``.
+
+  Marsaglia-Tsang Gamma draws with four proposals each in one vectorised pass (``_gamma``):
+  the law of ``jax.random.beta``, not its realisations, at a fraction of its cost on a GPU.
 
   Args:
     key: a PRNG key.
@@ -34,9 +37,8 @@ def sample_beta(key: jax.Array, a: ArrayLike, b: ArrayLike | None = None, shape:
   _validate.check_positive("alpha", a)
   b = a if b is None else b
   _validate.check_positive("beta", b)
-  a = jnp.asarray(a, jnp.float32)
-  b = jnp.asarray(b, jnp.float32)
-  return jax.random.beta(key, a, b, shape=shape, dtype=jnp.float32)
+  # One vectorised rejection pass instead of jax.random.beta's per-draw loops (same law; see _gamma).
+  return _gamma.beta(key, a, b, shape)
 
 
 def sample_d_tilde(key: jax.Array, a: ArrayLike, b: ArrayLike | None = None, shape: tuple[int, ...] = ()) -> jax.Array:

@@ -109,3 +109,16 @@ def test_chunks_stay_on_their_device(monkeypatch, mode):
   np.testing.assert_allclose(np.asarray(out[0]), np.asarray(reference[0]), atol=1e-6)
   np.testing.assert_allclose(np.asarray(out[1]), np.asarray(reference[1]), atol=1e-6)
   assert {s.data.shape[0] for s in out[0].addressable_shards} == {BATCH // DEVICES}
+
+
+def test_accelerators_take_the_whole_batch_at_once(monkeypatch):
+  """Off the CPU there is no loop (one vmap, as for one step), with the same values."""
+  x = jnp.asarray(np.random.default_rng(5).normal(size=(12, 5, 3)), jnp.float32)
+  keys = jax.random.split(jax.random.key(6), 12)
+  monkeypatch.setattr(_batched, "CHUNK_BYTES", 4 * 15)
+  on_cpu = jax.jit(lambda k, v: _batched.map_in_chunks(per_example, k, v, groups=2))
+  assert loops(on_cpu.trace(keys, x)) == 1
+  monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
+  off_cpu = jax.jit(lambda k, v: _batched.map_in_chunks(per_example, k, v, groups=2))
+  assert loops(off_cpu.trace(keys, x)) == 0
+  np.testing.assert_array_equal(np.asarray(off_cpu(keys, x)), np.asarray(on_cpu(keys, x)))

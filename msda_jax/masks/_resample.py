@@ -13,7 +13,9 @@ dense weights for their ``ceil(n / 2^BUCKETS)`` rows. Either way about ``4 + 2 /
 switch evaluates every form (still far below the dense contraction).
 
 Values agree with ``jax.image.scale_and_translate`` inside the box up to float rounding; outside
-the box the result is 0 (the ResizeMix mask keeps the image there).
+the box the result is 0 (the ResizeMix mask keeps the image there). This is a CPU optimisation:
+on an accelerator, and for axes of at most ``DENSE_MAX``, ``paste_resized`` calls the dense
+resample itself.
 """
 
 from __future__ import annotations
@@ -122,8 +124,9 @@ def paste_resized(image: jax.Array, start: jax.Array, size: jax.Array) -> jax.Ar
   (1.0, 16.0)
   """
   shape = image.shape[:-1]
-  if max(shape) <= DENSE_MAX:
-    # Small images: the dense contraction itself is cheapest.
+  if max(shape) <= DENSE_MAX or jax.default_backend() != "cpu":
+    # Small images, or an accelerator (where dense contractions are what it does best and a
+    # switch under vmap would evaluate every form): the dense contraction itself.
     scale = jnp.maximum(size, 1).astype(jnp.float32) / jnp.asarray(shape, jnp.float32)
     spatial = tuple(range(len(shape)))
     pasted = jax.image.scale_and_translate(

@@ -1,0 +1,95 @@
+"""Gamma and Beta draws in one vectorised pass: Marsaglia-Tsang with several proposals at once.
+
+``jax.random.gamma`` runs Marsaglia and Tsang's rejection sampler as a ``while`` loop around
+each draw (and a second loop around each normal). On a GPU every loop iteration waits for the
+device: 128 vmapped ``jax.random.beta`` draws took 0.86 ms on an H200, most of a per-example
+Mixup of a 128 x 32 x 32 x 3 batch (1.0 ms; 0.30 ms with ``lam`` given). Here every draw makes
+``proposals`` (x, u) pairs at once and keeps the first accepted one (0.30 ms there); a ``while``
+loop makes fresh rounds only for draws whose every proposal was rejected, so the law is exactly
+the sampler's (the first accepted proposal of an i.i.d. sequence) and the loop almost never
+runs: a proposal is accepted with probability above 0.95, so with 4 a draw needs a second round
+with probability below 1e-5.
+
+Marsaglia and Tsang (2000), for shape ``a >= 1``: with ``d = a - 1/3`` and ``c = 1 / sqrt(9 d)``,
+draw ``x ~ N(0, 1)``, ``u ~ U(0, 1)``, ``v = (1 + c x)^3``; accept ``d v`` when ``v > 0`` and
+``log u < x^2 / 2 + d - d v + d log v``. For ``a < 1``, ``G(a) = G(a + 1) U^(1/a)``. Everything is
+in log space (``log G``), so Beta draws with small concentrations neither underflow nor divide 0
+by 0. Realisations differ from ``jax.random.gamma``'s for the same key; the law is the same. Not
+differentiable in the concentrations (they enter through a rejection step).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+from jax.typing import ArrayLike
+
+#: proposals per draw and round.
+PROPOSALS = 4
+
+
+def _propose(key: jax.Array, d: jax.Array, c: jax.Array, proposals: int) -> tuple[jax.Array, jax.Array]:
+  """One round: ``(accepted, log v of the first accepted proposal)``, each like ``d``."""
+  key_x, key_u = jax.random.split(key)
+  shape = (*d.shape, proposals)
+  x = jax.random.normal(key_x, shape, jnp.float32)
+  log_u = jnp.log(jax.random.uniform(key_u, shape, jnp.float32))
+  d_k, c_k = d[..., None], c[..., None]
+  v = (1.0 + c_k * x) ** 3
+  positive = v > 0.0
+  log_v = jnp.log(jnp.where(positive, v, 1.0))
+  ok = positive & (log_u < 0.5 * x * x + d_k - d_k * v + d_k * log_v)
+  first = jnp.argmax(ok, axis=-1)
+  return jnp.any(ok, axis=-1), jnp.take_along_axis(log_v, first[..., None], axis=-1)[..., 0]
+
+
+def log_gamma(key: jax.Array, a: ArrayLike, shape: tuple[int, ...] = (), *, proposals: int = PROPOSALS) -> jax.Array:
+  """``log G`` for ``G ~ Gamma(a, 1)``, float32 ``[*shape]``.
+
+  Args:
+    key: a PRNG key.
+    a: shape parameter, > 0 (traced), broadcastable to ``shape``.
+    shape: static shape of the draw.
+    proposals: static number of proposals per draw and round, >= 1.
+
+  Returns:
+    float32 ``[*shape]``.
+
+  >>> bool(jnp.isfinite(log_gamma(jax.random.key(0), 2.0)))
+  True
+  """
+  if not isinstance(proposals, int) or proposals < 1:
+    raise ValueError(f"proposals must be a positive int; got {proposals!r}.")
+  a = lax.stop_gradient(jnp.broadcast_to(jnp.asarray(a, jnp.float32), shape))
+  boost = a < 1.0
+  d = jnp.where(boost, a + 1.0, a) - 1.0 / 3.0
+  c = lax.rsqrt(9.0 * d)
+  key_first, key_more, key_boost = jax.random.split(key, 3)
+  accepted, log_v = _propose(key_first, d, c, proposals)
+
+  def another_round(carry: tuple[jax.Array, jax.Array, jax.Array]) -> tuple[jax.Array, jax.Array, jax.Array]:
+    round_, accepted, log_v = carry
+    now, log_v_now = _propose(jax.random.fold_in(key_more, round_), d, c, proposals)
+    return round_ + 1, accepted | now, jnp.where(accepted, log_v, log_v_now)
+
+  initial = (jnp.int32(0), accepted, log_v)
+  _, _, log_v = lax.while_loop(lambda carry: ~jnp.all(carry[1]), another_round, initial)
+  # log U for U = 1 - uniform, in (0, 1]: finite.
+  log_u = jnp.log1p(-jax.random.uniform(key_boost, shape, jnp.float32))
+  return jnp.log(d) + log_v + jnp.where(boost, log_u / a, 0.0)
+
+
+def beta(
+  key: jax.Array, a: ArrayLike, b: ArrayLike, shape: tuple[int, ...] = (), *, proposals: int = PROPOSALS
+) -> jax.Array:
+  """``Beta(a, b)`` draws as ``G_a / (G_a + G_b)`` from ``log_gamma``, float32 ``[*shape]``.
+
+  >>> lam = beta(jax.random.key(0), 0.4, 0.4, (3,))
+  >>> bool(((lam >= 0) & (lam <= 1)).all())
+  True
+  """
+  key_a, key_b = jax.random.split(key)
+  log_a = log_gamma(key_a, a, shape, proposals=proposals)
+  log_b = log_gamma(key_b, b, shape, proposals=proposals)
+  return jnp.exp(log_a - jnp.logaddexp(log_a, log_b))
