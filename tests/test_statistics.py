@@ -694,4 +694,6 @@ def test_vectorised_beta_under_vmap_equals_one_key_at_a_time():
   keys = jax.random.split(jax.random.key(1502), 64)
   one = jax.jit(lambda k: _gamma.beta(k, 0.7, 0.7, proposals=1))
   batched = jax.jit(jax.vmap(lambda k: _gamma.beta(k, 0.7, 0.7, proposals=1)))(keys)
-  np.testing.assert_array_equal(np.asarray(batched), np.asarray([one(k) for k in keys]))
+  # Same draws up to the float32 rounding of two different compiled programs (an overwritten
+  # draw would differ at order 1).
+  np.testing.assert_allclose(np.asarray(batched), np.asarray([one(k) for k in keys]), rtol=1e-5, atol=1e-7)

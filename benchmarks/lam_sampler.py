@@ -1,0 +1,70 @@
+"""The cost of drawing ``lam``: ``jax.random.beta`` against the library's vectorised sampler.
+
+Times, on the default JAX device, ``B`` Beta(1, 1) draws made by ``jax.vmap`` over ``B`` keys
+(as a per-example mixing op draws them) with ``jax.random.beta`` and with
+``msda_jax.lam.sample_beta``, ``B`` uniform draws as the floor of any sampler, and a per-example
+Mixup of a ``B x 32 x 32 x 3`` uint8 batch with ``lam`` drawn and with ``lam`` given. Warm medians
+of jitted calls, each call with its own key.
+
+  python -m benchmarks.lam_sampler --batch 128 --repeats 200
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import msda_jax
+from msda_jax import lam as lam_laws
+
+
+def median_ms(fn: Callable[..., Any], *args: Any, repeats: int) -> float:
+  for i in range(3):
+    jax.block_until_ready(fn(jax.random.key(i), *args))
+  times = []
+  for i in range(repeats):
+    start = time.perf_counter()
+    jax.block_until_ready(fn(jax.random.key(1000 + i), *args))
+    times.append(time.perf_counter() - start)
+  return 1e3 * statistics.median(times)
+
+
+def main(argv: list[str] | None = None) -> int:
+  parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument("--batch", type=int, default=128)
+  parser.add_argument("--repeats", type=int, default=200)
+  args = parser.parse_args(argv)
+  batch, alpha = args.batch, jnp.float32(1.0)
+  each = lambda draw: jax.jit(lambda key, a: jax.vmap(lambda k: draw(k, a))(jax.random.split(key, batch)))
+  rows = {
+    "uniform": each(lambda k, a: jax.random.uniform(k)),
+    "jax.random.beta": each(lambda k, a: jax.random.beta(k, a, a)),
+    "msda_jax.lam.sample_beta": each(lambda k, a: lam_laws.sample_beta(k, a)),
+  }
+  device = jax.devices()[0]
+  print(f"device: {device.platform}: {device.device_kind}; batch {batch}; {args.repeats} timed calls each")
+  print("| what | ms |\n|---|---|")
+  for name, fn in rows.items():
+    print(f"| {batch} draws, {name} | {median_ms(fn, alpha, repeats=args.repeats):.3f} |")
+  images = jnp.asarray(np.random.default_rng(0).integers(0, 256, (batch, 32, 32, 3), dtype=np.uint8))
+  labels = jnp.zeros((batch,), jnp.int32)
+  mixer = msda_jax.Mixer(msda_jax.mixup(), num_classes=100, mode="example")
+  drawn = jax.jit(lambda key, x, y, m: m(key, x, y))
+  given = jax.jit(
+    lambda key, x, y, m: msda_jax.mix_batch(key, x, y, m.method, num_classes=100, mode="example", lam=0.4)
+  )
+  print(f"| Mixup per example, lam drawn | {median_ms(drawn, images, labels, mixer, repeats=args.repeats):.3f} |")
+  print(f"| Mixup per example, lam given | {median_ms(given, images, labels, mixer, repeats=args.repeats):.3f} |")
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())
