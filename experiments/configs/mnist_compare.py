@@ -22,8 +22,8 @@ or one run::
     --workdir /tmp/msda/mnist/hmix-s0
 
 Expected (measured, 3 seeds, mean ± std, 2-core CPU): vanilla 94.5 ± 0.4 % test accuracy,
-Mixup 91.3 ± 1.5, CutMix 88.1 ± 0.8, Stochastic Mixup & CutMix 90.5 ± 1.3, HMix 91.5 ± 1.6,
-GMix 93.2 ± 0.5 (the table in the README).
+Mixup 92.0 ± 0.5, CutMix 88.2 ± 1.5, Stochastic Mixup & CutMix 90.9 ± 1.4, HMix 91.6 ± 1.2,
+GMix 93.0 ± 0.6 (the table in the README).
 """
 
 from __future__ import annotations
