@@ -72,23 +72,44 @@ def sorted_threshold_mask(field, ones):
   return np.asarray(_sorted_threshold_mask(jnp.asarray(field, jnp.float32).reshape(-1), ones))
 
 
-def test_fmix_bisection_matches_the_sort_selection_with_ties_signed_zeros_and_extremes():
+def test_fmix_threshold_search_matches_the_sort_selection_with_ties_signed_zeros_and_extremes():
   rng = np.random.default_rng(5)
+  smooth = np.asarray(fmix.low_frequency_field(jax.random.key(7), 3.0, (96, 96))).reshape(-1)
   fields = [
     rng.normal(size=257).astype(np.float32),
     np.round(rng.normal(size=300) * 3).astype(np.float32),  # many ties, including 0.0
     np.concatenate([np.full(20, -0.0), np.full(20, 0.0), rng.normal(size=30)]).astype(np.float32),
     (rng.normal(size=200) * 1e-40).astype(np.float32),  # subnormals
     np.array([3.4e38, -3.4e38, 1.0, -1.0, 1e-45, -1e-45], np.float32),
+    smooth,  # a sampled bracket (9216 keys, sample of 576)
+    np.round(smooth * 40).astype(np.float32),  # the same with long runs of ties
+    np.concatenate([smooth[:4000], np.full(4000, 3.4e38, np.float32), -smooth[:1000] * 1e-39]),
+    np.full(5000, 1.5, np.float32),
   ]
   select = jax.jit(fmix.top_threshold)
   for field in fields:
-    for ones in sorted({0, 1, 2, field.size // 3, field.size // 2, field.size - 1, field.size}):
+    ones_list = {0, 1, 2, field.size // 3, field.size // 2, field.size - 1, field.size}
+    ones_list |= set(rng.integers(0, field.size + 1, size=6).tolist())
+    keys = np.sort(np.asarray(fmix.sortable_keys(jnp.asarray(field))))
+    for ones in sorted(ones_list):
       threshold, selected = select(jnp.asarray(field), ones)
       mask = np.asarray(fmix.sortable_keys(jnp.asarray(field)) >= threshold)
       expected = sorted_threshold_mask(field, ones)
       np.testing.assert_array_equal(mask, expected)
       assert int(selected) == int(expected.sum()) >= ones
+      assert int(threshold) == (int(keys[field.size - ones]) if ones else 0xFFFFFFFF)
+
+
+def test_fmix_key_values_invert_the_sortable_keys():
+  # Normal floats of both signs and all exponents, zero and infinities (XLA:CPU flushes
+  # subnormals, which therefore share the key of 0.0).
+  rng = np.random.default_rng(6)
+  values = (rng.normal(size=2000) * 2.0 ** rng.integers(-120, 120, size=2000)).astype(np.float32)
+  values = np.concatenate([values, np.array([0.0, 1.5, -2.25, 3.4e38, -3.4e38, np.inf, -np.inf], np.float32)])
+  keys = fmix.sortable_keys(jnp.asarray(values))
+  back = np.asarray(fmix.key_values(keys))
+  np.testing.assert_array_equal(back.view(np.uint32), values.view(np.uint32))
+  assert np.all(np.diff(np.asarray(keys)[np.argsort(values, kind="stable")].astype(np.int64)) >= 0)
 
 
 @pytest.mark.parametrize("shape", [(64,), (20, 27), (9, 10, 11)], ids=lambda s: "x".join(map(str, s)))
