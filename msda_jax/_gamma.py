@@ -26,6 +26,8 @@ import jax.numpy as jnp
 from jax import lax
 from jax.typing import ArrayLike
 
+from msda_jax import _bits
+
 #: proposals per draw and round.
 PROPOSALS = 4
 
@@ -34,8 +36,9 @@ def _propose(key: jax.Array, d: jax.Array, c: jax.Array, proposals: int) -> tupl
   """One round: ``(accepted, log v of the first accepted proposal)``, each like ``d``."""
   key_x, key_u = jax.random.split(key)
   shape = (*d.shape, proposals)
-  x = jax.random.normal(key_x, shape, jnp.float32)
-  log_u = jnp.log(jax.random.uniform(key_u, shape, jnp.float32))
+  # jax.random.normal's and .uniform's draws, made where they are used (_bits).
+  x = _bits.normal(key_x, shape)
+  log_u = jnp.log(_bits.uniform(key_u, shape))
   d_k, c_k = d[..., None], c[..., None]
   v = (1.0 + c_k * x) ** 3
   positive = v > 0.0
@@ -80,7 +83,7 @@ def log_gamma(key: jax.Array, a: ArrayLike, shape: tuple[int, ...] = (), *, prop
   initial = (jnp.int32(0), zero > 0.0, zero)
   _, _, log_v = lax.while_loop(lambda carry: ~jnp.all(carry[1]), another_round, initial)
   # log U for U = 1 - uniform, in (0, 1]: finite.
-  log_u = jnp.log1p(-jax.random.uniform(key_boost, shape, jnp.float32))
+  log_u = jnp.log1p(-_bits.uniform(key_boost, shape))
   return jnp.log(d) + log_v + jnp.where(boost, log_u / a, 0.0)
 
 

@@ -174,11 +174,29 @@ def mix_batch(
 
   if mode == "batch":
     lam_b = method.nominal_lam(key_mix, shape=spatial) if lam is None else jnp.asarray(lam, jnp.float32)
-    # The weight from the mask's parameters: no full-resolution reduction of the mask.
-    mask, mean = method.mask_and_mean(method.partner_key(key_mix), lam_b, shape=spatial)
     applied = jax.random.uniform(key_prob) < prob
-    mask = jnp.where(applied, mask, 1.0)[None]
-    weight = jnp.broadcast_to(jnp.where(applied, mean, 1.0), (batch,))
+
+    def make_mask() -> tuple[jax.Array, jax.Array]:
+      # The weight from the mask's parameters: no full-resolution reduction of the mask.
+      mask, mean = method.mask_and_mean(method.partner_key(key_mix), lam_b, shape=spatial)
+      return jnp.asarray(mask, jnp.float32), jnp.asarray(mean, jnp.float32)
+
+    if _batched.on_cpu():
+      # The one mask of the batch made apart from the mixing pass (XLA:CPU fuses nothing across
+      # a conditional): fused into it, a mask computed per pixel (Bernoulli's random words) is
+      # computed again for every example and channel. A batch left unmixed makes no mask.
+      def unmixed() -> tuple[jax.Array, jax.Array]:
+        # Ones that vary over mesh axes (inside shard_map) as the mask would: made from its inputs.
+        seed = jax.random.key_data(key_mix).ravel()[0].astype(jnp.float32)
+        zero = jnp.where(False, seed + jnp.asarray(lam_b, jnp.float32), jnp.float32(0.0))
+        return jnp.ones(spatial, jnp.float32) + zero, jnp.float32(1.0) + zero
+
+      mask, mean = jax.lax.cond(applied, make_mask, unmixed)
+    else:
+      mask, mean = make_mask()
+      mask, mean = jnp.where(applied, mask, 1.0), jnp.where(applied, mean, 1.0)
+    mask = mask[None]
+    weight = jnp.broadcast_to(mean, (batch,))
     if method.transforms_partner:
       partner_key = method.partner_key(key_mix)
       move = functools.partial(

@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
+from msda_jax import _bits
 from msda_jax.masks._base import MixMethod, method_dataclass
 
 #: resolution of the pixel probability: ``P(M_j = 1) = round(LEVELS lam) / LEVELS``.
@@ -30,10 +31,10 @@ def bernoulli_probability(lam: ArrayLike) -> jax.Array:
 def bernoulli_mask(key: jax.Array, lam: ArrayLike, *, shape: tuple[int, ...]) -> jax.Array:
   """Mask of independent Bernoulli pixels with ``P(M_j = 1) = round(65536 lam) / 65536``.
 
-  Each 32-bit random word gives two pixels: its two 16-bit halves are uniform integers
-  ``u`` in ``[0, 65536)``, and ``M_j = [u_j < round(65536 lam)]``. The probability is therefore
-  ``lam`` quantised to multiples of ``2^-16`` (error at most ``2^-17``, see
-  ``bernoulli_probability``), and ``E[M | lam]`` is that probability times ``1``.
+  Each 32-bit random word of ``jax.random.bits(key, (ceil(S / 2),))`` gives two pixels: its two
+  16-bit halves are uniform integers ``u`` in ``[0, 65536)``, and ``M_j = [u_j < round(65536 lam)]``.
+  The probability is therefore ``lam`` quantised to multiples of ``2^-16`` (error at most
+  ``2^-17``, see ``bernoulli_probability``), and ``E[M | lam]`` is that probability times ``1``.
 
   Args:
     key: a PRNG key.
@@ -50,8 +51,13 @@ def bernoulli_mask(key: jax.Array, lam: ArrayLike, *, shape: tuple[int, ...]) ->
   lam = jnp.clip(jnp.asarray(lam, jnp.float32), 0.0, 1.0)
   threshold = jnp.round(lam * LEVELS).astype(jnp.uint32)
   size = math.prod(shape)
-  words = jax.random.bits(key, ((size + 1) // 2,), jnp.uint32)
-  halves = jnp.concatenate([words & jnp.uint32(0xFFFF), words >> 16])[:size]
+  half = (size + 1) // 2
+  # Pixel j < half takes the low half of word j, the others the high half of word j - half; each
+  # pixel computes its word where it is used (_bits), so no array of words is ever made.
+  pixel = jnp.arange(size, dtype=jnp.uint32)
+  high = pixel >= half
+  words = _bits.bits_at(key, jnp.where(high, pixel - half, pixel), half)
+  halves = jnp.where(high, words >> 16, words & jnp.uint32(0xFFFF))
   return (halves < threshold).astype(jnp.float32).reshape(shape)
 
 

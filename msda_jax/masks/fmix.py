@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
+from msda_jax import _bits
 from msda_jax.masks._base import MixMethod, method_dataclass
 
 
@@ -30,7 +31,8 @@ def low_frequency_field(key: jax.Array, decay: ArrayLike, shape: tuple[int, ...]
   freq = jnp.asarray(np.maximum(frequency_magnitude(shape), 1.0 / max(shape)))
   amplitude = freq ** (-jnp.asarray(decay, jnp.float32))
   key_re, key_im = jax.random.split(key)
-  spectrum = jax.random.normal(key_re, freq.shape) + 1j * jax.random.normal(key_im, freq.shape)
+  # jax.random.normal's draws, made where they are used (no rolled threefry loop; _bits).
+  spectrum = _bits.normal(key_re, freq.shape) + 1j * _bits.normal(key_im, freq.shape)
   return jnp.fft.irfftn(spectrum * amplitude, s=shape).astype(jnp.float32)
 
 
