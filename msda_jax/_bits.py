@@ -1,13 +1,13 @@
 """Random words that fuse into the pass that uses them: ``jax.random.bits``, element by element.
 
 With the default threefry keys, ``jax.random.bits(key, (n,), jnp.uint32)[i]`` is one Threefry-2x32
-hash (Salmon et al. 2011, 20 rounds) of the counter ``i`` under the key's two words, the two
+hash (20 rounds) of the counter ``i`` under the key's two words, the two
 output words xor-ed together (JAX's partitionable layout, its default). On the CPU JAX runs that
 hash as a loop of five rounds over whole arrays, which a compiled program cannot fuse with what
 follows: a per-pixel mask then costs the words, the loop's passes over them and the mask in
 memory. ``bits_at`` computes the same words as plain integer arithmetic of their counters, so the
 compiler fuses them into the mask and the mixing pass (Bernoulli per example at 128 x 224 x 224 x 3
-float32: 59 -> 36 ms; uint8: 33 -> 15 ms; `benchmarks/README.md`), and ``uniform`` and ``normal``
+float32: 59 -> 39 ms; uint8: 33 -> 13 ms; `benchmarks/README.md`), and ``uniform`` and ``normal``
 turn them into ``jax.random.uniform``'s and ``jax.random.normal``'s floats, bit for bit (FMix's
 fields: 56 -> 35 ms for 128 of 224 x 224).
 

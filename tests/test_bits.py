@@ -11,7 +11,7 @@ from msda_jax import _bits
 @pytest.mark.parametrize(
   ("key", "counter", "expected"),
   [
-    # Known answers of Threefry-2x32 with 20 rounds published with the algorithm (Random123).
+    # Known answers of Threefry-2x32 with 20 rounds, as published with the algorithm.
     ((0x00000000, 0x00000000), (0x00000000, 0x00000000), (0x6B200159, 0x99BA4EFE)),
     ((0xFFFFFFFF, 0xFFFFFFFF), (0xFFFFFFFF, 0xFFFFFFFF), (0x1CB996FC, 0xBB002BE7)),
     ((0x13198A2E, 0x03707344), (0x243F6A88, 0x85A308D3), (0xC4923A9C, 0x483DF7A0)),
