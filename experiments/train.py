@@ -7,8 +7,12 @@
 Every process runs this command (from the repository root). On several devices the step runs
 under ``jax.shard_map`` over all devices of all processes; each process reads its block of every
 global batch (``experiments/input_pipeline.py``). The run resumes from the latest
-checkpoint in ``workdir/checkpoints``. Process 0 writes ``workdir/metrics.jsonl``, TensorBoard
-files in ``workdir/tensorboard``, a progress bar on stderr and ``workdir/summary.json``.
+intact checkpoint in ``workdir/checkpoints`` (``msda_jax.train.checkpoint``: a damaged one is
+skipped with a warning; when none is intact the run stops with one line naming the directory to
+remove). Process 0 writes ``workdir/metrics.jsonl`` and TensorBoard files in
+``workdir/tensorboard`` (on a resume, without the records of steps after the checkpoint), a
+progress bar on stderr (``config.progress``: True draws it, False does not, None draws it on a
+terminal) and ``workdir/summary.json``.
 """
 
 from __future__ import annotations
@@ -30,16 +34,39 @@ from experiments import input_pipeline
 from msda_jax.data.datasets import dataset_info
 from msda_jax.data.transforms import normalize
 from msda_jax.train import checkpoint, distributed, parallel
-from msda_jax.train.models import get_model
+from msda_jax.train.models import MODELS, get_model
 from msda_jax.train.optim import make_optimizer, make_schedule
 from msda_jax.train.progress import ProgressBar
 from msda_jax.train.step import init_train_state, make_eval_step, make_train_step
 from msda_jax.train.writers import MetricWriter
 
 
+def _check_choice(config: ml_collections.ConfigDict, name: str, choices: tuple[str, ...]) -> None:
+  if config[name] not in choices:
+    raise ValueError(f"{name} must be one of {choices}; got {config[name]!r}.")
+
+
+def _check_unit(config: ml_collections.ConfigDict, name: str) -> None:
+  value = config[name]
+  if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= value <= 1.0:
+    raise ValueError(f"{name} must be a number in [0, 1]; got {value!r}.")
+
+
 def check_config(config: ml_collections.ConfigDict, num_devices: int) -> None:
-  """Raises ``ValueError`` naming the field when ``config`` cannot run on ``num_devices`` devices."""
-  info = dataset_info(config.dataset)
+  """Raises ``ValueError`` naming the config field when ``config`` cannot run on ``num_devices`` devices.
+
+  Reads nothing and builds no model: it runs before any work, so a typo fails in a second.
+  """
+  try:
+    msda_jax.from_string(config.method)
+  except (TypeError, ValueError) as error:
+    raise ValueError(f"method: {error}") from error
+  _check_choice(config, "mix_mode", msda_jax.mixing.MODES)
+  _check_choice(config, "mix_pairing", msda_jax.mixing.PAIRINGS)
+  _check_unit(config, "mix_prob")
+  _check_unit(config, "label_smoothing")
+  _check_choice(config, "model", tuple(MODELS))
+  info = dataset_info(config.dataset)  # its error names the field
   if config.num_classes != info.num_classes:
     raise ValueError(f"num_classes must be {info.num_classes} for {config.dataset}; got {config.num_classes}.")
   for name in ("batch_size", "eval_batch_size"):
@@ -146,8 +173,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   if restored is not None:
     step, state, data_state = restored
     data.set_state(data_state)
-  writer = MetricWriter(workdir, enabled=process == 0)
-  bar = ProgressBar(total_steps, config.batch_size, enabled=(process == 0) and (True if config.progress else None))
+  writer = MetricWriter(workdir, enabled=process == 0, start_step=step)
+  bar = ProgressBar(total_steps, config.batch_size, enabled=config.progress if process == 0 else False)
   eval_every = config.get("eval_every_steps", 0)
 
   history: list[dict[str, jax.Array]] = []
@@ -214,7 +241,10 @@ def main(argv: list[str]) -> None:
     logging.set_verbosity(logging.WARNING)
   if FLAGS.coordinator_address or FLAGS.num_processes is not None or FLAGS.distributed:
     distributed.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
-  summary = train_and_evaluate(FLAGS.config, FLAGS.workdir)
+  try:
+    summary = train_and_evaluate(FLAGS.config, FLAGS.workdir)
+  except checkpoint.DamagedCheckpointError as error:
+    sys.exit(f"error: {error}")  # one line: the checkpoints to remove, no traceback
   if jax.process_index() == 0:
     print(
       f"top-1 test accuracy {summary['test_accuracy']:.4f}  test loss {summary['test_loss']:.4f}  "

@@ -11,6 +11,13 @@ twice: a proposal is accepted with probability above 0.95, so with 4 a draw need
 with probability below 1e-5. The proposal code appears once in the program, which compiles
 faster than ``jax.random.beta``'s nested loops.
 
+The loop is bounded: after ``MAX_ROUNDS`` rounds (``4 x 16`` proposals, each accepted with
+probability above 0.95, so a valid draw reaches the bound with probability below 1e-80) a draw
+still rejected is NaN. A shape that is not a finite number > 0 (NaN, 0, negative, infinite)
+gives NaN at once and takes no part in the loop's condition, so no input can keep it running.
+Shapes below ``MIN_SHAPE`` are raised to it: the law is then a point mass at 0 to float32
+precision either way, and ``log G`` stays finite.
+
 Marsaglia and Tsang (2000), for shape ``a >= 1``: with ``d = a - 1/3`` and ``c = 1 / sqrt(9 d)``,
 draw ``x ~ N(0, 1)``, ``u ~ U(0, 1)``, ``v = (1 + c x)^3``; accept ``d v`` when ``v > 0`` and
 ``log u < x^2 / 2 + d - d v + d log v``. For ``a < 1``, ``G(a) = G(a + 1) U^(1/a)``. Everything is
@@ -30,6 +37,10 @@ from msda_jax import _bits
 
 #: proposals per draw and round.
 PROPOSALS = 4
+#: rounds after which a draw that was never accepted is NaN (bounds the loop for every input).
+MAX_ROUNDS = 16
+#: smallest shape used; smaller positive shapes are raised to it (keeps ``log U / a`` finite).
+MIN_SHAPE = 1e-30
 
 
 def _propose(key: jax.Array, d: jax.Array, c: jax.Array, proposals: int) -> tuple[jax.Array, jax.Array]:
@@ -58,14 +69,18 @@ def log_gamma(key: jax.Array, a: ArrayLike, shape: tuple[int, ...] = (), *, prop
     proposals: static number of proposals per draw and round, >= 1.
 
   Returns:
-    float32 ``[*shape]``.
+    float32 ``[*shape]``; NaN where ``a`` is not a finite number > 0.
 
   >>> bool(jnp.isfinite(log_gamma(jax.random.key(0), 2.0)))
+  True
+  >>> bool(jnp.isnan(log_gamma(jax.random.key(0), jnp.inf)))
   True
   """
   if not isinstance(proposals, int) or proposals < 1:
     raise ValueError(f"proposals must be a positive int; got {proposals!r}.")
   a = lax.stop_gradient(jnp.broadcast_to(jnp.asarray(a, jnp.float32), shape))
+  valid = jnp.isfinite(a) & (a > 0.0)
+  a = jnp.where(valid, jnp.maximum(a, MIN_SHAPE), 1.0)
   boost = a < 1.0
   d = jnp.where(boost, a + 1.0, a) - 1.0 / 3.0
   c = lax.rsqrt(9.0 * d)
@@ -80,11 +95,18 @@ def log_gamma(key: jax.Array, a: ArrayLike, shape: tuple[int, ...] = (), *, prop
   # Zeros that vary over mesh axes (inside shard_map) as the rounds will: made from the key's
   # data and d, as the rounds are.
   zero = jax.random.key_data(key_rounds).ravel()[0].astype(jnp.float32) * 0.0 + d * 0.0
-  initial = (jnp.int32(0), zero > 0.0, zero)
-  _, _, log_v = lax.while_loop(lambda carry: ~jnp.all(carry[1]), another_round, initial)
+  # Invalid shapes count as accepted (their result is NaN below): they never extend the loop.
+  initial = (jnp.int32(0), (zero > 0.0) | ~valid, zero)
+
+  def rejected_left(carry: tuple[jax.Array, jax.Array, jax.Array]) -> jax.Array:
+    round_, accepted, _ = carry
+    return (round_ < MAX_ROUNDS) & ~jnp.all(accepted)
+
+  _, accepted, log_v = lax.while_loop(rejected_left, another_round, initial)
   # log U for U = 1 - uniform, in (0, 1]: finite.
   log_u = jnp.log1p(-_bits.uniform(key_boost, shape))
-  return jnp.log(d) + log_v + jnp.where(boost, log_u / a, 0.0)
+  log_g = jnp.log(d) + log_v + jnp.where(boost, log_u / a, 0.0)
+  return jnp.where(valid & accepted, log_g, jnp.nan)
 
 
 def beta(
@@ -92,7 +114,8 @@ def beta(
 ) -> jax.Array:
   """``Beta(a, b)`` draws as ``G_a / (G_a + G_b)`` from ``log_gamma``, float32 ``[*shape]``.
 
-  Both Gamma draws come from one ``log_gamma`` call (one loop for the pair).
+  Both Gamma draws come from one ``log_gamma`` call (one loop for the pair). NaN where ``a`` or
+  ``b`` is not a finite number > 0.
 
   >>> lam = beta(jax.random.key(0), 0.4, 0.4, (3,))
   >>> bool(((lam >= 0) & (lam <= 1)).all())

@@ -1,17 +1,26 @@
-"""Argument checks that run before any work is done.
+"""Argument checks that run before any work is done, and the same checks on traced values.
 
 Hyper-parameters (``alpha``, ``lam``, ``r``, ``q``, ``prob``) are traced arrays inside
 ``jax.jit``; they are checked whenever their value is known, i.e. when a method is built or a
 function is called eagerly with concrete numbers. Shapes and dtypes are static and are always
-checked, at trace time, before anything is computed.
+checked, at trace time, before anything is computed. Inside ``jit`` the same conditions are
+computed as traced booleans (``positive_ok``, ``unit_ok``): the callers turn an invalid value
+into a defined result, and ``runtime_check`` raises on them when asked (``check=True``).
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
+
+#: float32's smallest normal number: XLA flushes smaller (subnormal) values to 0 on CPU and GPU,
+#: so a positive hyper-parameter must be at least this.
+TINY = float(np.finfo(np.float32).tiny)
+_TINY_NOTE = f" (at least {TINY:.3g}: smaller float32 values are flushed to 0)"
 
 
 def concrete_value(value: Any) -> np.ndarray | None:
@@ -56,9 +65,9 @@ def check_positive(name: str, value: Any) -> None:
   array = concrete_value(value)
   if array is None:
     return
-  if np.isnan(array).any() or (array <= 0).any():
-    bad = array[~(array > 0)].ravel()[0]
-    raise ValueError(f"{name} must be > 0; got {bad!r}.")
+  bad = array[~(np.isfinite(array) & (array >= TINY))].ravel()
+  if bad.size:
+    raise ValueError(f"{name} must be > 0 and finite{_TINY_NOTE if 0 < bad[0] < TINY else ''}; got {bad[0]!r}.")
 
 
 def check_choice(name: str, value: Any, choices: tuple[Any, ...]) -> None:
@@ -76,3 +85,110 @@ def check_shape(name: str, shape: Any) -> tuple[int, ...]:
   if not result or any(n <= 0 for n in result):
     raise ValueError(f"{name} must be a non-empty tuple of positive ints; got {shape!r}.")
   return result
+
+
+def check_bool(name: str, value: Any) -> None:
+  """Raises ``TypeError`` naming ``name`` unless ``value`` is a Python or numpy bool (not a truthy string)."""
+  if not isinstance(value, (bool, np.bool_)):
+    raise TypeError(f"{name} must be True or False; got {value!r} ({type(value).__name__}).")
+
+
+def hyperparameter(name: str, value: Any) -> Any:
+  """``value`` as a float32 scalar leaf, checked when concrete; traced values pass through.
+
+  A concrete value must be a real number (not a string or a bool), a scalar, and within
+  float32's range; its own range (finiteness included) is the caller's check. It becomes a
+  float32 numpy scalar: a fixed dtype keeps the compiled signature stable, so ``alpha=1`` and
+  ``alpha=0.5`` share one compilation. A traced value must be a scalar; its value is checked
+  inside ``jit`` by the callers.
+
+  Raises:
+    TypeError / ValueError naming ``name``.
+
+  >>> hyperparameter("alpha", 1)
+  array(1., dtype=float32)
+  """
+  if isinstance(value, jax.core.Tracer):
+    if np.shape(value) != ():
+      raise ValueError(f"{name} must be a scalar; got a traced value of shape {np.shape(value)}.")
+    if not (jnp.issubdtype(value.dtype, jnp.floating) or jnp.issubdtype(value.dtype, jnp.integer)):
+      raise TypeError(f"{name} must be a real number; got a traced value of dtype {value.dtype}.")
+    return value
+  if isinstance(value, (str, bytes)):
+    raise TypeError(f"{name} must be a number; got the string {value!r} (write {name}=0.5, not {name}='0.5').")
+  if isinstance(value, (bool, np.bool_)):
+    raise TypeError(f"{name} must be a number; got the bool {value!r}.")
+  try:
+    array = np.asarray(value)
+  except (TypeError, ValueError) as error:
+    raise TypeError(f"{name} must be a number; got {value!r} ({type(value).__name__}).") from error
+  if array.dtype.kind not in "iuf":
+    raise TypeError(f"{name} must be a real number; got {value!r} (dtype {array.dtype}).")
+  if array.shape != ():
+    raise ValueError(f"{name} must be a scalar; got {value!r} of shape {array.shape}.")
+  with np.errstate(over="ignore"):
+    single = np.asarray(array, dtype=np.float32)
+  if math.isfinite(float(array)) and not np.isfinite(single):
+    raise ValueError(f"{name} must be a finite float32 number; got {float(array)!r}, which overflows float32.")
+  if isinstance(value, jax.Array):
+    return value.astype(jnp.float32)
+  return single
+
+
+def positive_message(name: str, value: Any) -> str:
+  """What a positive hyper-parameter must be; says why when a concrete ``value`` is a subnormal float32."""
+  array = concrete_value(value)
+  subnormal = array is not None and bool(np.any((array > 0) & (array < TINY)))
+  return f"{name} must be > 0 and finite{_TINY_NOTE if subnormal else ''}"
+
+
+def positive_ok(value: Any) -> Any:
+  """Whether ``value`` is finite and >= ``TINY``: a numpy bool when concrete, a traced bool inside ``jit``."""
+  array = concrete_value(value)
+  if array is not None:
+    return np.all(np.isfinite(array) & (array >= TINY))
+  value = jnp.asarray(value)
+  return jnp.all(jnp.isfinite(value) & (value >= TINY))
+
+
+def unit_ok(value: Any) -> Any:
+  """Whether ``value`` lies in [0, 1] (NaN does not): a numpy bool when concrete, else traced."""
+  array = concrete_value(value)
+  if array is not None:
+    return np.all((array >= 0) & (array <= 1))
+  value = jnp.asarray(value)
+  return jnp.all((value >= 0) & (value <= 1))
+
+
+#: a runtime check: (message naming the argument and what it must be, ok flag, the value checked).
+Check = tuple[str, Any, Any]
+
+
+def _first_bad(ok: jax.Array, value: jax.Array) -> jax.Array:
+  """The first entry of ``value`` where ``ok`` is false (any entry when all are fine), as float32."""
+  ok = jnp.broadcast_to(ok, jnp.shape(value)).ravel()
+  flat = jnp.ravel(value).astype(jnp.float32)
+  return flat[jnp.argmin(ok)] if flat.size else jnp.float32(jnp.nan)
+
+
+def runtime_check(checks: list[Check]) -> None:
+  """Raises inside ``jit`` on the first failed check, through ``jax.debug.callback``.
+
+  The error reaches the caller when the computation runs, as a ``JaxRuntimeError`` whose text
+  contains the ``ValueError`` raised here (for example ``alpha must be > 0 and finite; got
+  -1.0``). Concrete failures should already have been raised eagerly; this is for traced values.
+  """
+  if not checks:
+    return
+  messages = [message for message, _, _ in checks]
+  oks = [jnp.all(jnp.asarray(ok)) for _, ok, _ in checks]
+  bads = [_first_bad(jnp.asarray(ok), jnp.asarray(value)) for _, ok, value in checks]
+
+  def fail(oks_now: list[np.ndarray], bads_now: list[np.ndarray]) -> None:
+    for message, ok, bad in zip(messages, oks_now, bads_now, strict=True):
+      # Under vmap the flags arrive batched: any failing member fails.
+      flags, values = np.asarray(ok).ravel(), np.asarray(bad).ravel()
+      if not flags.all():
+        raise ValueError(f"{message}; got {float(values[np.argmin(flags)])!r}.")
+
+  jax.debug.callback(fail, oks, bads)

@@ -72,6 +72,22 @@ def _check_weight_values(name: str, weights: Any) -> None:
     raise ValueError(f"{name} must sum to 1 over the last axis (the k sources); got a sum of {float(bad)!r}.")
 
 
+def _weights_ok(weights: ArrayLike) -> Any:
+  """Per row: finite, non-negative and summing to 1 within ``SUM_TOL``; ``True`` when concrete (checked)."""
+  if _validate.concrete_value(weights) is not None:
+    return True
+  w = jnp.asarray(weights, jnp.float32)
+  return jnp.all(jnp.isfinite(w) & (w >= 0.0), axis=-1) & (jnp.abs(jnp.sum(w, axis=-1) - 1.0) <= SUM_TOL)
+
+
+def _usable(w: jax.Array, ok: Any) -> jax.Array:
+  """``w`` where ``ok``, else ``e_0`` (the example itself: no mixing), row by row."""
+  if isinstance(ok, (bool, np.bool_)) and ok:
+    return w
+  identity = jax.nn.one_hot(0, w.shape[-1], dtype=w.dtype)
+  return jnp.where(jnp.asarray(ok)[..., None], w, identity)
+
+
 def kmix_masks(key: jax.Array | None, weights: ArrayLike, *, shape: tuple[int, ...], style: str = "mixup") -> jax.Array:
   """The ``k`` masks of one example, float32 ``[k, *shape]``, summing to 1 at every pixel.
 
@@ -155,6 +171,8 @@ def mix_k_batch(
   weights: ArrayLike | None = None,
   spatial_ndim: int = 2,
   return_info: bool = False,
+  dense_labels: bool | None = None,
+  check: bool = False,
 ) -> tuple[jax.Array, jax.Array] | tuple[jax.Array, jax.Array, KMixInfo]:
   """Mixes every example with ``k - 1`` partners: ``x~_i = sum_m M_m * x_{p_m(i)}``.
 
@@ -180,6 +198,13 @@ def mix_k_batch(
       mode; non-negative rows summing to 1.
     spatial_ndim: static number of spatial axes.
     return_info: static; also return a ``KMixInfo``.
+    dense_labels: static; dense maps or one label per example, inferred when ``None`` (as in
+      ``mix_batch``).
+    check: static; also check the traced values at run time (as in ``mix_batch``).
+
+  Inside ``jit`` an invalid traced ``alpha`` (not finite and > 0) or ``weights`` row (not finite,
+  negative, or not summing to 1) leaves the examples it concerns unmixed (weights ``e_0``);
+  labels and ``label_smoothing`` behave as in ``mix_batch``.
 
   Returns:
     ``(mixed_images, mixed_targets)`` (and ``info``): images like ``images``; targets float32
@@ -197,6 +222,13 @@ def mix_k_batch(
   pairing_lib.check_groups(batch, groups)
   _check_k(k, batch // groups)
   k = int(k)
+  for name, flag in (("return_info", return_info), ("check", check)):
+    _validate.check_bool(name, flag)
+  for name, value in (("alpha", alpha), ("weights", weights), ("label_smoothing", label_smoothing)):
+    if isinstance(value, (str, bytes, bool, np.bool_)):
+      raise TypeError(f"{name} must be a number or an array of numbers; got {value!r}.")
+  if tuple(np.shape(label_smoothing)) != ():
+    raise ValueError(f"label_smoothing must be a scalar; got shape {tuple(np.shape(label_smoothing))}.")
   if tuple(np.shape(alpha)) not in ((), (k,)):
     raise ValueError(f"alpha must be a scalar or a vector [k]=({k},); got shape {tuple(np.shape(alpha))}.")
   _validate.check_positive("alpha", alpha)
@@ -208,20 +240,40 @@ def mix_k_batch(
       )
     _check_weight_values("weights", weights)
   targets, dense = labels_lib.prepare_targets(
-    labels, batch=batch, spatial_shape=spatial, num_classes=num_classes, label_smoothing=label_smoothing
+    labels,
+    batch=batch,
+    spatial_shape=spatial,
+    num_classes=num_classes,
+    label_smoothing=label_smoothing,
+    dense_labels=dense_labels,
   )
+  alpha_ok = _validate.positive_ok(alpha)
+  if check:
+    checks: list[_validate.Check] = [
+      ("alpha must be > 0 and finite", alpha_ok, alpha),
+      ("label_smoothing must lie in [0.0, 1.0]", _validate.unit_ok(label_smoothing), label_smoothing),
+      *labels_lib.label_checks(labels, num_classes=num_classes),
+    ]
+    if weights is not None:
+      checks.append(("weights must be finite, non-negative rows summing to 1", _weights_ok(weights), weights))
+    _validate.runtime_check([c for c in checks if not isinstance(c[1], (bool, np.bool_))])
   images = jnp.asarray(images)
+  if not isinstance(alpha_ok, (bool, np.bool_)):  # traced: draw from a valid stand-in, use e_0 below
+    alpha = jnp.where(alpha_ok, jnp.asarray(alpha, jnp.float32), 1.0)
 
   key_pair, key_weights, key_mask = jax.random.split(key, 3)
   if mode == "batch":
     w = lam_laws.sample_dirichlet(key_weights, alpha, k) if weights is None else jnp.asarray(weights, jnp.float32)
+    w = _usable(w, alpha_ok if weights is None else _weights_ok(weights))
     masks = _masks(key_mask, w, spatial, style)[None]
     nominal = jnp.broadcast_to(w[None], (batch, k))
   else:
     if weights is None:
-      nominal = lam_laws.sample_dirichlet(key_weights, alpha, k, shape=(batch,))
+      nominal = _usable(lam_laws.sample_dirichlet(key_weights, alpha, k, shape=(batch,)), alpha_ok)
     else:
-      nominal = jnp.broadcast_to(jnp.asarray(weights, jnp.float32), (batch, k))
+      given = jnp.broadcast_to(jnp.asarray(weights, jnp.float32), (batch, k))
+      ok = _weights_ok(weights)
+      nominal = _usable(given, ok if isinstance(ok, bool) else jnp.broadcast_to(ok, (batch,)))
     keys = jax.random.split(key_mask, batch)
     masks = jax.vmap(lambda kk, ww: _masks(kk, ww, spatial, style))(keys, nominal)
   realised = jnp.mean(masks, axis=tuple(range(2, 2 + len(spatial))))

@@ -64,18 +64,49 @@ def _check_images(images: Any, spatial_ndim: int) -> tuple[int, tuple[int, ...],
       f"images must be batched, [B, *S, C] with {spatial_ndim} spatial axes (ndim {spatial_ndim + 2}); "
       f"got shape {tuple(images.shape)}. Add a batch axis for a single image."
     )
+  if 0 in tuple(images.shape[1:-1]):
+    raise ValueError(f"images must have non-empty spatial axes; got shape {tuple(images.shape)} (a zero-size axis).")
   return int(images.shape[0]), tuple(int(n) for n in images.shape[1:-1]), dtype
 
 
 def _check_lam(lam: Any, batch: int, mode: str, unbounded: bool) -> None:
   if lam is None:
     return
+  if isinstance(lam, (str, bytes, bool, np.bool_)):
+    raise TypeError(f"lam must be a number or an array of numbers; got {lam!r}.")
   shape = tuple(np.shape(lam))
   allowed = ((),) if mode == "batch" else ((), (batch,))
   if shape not in allowed:
     raise ValueError(f"lam must have shape {' or '.join(map(str, allowed))} in mode={mode!r}; got {shape}.")
   if not unbounded:
     _validate.check_range("lam", lam, 0.0, 1.0)
+  elif (array := _validate.concrete_value(lam)) is not None and not np.isfinite(array).all():
+    raise ValueError(f"lam must be finite; got {array[~np.isfinite(array)].ravel()[0]!r}.")
+
+
+def _check_scalar(name: str, value: Any, shapes: tuple[tuple[int, ...], ...] = ((),)) -> None:
+  """``prob`` and ``label_smoothing``: numbers (not strings or bools) of an allowed shape."""
+  if isinstance(value, (str, bytes, bool, np.bool_)):
+    raise TypeError(f"{name} must be a number; got {value!r}.")
+  if tuple(np.shape(value)) not in shapes:
+    raise ValueError(f"{name} must have shape {' or '.join(map(str, shapes))}; got {tuple(np.shape(value))}.")
+
+
+def _given_lam(lam: ArrayLike, unbounded: bool) -> tuple[jax.Array, jax.Array]:
+  """``(lam, ok)``: a given ratio as used, and whether it was usable (traced values).
+
+  A non-finite ``lam`` leaves its examples unmixed (``lam = 1``); without ``unbounded`` a finite
+  one outside [0, 1] is clipped into it, as the mask functions do.
+  """
+  lam = jnp.asarray(lam, jnp.float32)
+  ok = jnp.isfinite(lam)
+  lam = jnp.where(ok, lam, 1.0)
+  return (lam if unbounded else jnp.clip(lam, 0.0, 1.0)), ok
+
+
+def _traced(checks: list[_validate.Check]) -> list[_validate.Check]:
+  """The checks whose flag is traced (concrete ones have been raised eagerly)."""
+  return [c for c in checks if not isinstance(c[1], (bool, np.bool_))]
 
 
 def _mix_images(images: jax.Array, partners: jax.Array, masks: jax.Array, *, clip: bool = False) -> jax.Array:
@@ -113,8 +144,24 @@ def mix_batch(
   unbounded: bool = False,
   spatial_ndim: int = 2,
   return_info: bool = False,
+  dense_labels: bool | None = None,
+  check: bool = False,
 ) -> tuple[Any, ...]:
   """Mixes a batch of images and labels (Eq. 1) with ``method``.
+
+  Every argument is checked before any work: shapes, dtypes and options always (at trace
+  time), numbers whenever they are concrete. Inside ``jit`` traced numbers cannot raise; each
+  invalid value has a defined result instead (and ``check=True`` raises on it at run time):
+
+  * a method hyper-parameter out of range (``alpha`` <= 0, NaN or infinite; ``r``, ``q``
+    outside [0, 1]; ...): no mixing (``lam = 1``, images and targets unchanged, ``applied``
+    false in the info);
+  * ``lam`` given and not finite: that example (batch) is not mixed; finite but outside [0, 1]
+    without ``unbounded``: clipped into [0, 1];
+  * ``prob``: clipped into [0, 1] (NaN never mixes);
+  * ``label_smoothing``: clipped into [0, 1] (NaN is 0);
+  * integer labels outside ``[0, num_classes)``: that example's target row is NaN;
+  * probability labels that are not rows in [0, 1] summing to 1: mixed as given.
 
   Args:
     key: a PRNG key.
@@ -133,6 +180,11 @@ def mix_batch(
     unbounded: static; allow a given ``lam`` outside [0, 1] (Figure 2).
     spatial_ndim: static number of spatial axes (1 audio, 2 images, 3 video).
     return_info: static; also return a ``MixInfo``.
+    dense_labels: static; whether the labels are dense maps (``True``) or one per example
+      (``False``); ``None`` infers it from the shapes and raises where they cannot tell (integer
+      ``[B, T]`` audio labels with ``T == num_classes``: ids per frame, or one-hot rows).
+    check: static; also check the traced values at run time (``jax.debug.callback``): an invalid
+      one raises a ``JaxRuntimeError`` whose text names the argument.
 
   Returns:
     ``(mixed_images, mixed_targets)`` (and ``info``): images like ``images``; targets float32
@@ -148,13 +200,39 @@ def mix_batch(
   _validate.check_choice("mode", mode, MODES)
   _validate.check_choice("pairing", pairing, PAIRINGS)
   pairing_lib.check_groups(batch, groups)
+  for name, flag in (("unbounded", unbounded), ("return_info", return_info), ("check", check)):
+    _validate.check_bool(name, flag)
   if method is not None and not isinstance(method, MixMethod):
-    raise TypeError(f"method must be a MixMethod (e.g. msda_jax.mixup()) or None; got {type(method).__name__}.")
+    raise TypeError(
+      f"method must be a MixMethod (e.g. msda_jax.mixup() or msda_jax.from_string('mixup')) or None; "
+      f"got {type(method).__name__} {method!r}."
+    )
+  if method is not None:
+    method.check_values()  # a method rebuilt from concrete leaves (tree_map) was never checked
+  _check_scalar("prob", prob, ((),) if mode == "batch" else ((), (batch,)))
+  _check_scalar("label_smoothing", label_smoothing)
   _validate.check_range("prob", prob, 0.0, 1.0)
   _check_lam(lam, batch, mode, unbounded)
   targets, dense = labels_lib.prepare_targets(
-    labels, batch=batch, spatial_shape=spatial, num_classes=num_classes, label_smoothing=label_smoothing
+    labels,
+    batch=batch,
+    spatial_shape=spatial,
+    num_classes=num_classes,
+    label_smoothing=label_smoothing,
+    dense_labels=dense_labels,
   )
+  if check:
+    checks = [
+      ("prob must lie in [0.0, 1.0]", _validate.unit_ok(prob), prob),
+      ("label_smoothing must lie in [0.0, 1.0]", _validate.unit_ok(label_smoothing), label_smoothing),
+      *labels_lib.label_checks(labels, num_classes=num_classes),
+    ]
+    if method is not None:
+      checks += method.constraints()
+    if lam is not None:
+      lam_ok = _validate.unit_ok(lam) if not unbounded else jnp.all(jnp.isfinite(jnp.asarray(lam)))
+      checks.append(("lam must be finite" + ("" if unbounded else " and lie in [0.0, 1.0]"), lam_ok, lam))
+    _validate.runtime_check(_traced(checks))
   images = jnp.asarray(images)
 
   key_pair, key_mix, key_prob = jax.random.split(key, 3)
@@ -170,11 +248,17 @@ def mix_batch(
     return (images, targets, info) if return_info else (images, targets)
 
   partner_images, partner_targets = pairing_lib.pair(key_pair, (images, targets), pairing=pairing, groups=groups)
-  prob = jnp.asarray(prob, jnp.float32)
+  prob = jnp.clip(jnp.asarray(prob, jnp.float32), 0.0, 1.0)
+  # An invalid traced hyper-parameter: draw from the defaults (no NaN reaches a sampler) and mix nothing.
+  usable = method.valid()
+  method = method.sanitized(usable)
 
   if mode == "batch":
-    lam_b = method.nominal_lam(key_mix, shape=spatial) if lam is None else jnp.asarray(lam, jnp.float32)
-    applied = jax.random.uniform(key_prob) < prob
+    if lam is None:
+      lam_b, lam_ok = method.nominal_lam(key_mix, shape=spatial), True
+    else:
+      lam_b, lam_ok = _given_lam(lam, unbounded)
+    applied = (jax.random.uniform(key_prob) < prob) & usable & lam_ok
 
     def make_mask() -> tuple[jax.Array, jax.Array]:
       # The weight from the mask's parameters: no full-resolution reduction of the mask.
@@ -209,8 +293,9 @@ def mix_batch(
     keys = jax.random.split(key_mix, batch)
     if lam is None:
       lams = jax.vmap(lambda k: jnp.asarray(method.nominal_lam(k, shape=spatial), jnp.float32))(keys)
+      lam_ok = True
     else:
-      lams = jnp.broadcast_to(jnp.asarray(lam, jnp.float32), (batch,))
+      lams, lam_ok = (jnp.broadcast_to(v, (batch,)) for v in _given_lam(lam, unbounded))
     # Each mask with its mean from the mask's parameters (as ``method.sample`` would draw them):
     # no full-resolution reduction of the masks.
     masks_of = lambda k, lam_i: method.mask_and_mean(method.partner_key(k), lam_i, shape=spatial)
@@ -218,7 +303,7 @@ def mix_batch(
       mask, means = _batched.map_in_chunks(masks_of, keys, lams, groups=groups)
     else:
       mask, means = jax.vmap(masks_of)(keys, lams)
-    applied = jax.random.uniform(key_prob, (batch,)) < prob
+    applied = (jax.random.uniform(key_prob, (batch,)) < prob) & usable & lam_ok
     mask = jnp.where(applied.reshape((batch,) + (1,) * spatial_ndim), mask, 1.0)
     weight = jnp.where(applied, means, 1.0)
     if method.transforms_partner:
@@ -267,12 +352,34 @@ class Mixer:
   prob: ArrayLike = 1.0
   label_smoothing: ArrayLike = 0.0
   spatial_ndim: int = static_field(default=2)
+  dense_labels: bool | None = static_field(default=None)
+  check: bool = static_field(default=False)
 
   def __post_init__(self) -> None:
+    if self.method is not None and not isinstance(self.method, MixMethod):
+      hint = f" (msda_jax.from_string({self.method!r}) builds one from a name)" if isinstance(self.method, str) else ""
+      raise TypeError(f"method must be a MixMethod or None; got {type(self.method).__name__} {self.method!r}{hint}.")
+    if self.num_classes is not None and (
+      isinstance(self.num_classes, bool) or not isinstance(self.num_classes, (int, np.integer)) or self.num_classes < 1
+    ):
+      raise ValueError(f"num_classes must be a positive int or None; got {self.num_classes!r}.")
     _validate.check_choice("mode", self.mode, MODES)
     _validate.check_choice("pairing", self.pairing, PAIRINGS)
-    _validate.check_range("prob", self.prob, 0.0, 1.0)
-    _validate.check_range("label_smoothing", self.label_smoothing, 0.0, 1.0)
+    if isinstance(self.groups, bool) or not isinstance(self.groups, (int, np.integer)) or self.groups < 1:
+      raise ValueError(f"groups must be a positive int; got {self.groups!r}.")
+    if (
+      isinstance(self.spatial_ndim, bool)
+      or not isinstance(self.spatial_ndim, (int, np.integer))
+      or self.spatial_ndim < 1
+    ):
+      raise ValueError(f"spatial_ndim must be a positive int; got {self.spatial_ndim!r}.")
+    if self.dense_labels is not None:
+      _validate.check_bool("dense_labels", self.dense_labels)
+    _validate.check_bool("check", self.check)
+    for name in ("prob", "label_smoothing"):
+      value = _validate.hyperparameter(name, getattr(self, name))
+      _validate.check_range(name, value, 0.0, 1.0)
+      object.__setattr__(self, name, value)
 
   def __call__(self, key: jax.Array, images: ArrayLike, labels: ArrayLike) -> tuple[jax.Array, jax.Array]:
     options = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "method"}

@@ -78,11 +78,23 @@ PRESETS: dict[str, Callable[..., MixMethod]] = {
 NO_MIXING = ("none", "vanilla")
 
 
-def _literal(node: ast.AST, spec: str) -> Any:
+#: longest spec accepted: far above any real one, and short enough that parsing is instant.
+MAX_SPEC_LENGTH = 1000
+
+
+def _source(spec: str, node: ast.AST) -> str:
+  """The text of ``node`` in ``spec``, at most 60 characters (no recursion over the tree)."""
+  text = ast.get_source_segment(spec.strip(), node) or "?"
+  return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _literal(node: ast.AST, spec: str, name: str) -> Any:
   try:
     return ast.literal_eval(node)
-  except ValueError as error:
-    raise ValueError(f"method spec {spec!r}: arguments must be literals; got {ast.unparse(node)!r}.") from error
+  except (ValueError, TypeError, SyntaxError, RecursionError, MemoryError) as error:
+    raise ValueError(
+      f"method spec {spec!r}: arguments must be literals; got {_source(spec, node)!r} for {name}."
+    ) from error
 
 
 def from_string(spec: str) -> MixMethod | None:
@@ -99,17 +111,23 @@ def from_string(spec: str) -> MixMethod | None:
   """
   if not isinstance(spec, str) or not spec.strip():
     raise ValueError(f"method spec must be a non-empty string such as 'mixup(alpha=0.8)'; got {spec!r}.")
+  if len(spec) > MAX_SPEC_LENGTH:
+    raise ValueError(f"method spec must be at most {MAX_SPEC_LENGTH} characters; got {len(spec)}: {spec[:60]!r}...")
   try:
     node = ast.parse(spec.strip(), mode="eval").body
-  except SyntaxError as error:
+  except (SyntaxError, RecursionError, MemoryError) as error:
     raise ValueError(f"method spec {spec!r} is not of the form 'name' or 'name(key=value, ...)'.") from error
   if isinstance(node, ast.Name):
     name, kwargs = node.id, {}
   elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and not node.args:
     name = node.func.id
-    kwargs = {kw.arg: _literal(kw.value, spec) for kw in node.keywords if kw.arg is not None}
-    if len(kwargs) != len(node.keywords):
-      raise ValueError(f"method spec {spec!r}: only key=value arguments are accepted.")
+    if any(kw.arg is None for kw in node.keywords):
+      raise ValueError(f"method spec {spec!r}: only key=value arguments are accepted (no **).")
+    names = [str(kw.arg) for kw in node.keywords]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+      raise ValueError(f"method spec {spec!r}: argument {repeated[0]!r} is given more than once.")
+    kwargs = {kw.arg: _literal(kw.value, spec, kw.arg) for kw in node.keywords if kw.arg is not None}
   else:
     raise ValueError(f"method spec {spec!r} must be 'name' or 'name(key=value, ...)' with keyword arguments only.")
   name = name.lower()

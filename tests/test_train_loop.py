@@ -27,6 +27,10 @@ ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "experiments" / "configs" / "mnist_compare.py"
 ARG = "cutmix,0"
 TINY = {"model_width": 4, "batch_size": 32, "eval_batch_size": 500, "log_every_steps": 2, "checkpoint_every_steps": 2}
+# Guards against hangs, not speed: about 10x the typical time on a loaded 2-core machine.
+HANG_SECONDS = 600  # an in-process test (30-90 s)
+RUN_SECONDS = 750  # two subprocess runs side by side (about 75 s)
+CHECKPOINT_SECONDS = 400  # the first checkpoint of a subprocess run (about 40 s)
 
 
 def _config(**overrides):
@@ -37,13 +41,13 @@ def _config(**overrides):
 
 @pytest.fixture
 def alarm():
-  """Fails an in-process test that runs longer than 60 s."""
+  """Fails an in-process test that hangs (runs longer than ``HANG_SECONDS``)."""
 
   def expire(signum, frame):
-    raise TimeoutError("test exceeded 60 s")
+    raise TimeoutError(f"test exceeded {HANG_SECONDS} s")
 
   previous = signal.signal(signal.SIGALRM, expire)
-  signal.alarm(60)
+  signal.alarm(HANG_SECONDS)
   yield
   signal.alarm(0)
   signal.signal(signal.SIGALRM, previous)
@@ -60,7 +64,7 @@ def _env(devices):
   return env
 
 
-def _run(processes, timeout=120):
+def _run(processes, timeout=RUN_SECONDS):
   """Waits for every ``subprocess.Popen`` in ``processes``; kills them all on a failure or timeout."""
   deadline = time.monotonic() + timeout
   try:
@@ -133,7 +137,7 @@ def test_two_processes_match_one_process(tmp_path, alarm):
     for i in range(2)
   ]
   signal.alarm(0)  # the subprocesses have their own timeout
-  _run(processes, timeout=150)
+  _run(processes)
   summary = train.train_and_evaluate(_config(num_devices=4, **overrides), str(tmp_path / "one"))
   assert json.loads((workdir / "summary.json").read_text())["processes"] == 2
   two, one = _params(workdir)[1], _params(tmp_path / "one")[1]
@@ -149,11 +153,11 @@ def test_killed_run_resumes_to_the_same_parameters(tmp_path, alarm):
   workdir = tmp_path / "killed"
   process = subprocess.Popen(_command(workdir, overrides), env=_env(2), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
   checkpoints = workdir / "checkpoints"
-  deadline = time.monotonic() + 90
+  deadline = time.monotonic() + CHECKPOINT_SECONDS
   try:
     while not (checkpoints.is_dir() and any(p.name.isdigit() for p in checkpoints.iterdir())):
       assert process.poll() is None, process.communicate()[1].decode()[-3000:]
-      assert time.monotonic() < deadline, "no checkpoint within 90 s"
+      assert time.monotonic() < deadline, f"no checkpoint within {CHECKPOINT_SECONDS} s"
       time.sleep(0.01)
   finally:
     process.kill()

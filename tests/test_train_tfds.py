@@ -33,6 +33,7 @@ TINY = {
   "log_every_steps": 1,
   "progress": False,
 }
+RUN_SECONDS = 450  # a guard against hangs, not speed: about 10x the CLI run on a loaded 2-core machine
 
 
 def test_cli_trains_and_evaluates_on_mock_cifar10(tmp_path):
@@ -53,7 +54,7 @@ def test_cli_trains_and_evaluates_on_mock_cifar10(tmp_path):
   env = dict(
     os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS="--xla_force_host_platform_device_count=2", PYTHONPATH=str(ROOT)
   )
-  done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=240)
+  done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=RUN_SECONDS)
   assert done.returncode == 0, done.stderr[-3000:]
   assert "top-1 test accuracy" in done.stdout
   summary = json.loads((tmp_path / "summary.json").read_text())

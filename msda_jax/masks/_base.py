@@ -14,6 +14,12 @@ three things about one example:
 
 ``sample`` draws ``lam`` and ``M`` together from one example key; the batch functions in
 ``msda_jax.mixing`` vmap it over examples or call it once per batch.
+
+Hyper-parameters are converted to float32 scalars and checked when the method is built
+(``alpha`` > 0 and finite, ``r`` and ``q`` in [0, 1], ...): a string, a bool, an array or a
+non-finite value raises there, naming the field. A method built inside ``jit`` from traced
+values cannot be checked then: ``valid()`` computes the same conditions as a traced bool, and
+``mix_batch`` leaves the examples of an invalid method unmixed (see ``constraints``).
 """
 
 from __future__ import annotations
@@ -39,23 +45,34 @@ def static_field(default: Any) -> Any:
 
 @dataclass_transform(frozen_default=True, field_specifiers=(dataclasses.field, static_field))
 def method_dataclass(cls: type[T]) -> type[T]:
-  """Makes ``cls`` a frozen dataclass and a pytree with static fields as metadata."""
+  """Makes ``cls`` a frozen dataclass and a pytree with static fields as metadata.
+
+  Unflattening (``jax.tree.map``, ``jax.grad(..., allow_int=True)``, a jitted function's
+  arguments) rebuilds the object without ``__init__``: the leaves may then be tracers, zeros,
+  tangents or ``None``, and no validation runs on them. Construction validates.
+  """
   cls = dataclasses.dataclass(frozen=True, eq=False, repr=not issubclass(cls, MixMethod))(cls)
   fields = dataclasses.fields(cls)  # type: ignore[arg-type]
-  meta = [f.name for f in fields if f.metadata.get("static", False)]
-  data = [f.name for f in fields if not f.metadata.get("static", False)]
-  return jax.tree_util.register_dataclass(cls, data_fields=data, meta_fields=meta)
+  meta = tuple(f.name for f in fields if f.metadata.get("static", False))
+  data = tuple(f.name for f in fields if not f.metadata.get("static", False))
 
+  def flatten_with_keys(obj: Any) -> tuple[list[tuple[Any, Any]], tuple[Any, ...]]:
+    children = [(jax.tree_util.GetAttrKey(name), getattr(obj, name)) for name in data]
+    return children, tuple(getattr(obj, name) for name in meta)
 
-def as_float32_leaf(value: Any) -> Any:
-  """Concrete Python or numpy numbers become float32 numpy scalars; traced values pass through.
+  def flatten(obj: Any) -> tuple[list[Any], tuple[Any, ...]]:
+    return [getattr(obj, name) for name in data], tuple(getattr(obj, name) for name in meta)
 
-  A fixed dtype keeps the compiled signature stable: ``alpha=1`` and ``alpha=0.5`` then share
-  one compilation.
-  """
-  if isinstance(value, (bool, int, float, np.number, np.ndarray)):
-    return np.asarray(value, dtype=np.float32)
-  return value
+  def unflatten(aux: tuple[Any, ...], children: Any) -> Any:
+    obj = object.__new__(cls)
+    for name, value in zip(data, children, strict=True):
+      object.__setattr__(obj, name, value)
+    for name, value in zip(meta, aux, strict=True):
+      object.__setattr__(obj, name, value)
+    return obj
+
+  jax.tree_util.register_pytree_with_keys(cls, flatten_with_keys, unflatten, flatten)
+  return cls
 
 
 class MixMethod(abc.ABC):
@@ -73,16 +90,64 @@ class MixMethod(abc.ABC):
 
   def __post_init__(self) -> None:
     for field in dataclasses.fields(self):  # type: ignore[arg-type]
-      if not field.metadata.get("static", False):
-        object.__setattr__(self, field.name, as_float32_leaf(getattr(self, field.name)))
-    for name in self._positive:
-      _validate.check_positive(name, getattr(self, name))
-    for name in self._unit:
-      _validate.check_range(name, getattr(self, name), 0.0, 1.0)
+      if field.metadata.get("static", False):
+        continue
+      value = getattr(self, field.name)
+      if value is None and field.default is None:  # an optional hyper-parameter (HMix's r_alpha)
+        continue
+      object.__setattr__(self, field.name, _validate.hyperparameter(field.name, value))
+    self.check_values()
     self._check()
 
   def _check(self) -> None:  # noqa: B027 (optional hook, empty by default)
     """Extra checks of static options; subclasses override."""
+
+  def constraints(self) -> list[_validate.Check]:
+    """``(message, ok, value)`` for every condition on the hyper-parameters.
+
+    ``ok`` is a numpy bool when the values are concrete and a traced bool inside ``jit``. The
+    default covers ``_positive`` (finite and > 0) and ``_unit`` (in [0, 1]) fields; families with
+    joint conditions (ResizeMix's ``scale_min <= scale_max``) extend it.
+    """
+    checks: list[_validate.Check] = []
+    for name in self._positive:
+      value = getattr(self, name)
+      if value is not None:
+        checks.append((_validate.positive_message(name, value), _validate.positive_ok(value), value))
+    for name in self._unit:
+      value = getattr(self, name)
+      checks.append((f"{name} must lie in [0.0, 1.0]", _validate.unit_ok(value), value))
+    return checks
+
+  def check_values(self) -> None:
+    """Raises ``ValueError`` naming the field for every concrete hyper-parameter out of range."""
+    for message, ok, value in self.constraints():
+      if isinstance(ok, (bool, np.bool_)) and not ok:
+        raise ValueError(f"{message}; got {float(np.asarray(value))!r}.")
+
+  def valid(self) -> Any:
+    """Whether every hyper-parameter is in range: ``True`` when concrete and checked, else a traced bool."""
+    flags = [ok for _, ok, _ in self.constraints()]
+    if all(isinstance(ok, (bool, np.bool_)) for ok in flags):
+      return bool(all(flags))
+    return jax.numpy.all(jax.numpy.stack([jax.numpy.asarray(ok) for ok in flags]))
+
+  def sanitized(self, ok: Any) -> MixMethod:
+    """This method with every hyper-parameter replaced by its default where ``ok`` is false.
+
+    The batch functions draw from the result, so that an invalid traced value (NaN, negative,
+    infinite) never reaches a sampler; they also leave those examples unmixed.
+    """
+    if isinstance(ok, (bool, np.bool_)) and ok:
+      return self
+    rebuilt = object.__new__(type(self))
+    for field in dataclasses.fields(self):  # type: ignore[arg-type]
+      value = getattr(self, field.name)
+      if not field.metadata.get("static", False) and value is not None:
+        fallback = 1.0 if field.default is None else field.default  # optional ones: a valid stand-in
+        value = jax.numpy.where(ok, value, jax.numpy.float32(fallback))
+      object.__setattr__(rebuilt, field.name, value)
+    return rebuilt
 
   def __repr__(self) -> str:
     parts = []

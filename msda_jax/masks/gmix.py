@@ -159,6 +159,7 @@ class GMix(MixMethod):
 
   def _check(self) -> None:
     _validate.check_choice("scale", self.scale, SCALES)
+    _validate.check_bool("symmetric", self.symmetric)
 
   def mask(self, key: jax.Array, lam: ArrayLike, *, shape: tuple[int, ...]) -> jax.Array:
     return gmix_mask(key, lam, shape=shape, scale=self.scale, symmetric=self.symmetric)

@@ -90,7 +90,7 @@ class HMix(MixMethod):
   """
 
   name = "hmix"
-  _positive = ("alpha",)
+  _positive = ("alpha", "r_alpha")
   _unit = ("r",)
 
   alpha: ArrayLike = 1.0
@@ -100,8 +100,6 @@ class HMix(MixMethod):
 
   def _check(self) -> None:
     _validate.check_choice("placement", self.placement, PLACEMENTS)
-    if self.r_alpha is not None:
-      _validate.check_positive("r_alpha", self.r_alpha)
 
   def mask(self, key: jax.Array, lam: ArrayLike, *, shape: tuple[int, ...]) -> jax.Array:
     key_r, key_box = jax.random.split(key)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.typing import ArrayLike
 
 from msda_jax import _validate
@@ -86,11 +87,11 @@ class ResizeMix(MixMethod):
   scale_min: ArrayLike = 0.1
   scale_max: ArrayLike = 0.8
 
-  def _check(self) -> None:
-    low = _validate.concrete_value(self.scale_min)
-    high = _validate.concrete_value(self.scale_max)
-    if low is not None and high is not None and float(low) > float(high):
-      raise ValueError(f"scale_min must be <= scale_max; got {float(low)} > {float(high)}.")
+  def constraints(self) -> list[_validate.Check]:
+    low, high = self.scale_min, self.scale_max
+    concrete = _validate.concrete_value(low) is not None and _validate.concrete_value(high) is not None
+    ordered = np.asarray(low) <= np.asarray(high) if concrete else jnp.asarray(low) <= jnp.asarray(high)
+    return [*super().constraints(), ("scale_min must be <= scale_max", ordered, low)]
 
   def sample_lam(self, key: jax.Array) -> jax.Array:
     # d is unknown here: lam is drawn for images (d = 2); sample() handles any d.

@@ -7,7 +7,8 @@ Stochastic, HMix, GMix on the plane); ``lam_average`` averages over ``Beta(a, b)
 ``translation`` computes the maps ``E_i a_{i, i+p}`` of Figure 4; ``regularizers`` computes
 Theorem 1's R1-R3 (printed and general forms, exact and scalable paths); ``atoms`` and
 ``msda_loss`` give the exact MSDA loss (Eq. 4); ``theorem2`` builds masks for a target
-``a_jk``; ``gradprod`` computes Eq. (12).
+``a_jk``; ``gradprod`` computes Eq. (12). The entry points that take a model and labels check
+the model's output and the labels against ``loss`` before any work (``_inputs``).
 """
 
 from msda_jax.theory.atoms import (

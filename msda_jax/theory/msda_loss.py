@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from msda_jax.theory import losses
+from msda_jax.theory import _inputs, losses
 from msda_jax.theory.atoms import MaskAtoms
 from msda_jax.theory.regularizers import Model
 
@@ -23,9 +23,10 @@ def msda_loss(
   """Eq. (4) over all ``m^2`` ordered pairs and every atom.
 
   Args:
-    f: model of one example ``[*S, C] -> []`` (binary) or ``-> [K]`` (softmax).
+    f: model of one example ``[*S, C] -> []`` (binary; ``[1]`` is squeezed) or ``-> [K]`` (softmax).
     x: examples ``[m, *S, C]``.
-    y: labels ``[m]`` or ``[m, K]``.
+    y: labels ``[m]`` in [0, 1] (binary; ``[m, 1]`` is squeezed) or probability rows ``[m, K]``
+      (softmax; not class indices). Checked first, as in ``msda_jax.theory.regularizers``.
     atoms: the mask law (``bernoulli_atoms``, ``box_atoms``, ``mixup_atoms``, ``sampled_atoms``).
     loss: ``"binary"`` or ``"softmax"``.
     chunk_size: atoms evaluated at once (memory ``chunk_size x m^2`` forward passes).
@@ -33,15 +34,16 @@ def msda_loss(
   Returns:
     the scalar MSDA loss.
 
+  Raises:
+    ValueError: for a bad ``loss``, or a model output or labels that do not fit it.
+
   >>> from msda_jax.theory.atoms import mixup_atoms
   >>> f = lambda z: jnp.sum(z)
   >>> x = jnp.array([[[1.0]], [[-1.0]]]); y = jnp.array([1.0, 0.0])
   >>> bool(msda_loss(f, x, y, mixup_atoms(1.0, shape=(1,))) > 0)
   True
   """
-  losses.check_loss(loss)
-  x = jnp.asarray(x)
-  y = jnp.asarray(y)
+  f, x, y = _inputs.check_model_inputs(f, x, y, loss=loss)
   spatial_ndim = atoms.masks.ndim - 1
   extra = x.ndim - 1 - spatial_ndim
 

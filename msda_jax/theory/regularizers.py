@@ -26,12 +26,16 @@ Two paths that agree: ``regularizers_exact`` forms the input gradient and Hessia
 matrix; ``regularizers_sampled`` never forms a ``d x d`` matrix: it samples masks and partners
 and evaluates ``J u`` and ``u^T nabla^2 f u`` by one nested ``jax.jvp`` (a Hessian-vector
 product along ``u``), giving unbiased estimates with standard errors.
+
+Every entry point checks the model's output and the labels first (``_inputs.check_model_inputs``):
+binary models return one logit ``[]`` (``[1]`` is squeezed) and labels are ``[m]`` in [0, 1];
+softmax models return ``[K]`` and labels are probability rows ``[m, K]`` (one-hot encode class
+indices with ``jax.nn.one_hot``). Shapes are checked at trace time, label values when concrete.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from typing import NamedTuple
 
 import jax
@@ -39,11 +43,11 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from msda_jax import _validate
-from msda_jax.theory import losses
+from msda_jax.theory import _inputs, losses
 from msda_jax.theory.laws import MaskLaw
 
 FORMS = ("printed", "general")
-Model = Callable[[jax.Array], jax.Array]
+Model = _inputs.Model
 
 
 class Regularizers(NamedTuple):
@@ -77,15 +81,20 @@ def _check_form(form: str) -> None:
   _validate.check_choice("form", form, FORMS)
 
 
-def _expand_channels(coefficients: Coefficients, example_shape: tuple[int, ...]) -> tuple[jax.Array, jax.Array]:
-  """``b`` and ``A`` over the flattened input ``[D]`` (pixels x channels)."""
+def _check_grid(coefficients: Coefficients, example_shape: tuple[int, ...]) -> None:
+  """Raises unless the coefficients are over the examples' spatial grid (checked before the model)."""
   spatial = tuple(coefficients.mean.shape)
   if example_shape[: len(spatial)] != spatial:
     raise ValueError(f"coefficients are over the grid {spatial} but examples have shape {example_shape}.")
-  channels = math.prod(example_shape[len(spatial) :])
   d = coefficients.mean.size
   if coefficients.second.shape != (d, d):
     raise ValueError(f"coefficients.second must be [{d}, {d}] for the grid {spatial}; got {coefficients.second.shape}.")
+
+
+def _expand_channels(coefficients: Coefficients, example_shape: tuple[int, ...]) -> tuple[jax.Array, jax.Array]:
+  """``b`` and ``A`` over the flattened input ``[D]`` (pixels x channels)."""
+  _check_grid(coefficients, example_shape)
+  channels = math.prod(example_shape[coefficients.mean.ndim :])
   b = jnp.repeat(coefficients.mean.reshape(-1), channels)
   a = jnp.kron(coefficients.second, jnp.ones((channels, channels), coefficients.second.dtype))
   return b, a
@@ -104,9 +113,10 @@ def regularizers_exact(
   """R1, R2, R3 from the full input gradient and Hessian (small inputs).
 
   Args:
-    f: model of one example ``[*S, C] -> []`` (binary) or ``-> [K]`` (softmax).
+    f: model of one example ``[*S, C] -> []`` (binary; ``[1]`` is squeezed) or ``-> [K]`` (softmax).
     x: examples ``[m, *S, C]`` at which the regularisers are evaluated.
-    y: labels ``[m]`` (binary, in [0, 1]) or ``[m, K]`` (softmax).
+    y: labels ``[m]`` in [0, 1] (binary; ``[m, 1]`` is squeezed) or probability rows ``[m, K]``
+      (softmax; not class indices).
     coefficients: ``E[1 - M]`` and ``E[(1 - M)(1 - M)^T]`` under the law of ``form``
       (``printed``: the D~ law with ``mean = E_{D~}(1 - lam)``; ``general``: the swap law).
     data: the partners' population ``[n, *S, C]``; defaults to ``x``.
@@ -115,11 +125,15 @@ def regularizers_exact(
 
   Returns:
     ``Regularizers`` with zero standard errors.
+
+  Raises:
+    ValueError: for a bad ``form`` or ``loss``, a model output or labels that do not fit ``loss``
+      (see the module docstring), or coefficients over another grid.
   """
   _check_form(form)
   losses.check_loss(loss)
-  x = jnp.asarray(x)
-  y = jnp.asarray(y)
+  _check_grid(coefficients, tuple(jnp.shape(x)[1:]))
+  f, x, y = _inputs.check_model_inputs(f, x, y, loss=loss)
   data = x if data is None else jnp.asarray(data)
   b, a = _expand_channels(coefficients, tuple(x.shape[1:]))
   flat_data = data.reshape(data.shape[0], -1)
@@ -191,9 +205,10 @@ def regularizers_sampled(
 
   Args:
     key: a PRNG key.
-    f: model of one example ``[*S, C] -> []`` or ``-> [K]``.
+    f: model of one example ``[*S, C] -> []`` (binary; ``[1]`` is squeezed) or ``-> [K]`` (softmax).
     x: examples ``[m, *S, C]``.
-    y: labels ``[m]`` or ``[m, K]``.
+    y: labels ``[m]`` in [0, 1] (binary; ``[m, 1]`` is squeezed) or probability rows ``[m, K]``
+      (softmax; not class indices).
     law: ``msda_jax.theory.laws.swap_law(...)`` for ``"general"``,
       ``printed_law(...)`` for ``"printed"``.
     data: partners' population ``[n, *S, C]``; defaults to ``x``.
@@ -203,13 +218,16 @@ def regularizers_sampled(
 
   Returns:
     ``Regularizers`` with standard errors.
+
+  Raises:
+    ValueError: for a bad ``form``, ``loss`` or ``num_samples``, or a model output or labels
+      that do not fit ``loss`` (see the module docstring).
   """
   _check_form(form)
   losses.check_loss(loss)
   if not isinstance(num_samples, int) or num_samples < 2:
     raise ValueError(f"num_samples must be an int >= 2 (for a standard error); got {num_samples!r}.")
-  x = jnp.asarray(x)
-  y = jnp.asarray(y)
+  f, x, y = _inputs.check_model_inputs(f, x, y, loss=loss)
   data = x if data is None else jnp.asarray(data)
 
   def draw(key_s: jax.Array, xi: jax.Array, yi: jax.Array) -> jax.Array:
@@ -235,14 +253,36 @@ def regularizers_sampled(
 
 
 def empirical_loss(f: Model, x: ArrayLike, y: ArrayLike, *, loss: str = "binary") -> jax.Array:
-  """``L_m = (1/m) sum_i l(f(x_i), y_i)``, the unmixed empirical loss."""
-  losses.check_loss(loss)
-  values = jax.vmap(lambda xi, yi: losses.loss_value(f(xi), yi, loss))(jnp.asarray(x), jnp.asarray(y))
+  """``L_m = (1/m) sum_i l(f(x_i), y_i)``, the unmixed empirical loss.
+
+  Args:
+    f: model of one example ``[*S, C] -> []`` (binary; ``[1]`` is squeezed) or ``-> [K]`` (softmax).
+    x: examples ``[m, *S, C]``.
+    y: labels ``[m]`` in [0, 1] (binary; ``[m, 1]`` is squeezed) or probability rows ``[m, K]``
+      (softmax; not class indices).
+    loss: ``"binary"`` or ``"softmax"``.
+
+  Returns:
+    the scalar mean loss.
+
+  Raises:
+    ValueError: for a bad ``loss``, or a model output or labels that do not fit it.
+
+  >>> f = lambda z: jnp.sum(z)
+  >>> round(float(empirical_loss(f, jnp.zeros((2, 1, 1)), jnp.array([0.0, 1.0]))), 4)  # log 2
+  0.6931
+  """
+  f, x, y = _inputs.check_model_inputs(f, x, y, loss=loss)
+  values = jax.vmap(lambda xi, yi: losses.loss_value(f(xi), yi, loss))(x, y)
   return jnp.mean(values)
 
 
 def approximate_msda_loss(
   f: Model, x: ArrayLike, y: ArrayLike, regularizers: Regularizers, *, loss: str = "binary"
 ) -> jax.Array:
-  """``L~_m = L_m + R1 + R2 + R3`` (the approximate MSDA loss of Section 3)."""
+  """``L~_m = L_m + R1 + R2 + R3`` (the approximate MSDA loss of Section 3).
+
+  ``f``, ``x``, ``y`` and ``loss`` as in ``empirical_loss`` (and checked there), ``regularizers``
+  from ``regularizers_exact`` or ``regularizers_sampled`` on the same examples.
+  """
   return empirical_loss(f, x, y, loss=loss) + regularizers.total

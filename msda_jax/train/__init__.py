@@ -3,12 +3,13 @@
 Needs the ``[train]`` extra (flax, optax, orbax-checkpoint). Experiment scripts build on these;
 nothing here parses flags. ``models``: the NNX networks; ``step``: the pure steps; ``optim``:
 SGD and its schedules; ``parallel``: the device mesh and ``jax.shard_map`` wrappers;
-``checkpoint``: Orbax checkpoints of a run; ``distributed``: multi-process start-up;
+``checkpoint``: Orbax checkpoints of a run, verified against ``integrity``'s SHA-256
+manifests; ``distributed``: multi-process start-up;
 ``writers`` and ``progress``: a run's metric files and progress bar.
 """
 
-from msda_jax.train import checkpoint, distributed, models, parallel, progress, writers
-from msda_jax.train.checkpoint import Checkpointer, load_state
+from msda_jax.train import checkpoint, distributed, integrity, models, parallel, progress, writers
+from msda_jax.train.checkpoint import Checkpointer, DamagedCheckpointError, load_state
 from msda_jax.train.models import count_params, get_model
 from msda_jax.train.optim import make_optimizer, make_schedule
 from msda_jax.train.parallel import (
@@ -30,11 +31,13 @@ from msda_jax.train.step import (
 
 __all__ = [
   "Checkpointer",
+  "DamagedCheckpointError",
   "OptimizerState",
   "checkpoint",
   "count_params",
   "decayed",
   "distributed",
+  "integrity",
   "get_model",
   "global_batch",
   "init_train_state",
