@@ -103,3 +103,18 @@ def test_every_public_name_imports(module):
   assert len(set(mod.__all__)) == len(mod.__all__)
   for name in mod.__all__:
     assert getattr(mod, name) is not None, f"{module}.{name}"
+
+
+@pytest.mark.parametrize("shape", [(3, 3, 4, 8), (1, 1, 16, 32), (7, 7, 3, 64)])
+@pytest.mark.parametrize("jitted", [False, True])
+def test_kernel_init_draws_flax_he_normal_bit_for_bit(shape, jitted):
+  # The flat draw reshaped is the draw of the shape (row-major element numbering): the models'
+  # initial parameters are those of nnx.initializers.variance_scaling(2.0, "fan_out", "normal").
+  from msda_jax.train.models import _layers
+
+  reference = nnx.initializers.variance_scaling(2.0, "fan_out", "normal")
+  run = jax.jit if jitted else (lambda f: f)
+  key = jax.random.key(sum(shape))
+  ours = run(lambda k: _layers.KERNEL_INIT(k, shape))(key)
+  theirs = run(lambda k: reference(k, shape))(key)
+  np.testing.assert_array_equal(np.asarray(ours), np.asarray(theirs))

@@ -221,18 +221,15 @@ def resumed(tmp_path_factory):
   workdir = tmp_path_factory.mktemp("resumed")
   overrides = {"method": "none", "num_train_steps": 6, "log_every_steps": 1, "keep_checkpoints": 5, "num_devices": 1}
   first, second = Terminal(), io.StringIO()
-  # XLA:CPU compiles the partitionable threefry of the 4-D kernel initialisers about 10x slower
-  # than the classic one; nothing checked here depends on the random bits.
   try:
-    with jax.threefry_partitionable(False):
-      with contextlib.redirect_stderr(first):  # a terminal, but progress=False: no bar
-        train.train_and_evaluate(_config(**overrides, progress=False), str(workdir))
-      straight = _params(workdir)
-      shutil.rmtree(workdir / "checkpoints" / "6")  # killed after logging step 6, before saving it
-      (workdir / "summary.json").unlink()
-      _corrupt(_largest_file(workdir / "checkpoints" / "4"))
-      with contextlib.redirect_stderr(second), Records() as records:  # not a terminal, but progress=True: a bar
-        summary = train.train_and_evaluate(_config(**overrides, progress=True), str(workdir))
+    with contextlib.redirect_stderr(first):  # a terminal, but progress=False: no bar
+      train.train_and_evaluate(_config(**overrides, progress=False), str(workdir))
+    straight = _params(workdir)
+    shutil.rmtree(workdir / "checkpoints" / "6")  # killed after logging step 6, before saving it
+    (workdir / "summary.json").unlink()
+    _corrupt(_largest_file(workdir / "checkpoints" / "4"))
+    with contextlib.redirect_stderr(second), Records() as records:  # not a terminal, but progress=True: a bar
+      summary = train.train_and_evaluate(_config(**overrides, progress=True), str(workdir))
   finally:
     signal.alarm(0)
     signal.signal(signal.SIGALRM, previous)

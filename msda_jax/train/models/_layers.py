@@ -9,6 +9,7 @@ BatchNorm is switched for a whole model with ``model.train()`` / ``model.eval()`
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import jax
@@ -17,7 +18,39 @@ from flax import nnx
 
 BN_MOMENTUM = 0.9
 BN_EPSILON = 1e-5
-KERNEL_INIT = nnx.initializers.variance_scaling(2.0, "fan_out", "normal")
+
+
+def flat_variance_scaling(scale: float, mode: str) -> Any:
+  """``nnx.initializers.variance_scaling(scale, mode, "normal")``, its draws made as a flat vector.
+
+  The same values bit for bit (JAX's partitionable Threefry numbers the elements of a draw in
+  row-major order, so a flat draw reshaped is the draw of the shape), but XLA:CPU compiles a
+  4-D normal draw in seconds against 0.4 s for a flat one, and a network has dozens.
+
+  Args:
+    scale: the variance's scale (2.0: He initialisation).
+    mode: ``"fan_in"`` or ``"fan_out"``, over the last two axes times the receptive field.
+
+  >>> key = jax.random.key(0)
+  >>> reference = nnx.initializers.variance_scaling(2.0, "fan_out", "normal")(key, (3, 3, 4, 8))
+  >>> bool((flat_variance_scaling(2.0, "fan_out")(key, (3, 3, 4, 8)) == reference).all())
+  True
+  """
+  if mode not in ("fan_in", "fan_out"):
+    raise ValueError(f"mode must be 'fan_in' or 'fan_out'; got {mode!r}.")
+
+  def init(key: jax.Array, shape: Any, dtype: Any = jnp.float32) -> jax.Array:
+    shape = tuple(int(n) for n in shape)
+    receptive = math.prod(shape[:-2])
+    fan = (shape[-2] if mode == "fan_in" else shape[-1]) * receptive
+    # The reference's arithmetic, in ``dtype``: a standard normal times the variance's square root.
+    std = jnp.sqrt(jnp.array(scale / fan, dtype=dtype))
+    return (jax.random.normal(key, (math.prod(shape),), dtype) * std).reshape(shape)
+
+  return init
+
+
+KERNEL_INIT = flat_variance_scaling(2.0, "fan_out")
 
 
 def conv(
