@@ -2,7 +2,7 @@
 
 Times, on the default JAX device, ``B`` Beta(1, 1) draws made by ``jax.vmap`` over ``B`` keys
 (as a per-example mixing op draws them) with ``jax.random.beta`` and with
-``msda_jax.lam.sample_beta``, ``B`` uniform draws as the floor of any sampler, and a per-example
+``msda_jax.lam_laws.sample_beta``, ``B`` uniform draws as the floor of any sampler, and a per-example
 Mixup of a ``B x 32 x 32 x 3`` uint8 batch with ``lam`` drawn and with ``lam`` given. Warm medians
 of jitted calls, each call with its own key.
 
@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import msda_jax
-from msda_jax import lam as lam_laws
+from msda_jax import lam_laws
 
 
 def median_ms(fn: Callable[..., Any], *args: Any, repeats: int) -> float:
@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
   rows = {
     "uniform": each(lambda k, a: jax.random.uniform(k)),
     "jax.random.beta": each(lambda k, a: jax.random.beta(k, a, a)),
-    "msda_jax.lam.sample_beta": each(lambda k, a: lam_laws.sample_beta(k, a)),
+    "msda_jax.lam_laws.sample_beta": each(lambda k, a: lam_laws.sample_beta(k, a)),
   }
   device = jax.devices()[0]
   print(f"device: {device.platform}: {device.device_kind}; batch {batch}; {args.repeats} timed calls each")

@@ -13,6 +13,15 @@ remove). Process 0 writes ``workdir/metrics.jsonl`` and TensorBoard files in
 ``workdir/tensorboard`` (on a resume, without the records of steps after the checkpoint), a
 progress bar on stderr (``config.progress``: True draws it, False does not, None draws it on a
 terminal) and ``workdir/summary.json``.
+
+The run carries a ``TrainState`` (``msda_jax.train.state``: model state, optimiser state with
+the step counter, PRNG key data), replicated over the mesh. The ``Mixer`` built from the config
+is replicated too and passed to the jitted step as an argument, so its hyper-parameters
+(``alpha``, ``r``, ``q``, ..., ``mix_prob``, ``label_smoothing``) are traced, not compiled in.
+
+The flags are defined when the module is imported (once per process, in absl's global
+``FLAGS``) and read only by ``main``; as a library, call ``train_and_evaluate(config, workdir)``
+with an ``ml_collections.ConfigDict``, which reads no flag.
 """
 
 from __future__ import annotations
@@ -22,12 +31,16 @@ import json
 import os
 import sys
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import jax
 import ml_collections
 import numpy as np
+import optax
+from absl import app, flags, logging
 from flax import nnx
+from ml_collections import config_flags
 
 import msda_jax
 from experiments import input_pipeline
@@ -37,8 +50,18 @@ from msda_jax.train import checkpoint, distributed, parallel
 from msda_jax.train.models import MODELS, get_model
 from msda_jax.train.optim import make_optimizer, make_schedule
 from msda_jax.train.progress import ProgressBar
-from msda_jax.train.step import init_train_state, make_eval_step, make_train_step
+from msda_jax.train.state import StateStep, TrainState, jit_train_step
+from msda_jax.train.step import make_eval_step, make_train_step
 from msda_jax.train.writers import MetricWriter
+
+FLAGS = flags.FLAGS
+
+config_flags.DEFINE_config_file("config", None, "Path to a config file with get_config().", lock_config=True)
+flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics and the summary.")
+flags.DEFINE_string("coordinator_address", None, "host:port of process 0 (multi-process runs).")
+flags.DEFINE_integer("num_processes", None, "Number of processes (multi-process runs).")
+flags.DEFINE_integer("process_id", None, "Index of this process (multi-process runs).")
+flags.DEFINE_bool("distributed", False, "Detect the cluster and start the multi-process runtime.")
 
 
 def _check_choice(config: ml_collections.ConfigDict, name: str, choices: tuple[str, ...]) -> None:
@@ -58,11 +81,13 @@ def check_config(config: ml_collections.ConfigDict, num_devices: int) -> None:
   Reads nothing and builds no model: it runs before any work, so a typo fails in a second.
   """
   try:
-    msda_jax.from_string(config.method)
+    method = msda_jax.from_string(config.method)
   except (TypeError, ValueError) as error:
     raise ValueError(f"method: {error}") from error
   _check_choice(config, "mix_mode", msda_jax.mixing.MODES)
-  _check_choice(config, "mix_pairing", msda_jax.mixing.PAIRINGS)
+  # k-sample mixing (``mix_k_batch(...)``) has its own pairings: the reversal has no k-source form.
+  pairings = msda_jax.kmix.PAIRINGS if isinstance(method, msda_jax.KMix) else msda_jax.mixing.PAIRINGS
+  _check_choice(config, "mix_pairing", pairings)
   _check_unit(config, "mix_prob")
   _check_unit(config, "label_smoothing")
   _check_choice(config, "model", tuple(MODELS))
@@ -91,11 +116,87 @@ def _evaluate(eval_step: Any, model_state: Any, batches: Any, mesh: jax.sharding
   return {"accuracy": totals["correct"] / count, "loss": totals["loss"] / count, "count": totals["count"]}
 
 
+def _axis(mesh: jax.sharding.Mesh) -> str | None:
+  """The mesh axis of the collectives, or ``None`` on one device (even trivial ones cost time on CPU)."""
+  return parallel.AXIS if mesh.size > 1 else None
+
+
+def create_mixer(config: ml_collections.ConfigDict) -> msda_jax.Mixer:
+  """The ``Mixer`` of ``config.method``, ``mix_mode``, ``mix_pairing``, ``mix_prob`` and ``label_smoothing``.
+
+  ``groups=1``: under ``jax.shard_map`` each device mixes its own examples. ``method="none"``
+  gives a mixer without a method (one-hot targets, smoothed).
+  """
+  return msda_jax.Mixer(
+    msda_jax.from_string(config.method),
+    num_classes=config.num_classes,
+    mode=config.mix_mode,
+    pairing=config.mix_pairing,
+    prob=config.mix_prob,
+    label_smoothing=config.label_smoothing,
+    groups=1,
+  )
+
+
+def create_model(config: ml_collections.ConfigDict, key: jax.Array, mesh: jax.sharding.Mesh) -> nnx.Module:
+  """``config.model`` for ``config.dataset``'s images, initialised from the typed PRNG ``key``.
+
+  With ``config.sync_batch_norm`` its BatchNorm layers average their statistics over the mesh.
+  """
+  model = get_model(
+    config.model,
+    num_classes=config.num_classes,
+    rngs=nnx.Rngs(key),
+    width=config.model_width,
+    in_channels=dataset_info(config.dataset).image_shape[-1],
+  )
+  return parallel.sync_batch_norm(model, _axis(mesh)) if config.get("sync_batch_norm", False) else model
+
+
+def create_train_state(
+  config: ml_collections.ConfigDict, tx: optax.GradientTransformation, mesh: jax.sharding.Mesh
+) -> tuple[nnx.GraphDef, TrainState]:
+  """The model's static graph and the step-0 ``TrainState`` of ``config.seed``, replicated over ``mesh``.
+
+  The seed's key splits into the model's initialisation key and the run's key (``TrainState.key``).
+  """
+  graphdef = nnx.graphdef(nnx.eval_shape(lambda: create_model(config, jax.random.key(0), mesh)))
+
+  def init() -> TrainState:
+    init_key, train_key = jax.random.split(jax.random.key(config.seed))
+    return TrainState.create(create_model(config, init_key, mesh), tx, train_key)
+
+  return graphdef, jax.jit(init, out_shardings=parallel.replicated(mesh))()
+
+
+def create_step_fns(
+  config: ml_collections.ConfigDict, graphdef: nnx.GraphDef, tx: optax.GradientTransformation, mesh: jax.sharding.Mesh
+) -> tuple[StateStep, Any]:
+  """The jitted ``train_fn(state, batch, mixer) -> (state, metrics)`` and ``eval_fn(model_state, batch)``.
+
+  On several devices both run under ``jax.shard_map`` over ``mesh`` (``msda_jax.train.parallel``):
+  ``batch`` is split over the ``"data"`` axis, ``state`` and ``mixer`` are replicated. The mixer
+  is an argument, not a constant: its hyper-parameters are traced, so another mixer with the
+  same options reuses the compiled step. ``state`` is donated.
+  """
+  axis = _axis(mesh)
+  preprocess = functools.partial(normalize, dataset=config.dataset)
+  train_step = make_train_step(
+    graphdef=graphdef, tx=tx, mixer=None, weight_decay=config.weight_decay, axis_name=axis, preprocess=preprocess
+  )
+  eval_step = make_eval_step(graphdef=graphdef, axis_name=axis, preprocess=preprocess)
+  if axis is not None:
+    train_step = parallel.shard_train_step(train_step, mesh)
+    eval_step = parallel.shard_eval_step(eval_step, mesh)
+  return jit_train_step(train_step), jax.jit(eval_step)
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   """Trains ``config.model`` on ``config.dataset``, evaluates on the eval split, returns the summary.
 
   On one device the steps run under plain ``jax.jit``; on several, under ``jax.shard_map`` over
-  the ``"data"`` axis of every device of every process (``msda_jax.train.parallel``).
+  the ``"data"`` axis of every device of every process (``msda_jax.train.parallel``). The
+  ``TrainState`` and the ``Mixer`` are replicated over the mesh and passed to the jitted step.
 
   Returns:
     ``{"steps", "test_accuracy", "test_loss", "test_count", "train_loss", "images_per_second",
@@ -107,7 +208,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   num_devices = config.get("num_devices", -1)
   mesh = parallel.make_mesh(num_devices if num_devices > 0 else None)
   check_config(config, mesh.size)
-  info = dataset_info(config.dataset)
   steps_per_epoch = max(input_pipeline.num_train_examples(config) // config.batch_size, 1)
   total_steps = config.num_train_steps if config.num_train_steps > 0 else config.num_epochs * steps_per_epoch
   optimiser = {
@@ -118,51 +218,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   }
   tx = make_optimizer(**optimiser, momentum=config.momentum, nesterov=config.nesterov)
   learning_rate = make_schedule(**optimiser)
-  # One device: no mesh axis, so no collectives (even trivial ones cost time on CPU).
-  axis = parallel.AXIS if mesh.size > 1 else None
-
-  def build(key: jax.Array) -> nnx.Module:
-    model = get_model(
-      config.model,
-      num_classes=config.num_classes,
-      rngs=nnx.Rngs(key),
-      width=config.model_width,
-      in_channels=info.image_shape[-1],
-    )
-    return parallel.sync_batch_norm(model, axis) if config.get("sync_batch_norm", False) else model
-
-  graphdef = nnx.split(nnx.eval_shape(lambda: build(jax.random.key(0))))[0]
-
-  def init() -> dict[str, Any]:
-    init_key, train_key = jax.random.split(jax.random.key(config.seed))
-    _, model_state, opt_state = init_train_state(build(init_key), tx)
-    return {"model": model_state, "opt": opt_state, "key": jax.random.key_data(train_key)}
-
-  state = jax.jit(init, out_shardings=parallel.replicated(mesh))()
-
-  preprocess = functools.partial(normalize, dataset=config.dataset)
-  mixer = msda_jax.Mixer(
-    msda_jax.from_string(config.method),
-    num_classes=config.num_classes,
-    mode=config.mix_mode,
-    pairing=config.mix_pairing,
-    prob=config.mix_prob,
-    label_smoothing=config.label_smoothing,
-    groups=1,
-  )
-  train_step = make_train_step(
-    graphdef=graphdef, tx=tx, mixer=mixer, weight_decay=config.weight_decay, axis_name=axis, preprocess=preprocess
-  )
-  eval_step = make_eval_step(graphdef=graphdef, axis_name=axis, preprocess=preprocess)
-  if axis is not None:
-    train_step = parallel.shard_train_step(train_step, mesh)
-    eval_step = parallel.shard_eval_step(eval_step, mesh)
-  eval_step = jax.jit(eval_step)
-
-  def train_fn(model_state: Any, opt_state: Any, batch: Any, key_data: jax.Array) -> Any:
-    return train_step(model_state, opt_state, batch, jax.random.wrap_key_data(key_data))
-
-  train_fn = jax.jit(train_fn, donate_argnums=(0, 1))
+  graphdef, state = create_train_state(config, tx, mesh)
+  train_fn, eval_fn = create_step_fns(config, graphdef, tx, mesh)
+  mixer = parallel.replicate(create_mixer(config), mesh)
 
   data = input_pipeline.train_iterator(config, process, processes)
   checkpoints = checkpoint.Checkpointer(
@@ -184,8 +242,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   saved = checkpoints.latest_step()
   while step < total_steps:
     batch = parallel.global_batch(next(data), mesh)
-    model_state, opt_state, metrics = train_fn(state["model"], state["opt"], batch, state["key"])
-    state = {"model": model_state, "opt": opt_state, "key": state["key"]}
+    state, metrics = train_fn(state, batch, mixer)
     step += 1
     history.append(metrics)
     if step == first_step + 1:  # exclude compilation from the throughput
@@ -205,7 +262,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
       bar.update(step, loss=train_loss)
       timer_step, timer = step, time.perf_counter()
     if eval_every > 0 and step % eval_every == 0 and step < total_steps:
-      result = _evaluate(eval_step, state["model"], input_pipeline.eval_batches(config, process, processes), mesh)
+      result = _evaluate(eval_fn, state.model, input_pipeline.eval_batches(config, process, processes), mesh)
       writer.write(step, "test", {"accuracy": result["accuracy"], "loss": result["loss"]})
       timer_step, timer = step, time.perf_counter()
     if checkpoints.save(step, state, data.get_state(), force=step == total_steps and saved != step):
@@ -213,7 +270,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   bar.close()
   checkpoints.close()
 
-  result = _evaluate(eval_step, state["model"], input_pipeline.eval_batches(config, process, processes), mesh)
+  result = _evaluate(eval_fn, state.model, input_pipeline.eval_batches(config, process, processes), mesh)
   summary = {
     "steps": step,
     "test_accuracy": result["accuracy"],
@@ -234,9 +291,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   return summary
 
 
-def main(argv: list[str]) -> None:
-  """Parses the flags, starts the multi-process runtime if asked, trains and prints the summary."""
-  del argv
+def main(argv: Sequence[str]) -> None:
+  """Starts the multi-process runtime if the flags ask for it, trains ``--config`` in ``--workdir``, prints a line."""
+  if len(argv) > 1:
+    raise app.UsageError(f"Too many command-line arguments: {list(argv[1:])}.")
   if not FLAGS["verbosity"].present:  # keep the checkpoint library's INFO lines out of the output
     logging.set_verbosity(logging.WARNING)
   if FLAGS.coordinator_address or FLAGS.num_processes is not None or FLAGS.distributed:
@@ -254,15 +312,5 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-  from absl import app, flags, logging
-  from ml_collections import config_flags
-
-  FLAGS = flags.FLAGS
-  config_flags.DEFINE_config_file("config", None, "Path to a config file with get_config().", lock_config=True)
-  flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics and the summary.", required=True)
-  flags.DEFINE_string("coordinator_address", None, "host:port of process 0 (multi-process runs).")
-  flags.DEFINE_integer("num_processes", None, "Number of processes (multi-process runs).")
-  flags.DEFINE_integer("process_id", None, "Index of this process (multi-process runs).")
-  flags.DEFINE_bool("distributed", False, "Detect the cluster and start the multi-process runtime.")
-  flags.mark_flags_as_required(["config"])
+  flags.mark_flags_as_required(["config", "workdir"])
   app.run(main)

@@ -1,11 +1,12 @@
 """msda_jax: mixed-sample data augmentation in JAX, and the theory that explains it.
 
-Mask samplers and methods (``msda_jax.masks``), pairing, label handling and the batch mixing
-op (``mix_batch``, ``Mixer``), presets with the paper's defaults and ``from_string``.
+Methods (``msda_jax.masks``: one ``sample`` call per method), presets with the paper's
+defaults and ``from_string``, pairing, label handling and the batch mixing op (``mix_batch``,
+``Mixer``), k-sample mixing (``mix_k_batch``, ``KMix``) and the laws of ``lam`` (``lam_laws``).
 """
 
-from msda_jax import lam, masks
-from msda_jax.kmix import kmix_masks, mix_k_batch
+from msda_jax import lam_laws, masks
+from msda_jax.kmix import KMix, KMixInfo, kmix_masks, mix_k_batch
 from msda_jax.labels import prepare_targets, smooth
 from msda_jax.masks import (
   Bernoulli,
@@ -16,20 +17,13 @@ from msda_jax.masks import (
   MixMethod,
   Mixup,
   ResizeMix,
+  Sample,
   StochasticMixupCutMix,
-  bernoulli_mask,
-  cutmix_mask,
-  fmix_mask,
-  gmix_mask,
-  hmix_mask,
-  mixup_mask,
-  resizemix_mask,
-  resizemix_paste,
-  stochastic_mask,
 )
 from msda_jax.mixing import Mixer, MixInfo, mix_batch
 from msda_jax.pairing import pair, partner_indices
 from msda_jax.presets import (
+  METHODS,
   PRESETS,
   bernoulli,
   cutmix,
@@ -45,43 +39,38 @@ from msda_jax.presets import (
 __version__ = "0.1.0"
 
 __all__ = [
+  "METHODS",
   "PRESETS",
   "Bernoulli",
   "CutMix",
   "FMix",
   "GMix",
   "HMix",
+  "KMix",
+  "KMixInfo",
   "MixInfo",
   "MixMethod",
   "Mixer",
   "Mixup",
   "ResizeMix",
+  "Sample",
   "StochasticMixupCutMix",
   "bernoulli",
-  "bernoulli_mask",
   "cutmix",
-  "cutmix_mask",
   "fmix",
-  "fmix_mask",
   "from_string",
   "gmix",
-  "gmix_mask",
   "hmix",
-  "hmix_mask",
   "kmix_masks",
-  "lam",
+  "lam_laws",
   "masks",
   "mix_batch",
   "mix_k_batch",
   "mixup",
-  "mixup_mask",
   "pair",
   "partner_indices",
   "prepare_targets",
   "resizemix",
-  "resizemix_mask",
-  "resizemix_paste",
   "smooth",
-  "stochastic_mask",
   "stochastic_mixup_cutmix",
 ]

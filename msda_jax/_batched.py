@@ -1,19 +1,19 @@
 """Mapping a per-example function over a batch a few examples at a time, inside each group.
 
 ``jax.vmap`` over a whole batch materialises every intermediate of every example at once: for
-ResizeMix's resample (float32 whatever the input) that is 2.3 batches of temporary memory and, at
-224 x 224, a working set far beyond the caches (measured: 128 x 224 x 224 x 3 uint8, 1.8x faster
-and 12 -> 1.1 batches of temporary memory; `benchmarks/README.md`). ``map_in_chunks`` runs the same function on
-``chunk`` examples of each group per step of a ``fori_loop`` and writes each result into place,
-so the temporaries are those of one chunk; the results are those of ``jax.vmap``.
+ResizeMix's resample (float32 whatever the input) that is over two batches of temporary memory
+and, at 224 x 224, a working set far beyond the caches (``benchmarks/README.md`` has the
+figures). ``map_in_chunks`` runs the same function on ``chunk`` examples of each group per step
+of a ``fori_loop`` and writes each result into place, so the temporaries are those of one chunk;
+the results are those of ``jax.vmap``.
 
 The batch axis is viewed as ``[groups, B / groups]`` and the loop slices the second axis: with
 ``groups`` equal to the number of devices the batch is sharded over (as ``mix_batch`` asks),
 every step reads and writes its own device's examples.
 
-This is a CPU optimisation. On an accelerator (GPU, TPU) the whole batch is one ``vmap``: memory
-is plentiful there, and a loop of small steps would serialise the device (measured on an H200:
-FMix per example 196x the streaming floor with one example a step).
+This is a CPU form (``_backend``): in a program compiled for an accelerator (GPU, TPU) the whole
+batch is one ``vmap``, since memory is plentiful there and a loop of small steps would serialise
+the device.
 """
 
 from __future__ import annotations
@@ -25,15 +25,10 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from msda_jax import pairing as pairing_lib
+from msda_jax import _backend, _sharding, _validate
 
 # Working set of one step, in bytes of the widest per-example array: about an L2 cache.
 CHUNK_BYTES = 2**20
-
-
-def on_cpu() -> bool:
-  """Whether programs traced now run on the CPU (JAX's default backend)."""
-  return jax.default_backend() == "cpu"
 
 
 def chunk_size(per_group: int, example_bytes: int, target_bytes: int | None = None) -> int:
@@ -63,17 +58,24 @@ def map_in_chunks(fn: Callable[..., Any], *args: jax.Array, groups: int = 1) -> 
   [0.0, 2.0, 4.0, 6.0, 8.0, 10.0]
   """
   batch = args[0].shape[0]
-  pairing_lib.check_groups(batch, groups)
+  _validate.check_groups(batch, groups)
   out = jax.eval_shape(jax.vmap(fn), *args)
   # Intermediates run in float32 at least: count 4 bytes an element of the largest array.
   arrays = [a for a in (*args, *jax.tree.leaves(out)) if not jax.dtypes.issubdtype(a.dtype, jax.dtypes.prng_key)]
   per_group = batch // groups
   size = chunk_size(per_group, 4 * max(math.prod(a.shape[1:]) for a in arrays))
   steps = per_group // size
-  if steps == 1 or not on_cpu() or pairing_lib.batch_shards(args[-1])[1] > 1:
-    # One step, an accelerator, or a batch axis sharded in the type (explicit mesh, which vmap
-    # keeps): the whole batch at once.
+  if steps == 1 or _sharding.batch_shards(args[-1])[1] > 1:
+    # One step, or a batch axis sharded in the type (explicit mesh, which vmap keeps): the whole
+    # batch at once.
     return jax.vmap(fn)(*args)
+  return _backend.by_platform(
+    lambda *a: _chunked(fn, a, out, groups, per_group, size, steps), lambda *a: jax.vmap(fn)(*a), *args
+  )
+
+
+def _chunked(fn: Callable[..., Any], args: Any, out: Any, groups: int, per_group: int, size: int, steps: int) -> Any:
+  """``jax.vmap(fn)(*args)`` as a ``fori_loop`` over ``steps`` chunks of ``size`` examples per group."""
   grouped = [_as_bits(a).reshape(groups, per_group, *a.shape[1:]) for a in args]
   # One example per step runs fn itself, not its vmap: a lax.switch inside fn then takes one
   # branch instead of evaluating all of them.
@@ -96,8 +98,8 @@ def map_in_chunks(fn: Callable[..., Any], *args: jax.Array, groups: int = 1) -> 
   return jax.tree.map(lambda r, o: _from_bits(r.reshape(o.shape), o.dtype), result, out)
 
 
-# XLA:CPU slices and updates 16-bit floats in place far slower than 16-bit integers (6x measured
-# on a 128 x 224 x 224 x 3 bfloat16 batch): the loop moves their bits as uint16.
+# XLA:CPU slices and updates 16-bit floats in place far slower than 16-bit integers
+# (benchmarks/README.md): the loop moves their bits as uint16.
 _HALF = (jnp.dtype(jnp.bfloat16), jnp.dtype(jnp.float16))
 
 

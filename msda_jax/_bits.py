@@ -6,10 +6,9 @@ output words xor-ed together (JAX's partitionable layout, its default). On the C
 hash as a loop of five rounds over whole arrays, which a compiled program cannot fuse with what
 follows: a per-pixel mask then costs the words, the loop's passes over them and the mask in
 memory. ``bits_at`` computes the same words as plain integer arithmetic of their counters, so the
-compiler fuses them into the mask and the mixing pass (Bernoulli per example at 128 x 224 x 224 x 3
-float32: 59 -> 39 ms; uint8: 33 -> 13 ms; `benchmarks/README.md`), and ``uniform`` and ``normal``
-turn them into ``jax.random.uniform``'s and ``jax.random.normal``'s floats, bit for bit (FMix's
-fields: 56 -> 35 ms for 128 of 224 x 224).
+compiler fuses them into the mask and the mixing pass (Bernoulli's pixels, FMix's fields), and
+``uniform`` and ``normal`` turn them into ``jax.random.uniform``'s and ``jax.random.normal``'s
+floats, bit for bit. ``benchmarks/README.md`` has the timings.
 
 The words are JAX's, bit for bit: the first use in a process checks a few of them against
 ``jax.random.bits``, and any key that is not a threefry key, or a JAX whose layout differs (the

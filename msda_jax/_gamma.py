@@ -2,14 +2,13 @@
 
 ``jax.random.gamma`` runs Marsaglia and Tsang's rejection sampler as a ``while`` loop around
 each draw (and a second loop around each normal). On a GPU every loop iteration waits for the
-device: 128 vmapped ``jax.random.beta`` draws took 0.86 ms on an H200, most of a per-example
-Mixup of a 128 x 32 x 32 x 3 batch (1.0 ms; 0.30 ms with ``lam`` given). Here every draw makes
+device, and those draws are most of a per-example Mixup of a small batch
+(``benchmarks/README.md``). Here every draw makes
 ``proposals`` (x, u) pairs at once and keeps the first accepted one, in a ``while`` loop that
 makes another round only while some draw has had every proposal rejected, so the law is exactly
 the sampler's (the first accepted proposal of an i.i.d. sequence) and the loop almost never runs
 twice: a proposal is accepted with probability above 0.95, so with 4 a draw needs a second round
-with probability below 1e-5. The proposal code appears once in the program, which compiles
-faster than ``jax.random.beta``'s nested loops.
+with probability below 1e-5. The proposal code appears once in the program (no nested loops).
 
 The loop is bounded: after ``MAX_ROUNDS`` rounds (``4 x 16`` proposals, each accepted with
 probability above 0.95, so a valid draw reaches the bound with probability below 1e-80) a draw
@@ -33,7 +32,7 @@ import jax.numpy as jnp
 from jax import lax
 from jax.typing import ArrayLike
 
-from msda_jax import _bits
+from msda_jax import _backend, _bits
 
 #: proposals per draw and round.
 PROPOSALS = 4
@@ -94,7 +93,7 @@ def log_gamma(key: jax.Array, a: ArrayLike, shape: tuple[int, ...] = (), *, prop
   # One copy of the proposal code, in the loop (it runs once, rarely twice): a small program.
   # Zeros that vary over mesh axes (inside shard_map) as the rounds will: made from the key's
   # data and d, as the rounds are.
-  zero = jax.random.key_data(key_rounds).ravel()[0].astype(jnp.float32) * 0.0 + d * 0.0
+  zero = _backend.varying_like(jnp.zeros_like(d), key_rounds, d)
   # Invalid shapes count as accepted (their result is NaN below): they never extend the loop.
   initial = (jnp.int32(0), (zero > 0.0) | ~valid, zero)
 

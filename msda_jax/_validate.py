@@ -192,3 +192,42 @@ def runtime_check(checks: list[Check]) -> None:
         raise ValueError(f"{message}; got {float(values[np.argmin(flags)])!r}.")
 
   jax.debug.callback(fail, oks, bads)
+
+
+#: how many ``lam`` and masks a batch draws: one for the batch, or one per example.
+MODES = ("batch", "example")
+
+
+def check_groups(batch: int, groups: Any) -> None:
+  """Raises unless ``groups`` is a positive int dividing ``batch``."""
+  if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)) or groups < 1:
+    raise ValueError(f"groups must be a positive int (blocks of the batch axis); got {groups!r}.")
+  if batch % groups:
+    raise ValueError(f"groups={groups} must divide the batch size {batch}.")
+
+
+def check_positive_int(name: str, value: Any) -> None:
+  """Raises unless ``value`` is a positive int (bools refused)."""
+  if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+    raise ValueError(f"{name} must be a positive int; got {value!r}.")
+
+
+def check_images(images: Any, spatial_ndim: Any) -> tuple[int, tuple[int, ...], np.dtype[Any]]:
+  """``(batch, spatial shape, dtype)`` of a batch of images ``[B, *S, C]``, or a clear error.
+
+  Images are float (any width) or uint8, with ``spatial_ndim`` non-empty spatial axes.
+  """
+  if not hasattr(images, "shape") or not hasattr(images, "dtype"):
+    raise TypeError(f"images must be an array [B, *S, C]; got {type(images).__name__}.")
+  dtype = jnp.dtype(images.dtype)
+  if not (jnp.issubdtype(dtype, jnp.floating) or dtype == jnp.uint8):
+    raise TypeError(f"images must be a float dtype or uint8; got {dtype}.")
+  check_positive_int("spatial_ndim", spatial_ndim)
+  if images.ndim != spatial_ndim + 2:
+    raise ValueError(
+      f"images must be batched, [B, *S, C] with {spatial_ndim} spatial axes (ndim {spatial_ndim + 2}); "
+      f"got shape {tuple(images.shape)}. Add a batch axis for a single image."
+    )
+  if 0 in tuple(images.shape[1:-1]):
+    raise ValueError(f"images must have non-empty spatial axes; got shape {tuple(images.shape)} (a zero-size axis).")
+  return int(images.shape[0]), tuple(int(n) for n in images.shape[1:-1]), dtype

@@ -15,6 +15,7 @@ The library does not jit; keep the options static and ``alpha`` traced in the ca
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, NamedTuple
 
 import jax
@@ -22,11 +23,10 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-from msda_jax import _validate
+from msda_jax import _validate, lam_laws
 from msda_jax import labels as labels_lib
-from msda_jax import lam as lam_laws
 from msda_jax import pairing as pairing_lib
-from msda_jax.mixing import MODES, _check_images
+from msda_jax._dataclass import pytree_dataclass, static_field
 
 STYLES = ("mixup", "categorical")
 PAIRINGS = pairing_lib.K_PAIRINGS
@@ -35,19 +35,56 @@ SUM_TOL = 1e-4
 
 
 class KMixInfo(NamedTuple):
-  """What a call of ``mix_k_batch`` drew, per example.
+  """What a call of ``mix_k_batch`` drew, per example: ``MixInfo``'s fields with a source axis.
 
   Attributes:
-    weights: float32 ``[B, k]`` realised weights ``mean(M_m)`` (the label weights).
-    partners: int32 ``[B, k]`` index of source ``m`` of each example (column 0 is the example).
-    masks: float32 ``[B, k, *S]`` the masks used.
-    nominal: float32 ``[B, k]`` the drawn (or given) weight vectors ``w``.
+    lam: float32 ``[B, k]`` the drawn (or given) weight vectors ``w`` (nominal).
+    weight: float32 ``[B, k]`` realised weights ``mean(M_m)`` (the label weights).
+    partner: int32 ``[B, k]`` index of source ``m`` of each example (column 0 is the example).
+    applied: bool ``[B]`` whether the example was mixed (an invalid traced ``alpha`` or
+      ``weights`` row gives ``e_0``: not mixed).
+    mask: float32 ``[B, k, *S]`` the masks used.
   """
 
-  weights: jax.Array
-  partners: jax.Array
-  masks: jax.Array
-  nominal: jax.Array
+  lam: jax.Array
+  weight: jax.Array
+  partner: jax.Array
+  applied: jax.Array
+  mask: jax.Array
+
+
+@pytree_dataclass
+class KMix:
+  """k-sample mixing by name (``from_string("mix_k_batch(k=3)")``, ``Mixer``, training configs).
+
+  The options of ``mix_k_batch``: ``alpha`` traced, ``k`` and ``style`` static. ``mix_batch``
+  (and so ``Mixer``) given a ``KMix`` calls ``mix_k_batch`` with its own ``mode``, ``pairing``
+  (``"roll"`` or ``"permute"``: the reversal has no k-source form), ``groups`` and label options.
+
+  >>> KMix(k=3)
+  KMix(alpha=1.0, k=3, style='mixup')
+  """
+
+  name = "mix_k_batch"
+
+  alpha: ArrayLike = 1.0
+  k: int = static_field(default=3)
+  style: str = static_field(default="mixup")
+
+  def __post_init__(self) -> None:
+    _check_k(self.k)
+    _validate.check_choice("style", self.style, STYLES)
+    object.__setattr__(self, "alpha", _validate.hyperparameter("alpha", self.alpha))
+    _validate.check_positive("alpha", self.alpha)
+
+  def __repr__(self) -> str:
+    concrete = _validate.concrete_value(self.alpha)
+    alpha = float(str(np.float32(concrete))) if concrete is not None and concrete.ndim == 0 else self.alpha
+    return f"KMix(alpha={alpha!r}, k={self.k!r}, style={self.style!r})"
+
+  def replace(self, **changes: Any) -> KMix:
+    """A copy with ``changes``, checked as construction checks."""
+    return dataclasses.replace(self, **changes)
 
 
 def _check_k(k: Any, block: int | None = None) -> None:
@@ -167,6 +204,7 @@ def mix_k_batch(
   mode: str = "batch",
   pairing: str = "roll",
   groups: int = 1,
+  prob: ArrayLike = 1.0,
   label_smoothing: ArrayLike = 0.0,
   weights: ArrayLike | None = None,
   spatial_ndim: int = 2,
@@ -193,6 +231,8 @@ def mix_k_batch(
     mode: static, ``"batch"`` (one ``w`` and mask set) or ``"example"`` (one per example).
     pairing: static, ``"roll"`` or ``"permute"``.
     groups: static number of blocks of the batch axis that sources stay in.
+    prob: traced probability of mixing the batch (batch mode) or each example (example mode);
+      an unmixed one gets the weights ``e_0``. Clipped into [0, 1] (NaN never mixes).
     label_smoothing: traced ``eps`` applied to the targets before mixing.
     weights: optional weight vector instead of sampling it: ``[k]``, or ``[B, k]`` in example
       mode; non-negative rows summing to 1.
@@ -215,18 +255,21 @@ def mix_k_batch(
   >>> xm.shape, ym.shape, ym.sum(-1).round(5).tolist()
   ((4, 8, 8, 3), (4, 4), [1.0, 1.0, 1.0, 1.0])
   """
-  batch, spatial, _ = _check_images(images, spatial_ndim)
-  _validate.check_choice("mode", mode, MODES)
+  batch, spatial, _ = _validate.check_images(images, spatial_ndim)
+  _validate.check_choice("mode", mode, _validate.MODES)
   _validate.check_choice("pairing", pairing, PAIRINGS)
   _validate.check_choice("style", style, STYLES)
-  pairing_lib.check_groups(batch, groups)
+  _validate.check_groups(batch, groups)
   _check_k(k, batch // groups)
   k = int(k)
   for name, flag in (("return_info", return_info), ("check", check)):
     _validate.check_bool(name, flag)
-  for name, value in (("alpha", alpha), ("weights", weights), ("label_smoothing", label_smoothing)):
+  for name, value in (("alpha", alpha), ("weights", weights), ("label_smoothing", label_smoothing), ("prob", prob)):
     if isinstance(value, (str, bytes, bool, np.bool_)):
       raise TypeError(f"{name} must be a number or an array of numbers; got {value!r}.")
+  if tuple(np.shape(prob)) not in (((),) if mode == "batch" else ((), (batch,))):
+    raise ValueError(f"prob must be a scalar (or [B] in example mode); got shape {tuple(np.shape(prob))}.")
+  _validate.check_range("prob", prob, 0.0, 1.0)
   if tuple(np.shape(label_smoothing)) != ():
     raise ValueError(f"label_smoothing must be a scalar; got shape {tuple(np.shape(label_smoothing))}.")
   if tuple(np.shape(alpha)) not in ((), (k,)):
@@ -252,6 +295,7 @@ def mix_k_batch(
     checks: list[_validate.Check] = [
       ("alpha must be > 0 and finite", alpha_ok, alpha),
       ("label_smoothing must lie in [0.0, 1.0]", _validate.unit_ok(label_smoothing), label_smoothing),
+      ("prob must lie in [0.0, 1.0]", _validate.unit_ok(prob), prob),
       *labels_lib.label_checks(labels, num_classes=num_classes),
     ]
     if weights is not None:
@@ -262,18 +306,21 @@ def mix_k_batch(
     alpha = jnp.where(alpha_ok, jnp.asarray(alpha, jnp.float32), 1.0)
 
   key_pair, key_weights, key_mask = jax.random.split(key, 3)
+  prob = jnp.clip(jnp.asarray(prob, jnp.float32), 0.0, 1.0)
+  unit = jax.random.uniform(jax.random.fold_in(key, 3), () if mode == "batch" else (batch,))
+  drawn = unit < prob  # False where not mixed (NaN never mixes); fold_in leaves the other draws as they were
   if mode == "batch":
     w = lam_laws.sample_dirichlet(key_weights, alpha, k) if weights is None else jnp.asarray(weights, jnp.float32)
-    w = _usable(w, alpha_ok if weights is None else _weights_ok(weights))
+    w = _usable(w, (alpha_ok if weights is None else _weights_ok(weights)) & drawn)
     masks = _masks(key_mask, w, spatial, style)[None]
     nominal = jnp.broadcast_to(w[None], (batch, k))
   else:
     if weights is None:
-      nominal = _usable(lam_laws.sample_dirichlet(key_weights, alpha, k, shape=(batch,)), alpha_ok)
+      nominal = _usable(lam_laws.sample_dirichlet(key_weights, alpha, k, shape=(batch,)), drawn & alpha_ok)
     else:
       given = jnp.broadcast_to(jnp.asarray(weights, jnp.float32), (batch, k))
       ok = _weights_ok(weights)
-      nominal = _usable(given, ok if isinstance(ok, bool) else jnp.broadcast_to(ok, (batch,)))
+      nominal = _usable(given, drawn & (ok if isinstance(ok, bool) else jnp.broadcast_to(ok, (batch,))))
     keys = jax.random.split(key_mask, batch)
     masks = jax.vmap(lambda kk, ww: _masks(kk, ww, spatial, style))(keys, nominal)
   realised = jnp.mean(masks, axis=tuple(range(2, 2 + len(spatial))))
@@ -290,9 +337,10 @@ def mix_k_batch(
   if not return_info:
     return mixed_images, mixed_targets
   info = KMixInfo(
-    weights=jnp.broadcast_to(realised, (batch, k)),
-    partners=pairing_lib.partner_sets(key_pair, batch, k, pairing=pairing, groups=groups),
-    masks=jnp.broadcast_to(masks, (batch, k, *spatial)),
-    nominal=nominal,
+    lam=nominal,
+    weight=jnp.broadcast_to(realised, (batch, k)),
+    partner=pairing_lib.partner_sets(key_pair, batch, k, pairing=pairing, groups=groups),
+    applied=nominal[:, 0] < 1.0,
+    mask=jnp.broadcast_to(masks, (batch, k, *spatial)),
   )
   return mixed_images, mixed_targets, info

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
@@ -24,13 +25,16 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-from msda_jax import _batched, _validate
+from msda_jax import _backend, _batched, _sharding, _validate
+from msda_jax import kmix as kmix_lib
 from msda_jax import labels as labels_lib
 from msda_jax import pairing as pairing_lib
-from msda_jax.masks._base import MixMethod, method_dataclass, static_field
+from msda_jax._dataclass import pytree_dataclass, static_field
+from msda_jax.masks._base import MixMethod, Sample
 
-MODES = ("batch", "example")
+MODES = _validate.MODES
 PAIRINGS = pairing_lib.PAIRINGS
+LABEL_WEIGHTS = ("realised", "nominal")
 
 
 class MixInfo(NamedTuple):
@@ -49,24 +53,6 @@ class MixInfo(NamedTuple):
   partner: jax.Array
   applied: jax.Array
   mask: jax.Array
-
-
-def _check_images(images: Any, spatial_ndim: int) -> tuple[int, tuple[int, ...], np.dtype]:
-  if not hasattr(images, "shape") or not hasattr(images, "dtype"):
-    raise TypeError(f"images must be an array [B, *S, C]; got {type(images).__name__}.")
-  dtype = jnp.dtype(images.dtype)
-  if not (jnp.issubdtype(dtype, jnp.floating) or dtype == jnp.uint8):
-    raise TypeError(f"images must be a float dtype or uint8; got {dtype}.")
-  if not isinstance(spatial_ndim, int) or spatial_ndim < 1:
-    raise ValueError(f"spatial_ndim must be a positive int; got {spatial_ndim!r}.")
-  if images.ndim != spatial_ndim + 2:
-    raise ValueError(
-      f"images must be batched, [B, *S, C] with {spatial_ndim} spatial axes (ndim {spatial_ndim + 2}); "
-      f"got shape {tuple(images.shape)}. Add a batch axis for a single image."
-    )
-  if 0 in tuple(images.shape[1:-1]):
-    raise ValueError(f"images must have non-empty spatial axes; got shape {tuple(images.shape)} (a zero-size axis).")
-  return int(images.shape[0]), tuple(int(n) for n in images.shape[1:-1]), dtype
 
 
 def _check_lam(lam: Any, batch: int, mode: str, unbounded: bool) -> None:
@@ -132,7 +118,7 @@ def mix_batch(
   key: jax.Array,
   images: ArrayLike,
   labels: ArrayLike,
-  method: MixMethod | None,
+  method: MixMethod | kmix_lib.KMix | None,
   *,
   num_classes: int | None = None,
   mode: str = "batch",
@@ -145,6 +131,7 @@ def mix_batch(
   spatial_ndim: int = 2,
   return_info: bool = False,
   dense_labels: bool | None = None,
+  label_weight: str = "realised",
   check: bool = False,
 ) -> tuple[Any, ...]:
   """Mixes a batch of images and labels (Eq. 1) with ``method``.
@@ -171,7 +158,8 @@ def mix_batch(
     method: a ``MixMethod`` (e.g. ``msda_jax.hmix()``), or ``None`` for no mixing.
     num_classes: static ``K``; required for integer labels.
     mode: static, ``"batch"`` (one ``lam`` and mask) or ``"example"`` (one per example).
-    pairing: static, ``"reverse"``, ``"roll"`` or ``"permute"``.
+    pairing: static, ``"reverse"``, ``"roll"``, ``"permute"`` or ``"derange"`` (``msda_jax.pairing``);
+      an example paired with itself is left unmixed (``applied`` false).
     groups: static number of blocks of the batch axis that pairs stay in (set it to the
       number of devices the batch is sharded over).
     prob: traced probability of mixing a batch (batch mode) or an example (example mode).
@@ -183,6 +171,8 @@ def mix_batch(
     dense_labels: static; whether the labels are dense maps (``True``) or one per example
       (``False``); ``None`` infers it from the shapes and raises where they cannot tell (integer
       ``[B, T]`` audio labels with ``T == num_classes``: ids per frame, or one-hot rows).
+    label_weight: static; ``"realised"`` (the mean of each mask, the default) or ``"nominal"``
+      (``lam`` itself, timm's ``correct_lam=False``; rows only, not dense label maps).
     check: static; also check the traced values at run time (``jax.debug.callback``): an invalid
       one raises a ``JaxRuntimeError`` whose text names the argument.
 
@@ -196,15 +186,36 @@ def mix_batch(
   >>> xm.shape, ym.shape
   ((4, 8, 8, 3), (4, 4))
   """
-  batch, spatial, _ = _check_images(images, spatial_ndim)
+  batch, spatial, _ = _validate.check_images(images, spatial_ndim)
   _validate.check_choice("mode", mode, MODES)
   _validate.check_choice("pairing", pairing, PAIRINGS)
-  pairing_lib.check_groups(batch, groups)
+  _validate.check_choice("label_weight", label_weight, LABEL_WEIGHTS)
+  _validate.check_groups(batch, groups)
   for name, flag in (("unbounded", unbounded), ("return_info", return_info), ("check", check)):
     _validate.check_bool(name, flag)
+  if isinstance(method, kmix_lib.KMix):
+    return _mix_k(
+      key,
+      images,
+      labels,
+      method,
+      num_classes,
+      mode,
+      pairing,
+      groups,
+      prob,
+      label_smoothing,
+      lam,
+      unbounded,
+      spatial_ndim,
+      return_info,
+      dense_labels,
+      label_weight,
+      check,
+    )
   if method is not None and not isinstance(method, MixMethod):
     raise TypeError(
-      f"method must be a MixMethod (e.g. msda_jax.mixup() or msda_jax.from_string('mixup')) or None; "
+      f"method must be a MixMethod (e.g. msda_jax.mixup() or msda_jax.from_string('mixup')), a KMix or None; "
       f"got {type(method).__name__} {method!r}."
     )
   if method is not None:
@@ -233,154 +244,249 @@ def mix_batch(
       lam_ok = _validate.unit_ok(lam) if not unbounded else jnp.all(jnp.isfinite(jnp.asarray(lam)))
       checks.append(("lam must be finite" + ("" if unbounded else " and lie in [0.0, 1.0]"), lam_ok, lam))
     _validate.runtime_check(_traced(checks))
+  if dense and label_weight == "nominal":
+    raise ValueError("label_weight='nominal' weights label rows by lam; dense label maps are mixed by the mask itself.")
   images = jnp.asarray(images)
 
   key_pair, key_mix, key_prob = jax.random.split(key, 3)
   if method is None:
-    ones = jnp.ones((batch,), jnp.float32)
-    info = MixInfo(
-      ones,
-      ones,
-      jnp.arange(batch, dtype=jnp.int32),
-      jnp.zeros((batch,), bool),
-      jnp.ones((batch, *spatial), jnp.float32),
-    )
+    info = _unmixed_info(batch, spatial)
     return (images, targets, info) if return_info else (images, targets)
 
-  partner_images, partner_targets = pairing_lib.pair(key_pair, (images, targets), pairing=pairing, groups=groups)
-  prob = jnp.clip(jnp.asarray(prob, jnp.float32), 0.0, 1.0)
-  # An invalid traced hyper-parameter: draw from the defaults (no NaN reaches a sampler) and mix nothing.
+  # Pair: the partners' images and targets, and their indices, moved alike.
+  index = jnp.arange(batch, dtype=jnp.int32)
+  partner_images, partner_targets, partner = pairing_lib.pair(
+    key_pair, (images, targets, index), pairing=pairing, groups=groups
+  )
+  # Sample lam, M, its weight and whether each example is mixed (prob, valid values, a partner).
+  # An invalid traced hyper-parameter: draw from the defaults (no NaN reaches a sampler), mix nothing.
   usable = method.valid()
-  method = method.sanitized(usable)
-
-  if mode == "batch":
-    if lam is None:
-      lam_b, lam_ok = method.nominal_lam(key_mix, shape=spatial), True
-    else:
-      lam_b, lam_ok = _given_lam(lam, unbounded)
-    applied = (jax.random.uniform(key_prob) < prob) & usable & lam_ok
-
-    def make_mask() -> tuple[jax.Array, jax.Array]:
-      # The weight from the mask's parameters: no full-resolution reduction of the mask.
-      mask, mean = method.mask_and_mean(method.partner_key(key_mix), lam_b, shape=spatial)
-      return jnp.asarray(mask, jnp.float32), jnp.asarray(mean, jnp.float32)
-
-    if _batched.on_cpu():
-      # The one mask of the batch made apart from the mixing pass (XLA:CPU fuses nothing across
-      # a conditional): fused into it, a mask computed per pixel (Bernoulli's random words) is
-      # computed again for every example and channel. A batch left unmixed makes no mask.
-      def unmixed() -> tuple[jax.Array, jax.Array]:
-        # Ones that vary over mesh axes (inside shard_map) as the mask would: made from its inputs.
-        seed = jax.random.key_data(key_mix).ravel()[0].astype(jnp.float32)
-        zero = jnp.where(False, seed + jnp.asarray(lam_b, jnp.float32), jnp.float32(0.0))
-        return jnp.ones(spatial, jnp.float32) + zero, jnp.float32(1.0) + zero
-
-      mask, mean = jax.lax.cond(applied, make_mask, unmixed)
-    else:
-      mask, mean = make_mask()
-      mask, mean = jnp.where(applied, mask, 1.0), jnp.where(applied, mean, 1.0)
-    mask = mask[None]
-    weight = jnp.broadcast_to(mean, (batch,))
-    if method.transforms_partner:
-      partner_key = method.partner_key(key_mix)
-      move = functools.partial(
-        _batched.map_in_chunks, lambda x: method.transform_partner(partner_key, lam_b, x), groups=groups
-      )
-      partner_images, partner_targets = move(partner_images), (move(partner_targets) if dense else partner_targets)
-    lams = jnp.broadcast_to(lam_b, (batch,))
-    applied = jnp.broadcast_to(applied, (batch,))
-  else:
-    keys = jax.random.split(key_mix, batch)
-    if lam is None:
-      lams = jax.vmap(lambda k: jnp.asarray(method.nominal_lam(k, shape=spatial), jnp.float32))(keys)
-      lam_ok = True
-    else:
-      lams, lam_ok = (jnp.broadcast_to(v, (batch,)) for v in _given_lam(lam, unbounded))
-    # Each mask with its mean from the mask's parameters (as ``method.sample`` would draw them):
-    # no full-resolution reduction of the masks.
-    masks_of = lambda k, lam_i: method.mask_and_mean(method.partner_key(k), lam_i, shape=spatial)
-    if method.masks_in_chunks:
-      mask, means = _batched.map_in_chunks(masks_of, keys, lams, groups=groups)
-    else:
-      mask, means = jax.vmap(masks_of)(keys, lams)
-    applied = (jax.random.uniform(key_prob, (batch,)) < prob) & usable & lam_ok
-    mask = jnp.where(applied.reshape((batch,) + (1,) * spatial_ndim), mask, 1.0)
-    weight = jnp.where(applied, means, 1.0)
-    if method.transforms_partner:
-
-      def move_each(x: jax.Array) -> jax.Array:
-        # A few examples at a time (bounded temporaries); keys and lams follow the images' batch axis.
-        keys_b = pairing_lib.shard_like_batch(keys, x)
-        lams_b = pairing_lib.shard_like_batch(lams, x)
-        transform = lambda k, lam_i, x_i: method.transform_partner(method.partner_key(k), lam_i, x_i)
-        return _batched.map_in_chunks(transform, keys_b, lams_b, x, groups=groups)
-
-      partner_images = move_each(partner_images)
-      if dense:
-        partner_targets = move_each(partner_targets)
-
+  prob = jnp.where(usable, jnp.clip(jnp.asarray(prob, jnp.float32), 0.0, 1.0), 0.0)  # NaN never mixes
+  draw = _draw_batch if mode == "batch" else _draw_examples
+  lams, mask, weight, applied, paste = draw(
+    batch, method.sanitized(usable), key_mix, key_prob, spatial, lam, prob, unbounded, groups
+  )
+  applied = applied & (partner != index)  # an example paired with itself is not mixed
+  if label_weight == "nominal":
+    weight = jnp.where(applied, lams, 1.0)
+  if paste is not None:
+    partner_images = paste(partner_images)
+    if dense:
+      partner_targets = paste(partner_targets)
+  # Eq. 1 for the images, the realised weight (or the mask, for dense maps) for the labels.
   mixed_images = _mix_images(images, partner_images, mask[..., None], clip=unbounded)
-  if dense:
-    mixed_targets = _mix_images(targets, partner_targets, mask[..., None])
-  else:
-    mixed_targets = _mix_images(targets, partner_targets, weight[:, None])
+  target_weight = mask[..., None] if dense else weight[:, None]
+  mixed_targets = _mix_images(targets, partner_targets, target_weight)
   if not return_info:
     return mixed_images, mixed_targets
-  partner = pairing_lib.partner_indices(key_pair, batch, pairing=pairing, groups=groups)
   info = MixInfo(lams, weight, partner, applied, jnp.broadcast_to(mask, (batch, *spatial)))
   return mixed_images, mixed_targets, info
 
 
-@method_dataclass
+def _mix_k(
+  key: jax.Array,
+  images: ArrayLike,
+  labels: ArrayLike,
+  method: kmix_lib.KMix,
+  num_classes: int | None,
+  mode: str,
+  pairing: str,
+  groups: int,
+  prob: ArrayLike,
+  label_smoothing: ArrayLike,
+  lam: ArrayLike | None,
+  unbounded: bool,
+  spatial_ndim: int,
+  return_info: bool,
+  dense_labels: bool | None,
+  label_weight: str,
+  check: bool,
+) -> tuple[Any, ...]:
+  """``mix_batch`` with a ``KMix``: ``mix_k_batch`` with its options (those it has no form of raise)."""
+  if pairing not in kmix_lib.PAIRINGS:
+    raise ValueError(
+      f"pairing={pairing!r} has no k-sample form: k-sample mixing (KMix) takes pairing 'roll' or 'permute'."
+    )
+  for name, used in (("lam", lam is not None), ("unbounded", unbounded), ("label_weight", label_weight != "realised")):
+    if used:
+      raise ValueError(
+        f"{name} is not supported by k-sample mixing (KMix; its weights are vectors); leave the default."
+      )
+  return kmix_lib.mix_k_batch(
+    key,
+    images,
+    labels,
+    k=method.k,
+    alpha=method.alpha,
+    style=method.style,
+    num_classes=num_classes,
+    mode=mode,
+    pairing=pairing,
+    groups=groups,
+    prob=prob,
+    label_smoothing=label_smoothing,
+    spatial_ndim=spatial_ndim,
+    return_info=return_info,
+    dense_labels=dense_labels,
+    check=check,
+  )
+
+
+def _unmixed_info(batch: int, spatial: tuple[int, ...]) -> MixInfo:
+  ones = jnp.ones((batch,), jnp.float32)
+  index = jnp.arange(batch, dtype=jnp.int32)
+  return MixInfo(ones, ones, index, jnp.zeros((batch,), bool), jnp.ones((batch, *spatial), jnp.float32))
+
+
+_Draw = tuple[jax.Array, jax.Array, jax.Array, jax.Array, Callable[[jax.Array], jax.Array] | None]
+
+
+def _draw_batch(
+  batch: int,
+  method: MixMethod,
+  key_mix: jax.Array,
+  key_prob: jax.Array,
+  spatial: tuple[int, ...],
+  lam: ArrayLike | None,
+  prob: ArrayLike,
+  unbounded: bool,
+  groups: int,
+) -> _Draw:
+  """One ``lam`` and mask for the batch: ``(lam [B], mask [1, *S], weight [B], applied [B], paste)``.
+
+  An unapplied batch has the mask 1 and weight 1. ``paste`` maps the partners ``[B, *S, C]``.
+  """
+  given, lam_ok = (None, True) if lam is None else _given_lam(lam, unbounded)
+  applied = (jax.random.uniform(key_prob) < prob) & lam_ok
+  sample = functools.partial(method.sample, key_mix, shape=spatial, lam=given)
+
+  def on_cpu() -> Sample:
+    # The one mask made apart from the mixing pass (XLA:CPU fuses nothing across a conditional):
+    # fused into it, a mask computed per pixel (Bernoulli's random words) is computed again for
+    # every example and channel. An unmixed batch makes no mask (only lam, for the info).
+    def unmixed() -> Sample:
+      s = sample()
+      one = _backend.varying_like(jnp.float32(1.0), key_mix, s.lam)
+      return s._replace(mask=jnp.broadcast_to(one, spatial), weight=one)
+
+    return jax.lax.cond(applied, sample, unmixed)
+
+  def on_accelerator() -> Sample:
+    s = sample()
+    return s._replace(mask=jnp.where(applied, s.mask, 1.0), weight=jnp.where(applied, s.weight, 1.0))
+
+  s = _backend.by_platform(on_cpu, on_accelerator)
+  paste = None
+  if s.paste is not None:
+    paste = functools.partial(_batched.map_in_chunks, s.paste, groups=groups)
+  every = lambda v: jnp.broadcast_to(v, (batch,))
+  return every(s.lam), s.mask[None], every(s.weight), every(applied), paste
+
+
+def _draw_examples(
+  batch: int,
+  method: MixMethod,
+  key_mix: jax.Array,
+  key_prob: jax.Array,
+  spatial: tuple[int, ...],
+  lam: ArrayLike | None,
+  prob: ArrayLike,
+  unbounded: bool,
+  groups: int,
+) -> _Draw:
+  """One ``lam`` and mask per example: ``(lam [B], mask [B, *S], weight [B], applied [B], paste)``.
+
+  Unapplied examples have the mask 1 and weight 1. ``paste`` maps the partners ``[B, *S, C]``,
+  each with its own example's draw.
+  """
+  keys = jax.random.split(key_mix, batch)
+  per_example: Callable[..., Sample]
+  args: tuple[jax.Array, ...]
+  lam_ok: Any = True
+  if lam is None:
+    per_example, args = (lambda k: method.sample(k, shape=spatial)), (keys,)
+  else:
+    given, lam_ok = (jnp.broadcast_to(v, (batch,)) for v in _given_lam(lam, unbounded))
+    per_example, args = (lambda k, lam_i: method.sample(k, shape=spatial, lam=lam_i)), (keys, given)
+  if method.masks_in_chunks:
+    s = _batched.map_in_chunks(per_example, *args, groups=groups)
+  else:
+    s = jax.vmap(per_example)(*args)
+  applied = (jax.random.uniform(key_prob, (batch,)) < prob) & lam_ok
+  mask = jnp.where(applied.reshape((batch,) + (1,) * len(spatial)), s.mask, 1.0)
+  weight = jnp.where(applied, s.weight, 1.0)
+  paste = None
+  if s.paste is not None:
+    leaves, tree = jax.tree.flatten(s.paste)
+
+    def paste(x: jax.Array) -> jax.Array:
+      # A few examples at a time (bounded temporaries); the draws follow the images' batch axis.
+      each = lambda *a: jax.tree.unflatten(tree, a[:-1])(a[-1])
+      return _batched.map_in_chunks(each, *(_sharding.shard_like_batch(v, x) for v in leaves), x, groups=groups)
+
+  return s.lam, mask, weight, applied, paste
+
+
+@pytree_dataclass
 class Mixer:
   """A method bundled with its batch options, to call inside a train step.
 
-  The method is a pytree field (traced hyper-parameters); every option is static.
+  The method's hyper-parameters and the numbers ``prob``, ``label_smoothing`` and ``lam`` are
+  pytree leaves, converted to float32 scalars when the mixer is built (``0`` and ``0.0`` give the
+  same program): pass the mixer as an argument of the jitted step and changing them never
+  recompiles. The other options (``num_classes``, ``mode``, ``pairing``, ``groups``, ...) are
+  static. Change any field with ``replace``, which checks the new values as construction does:
+  ``mixer.replace(prob=0.5)``, ``mixer.replace(method=mixer.method.replace(alpha=0.3))``.
+  ``mixer(key, images, labels)`` is ``mix_batch`` with these options.
 
   >>> import msda_jax
   >>> mixer = Mixer(msda_jax.hmix(r=0.5), num_classes=10, mode="example")
   >>> x, y = mixer(jax.random.key(0), jnp.zeros((2, 8, 8, 3)), jnp.array([1, 2]))
   >>> y.shape
   (2, 10)
+  >>> float(mixer.replace(prob=0.5).prob)
+  0.5
   """
 
-  method: MixMethod | None
+  method: MixMethod | kmix_lib.KMix | None
   num_classes: int | None = static_field(default=None)
   mode: str = static_field(default="batch")
   pairing: str = static_field(default="reverse")
   groups: int = static_field(default=1)
   prob: ArrayLike = 1.0
   label_smoothing: ArrayLike = 0.0
+  lam: ArrayLike | None = None
   spatial_ndim: int = static_field(default=2)
   dense_labels: bool | None = static_field(default=None)
+  label_weight: str = static_field(default="realised")
   check: bool = static_field(default=False)
 
   def __post_init__(self) -> None:
-    if self.method is not None and not isinstance(self.method, MixMethod):
+    if self.method is not None and not isinstance(self.method, (MixMethod, kmix_lib.KMix)):
       hint = f" (msda_jax.from_string({self.method!r}) builds one from a name)" if isinstance(self.method, str) else ""
       raise TypeError(f"method must be a MixMethod or None; got {type(self.method).__name__} {self.method!r}{hint}.")
-    if self.num_classes is not None and (
-      isinstance(self.num_classes, bool) or not isinstance(self.num_classes, (int, np.integer)) or self.num_classes < 1
-    ):
-      raise ValueError(f"num_classes must be a positive int or None; got {self.num_classes!r}.")
+    if self.num_classes is not None:
+      _validate.check_positive_int("num_classes", self.num_classes)
     _validate.check_choice("mode", self.mode, MODES)
     _validate.check_choice("pairing", self.pairing, PAIRINGS)
-    if isinstance(self.groups, bool) or not isinstance(self.groups, (int, np.integer)) or self.groups < 1:
-      raise ValueError(f"groups must be a positive int; got {self.groups!r}.")
-    if (
-      isinstance(self.spatial_ndim, bool)
-      or not isinstance(self.spatial_ndim, (int, np.integer))
-      or self.spatial_ndim < 1
-    ):
-      raise ValueError(f"spatial_ndim must be a positive int; got {self.spatial_ndim!r}.")
+    _validate.check_choice("label_weight", self.label_weight, LABEL_WEIGHTS)
+    _validate.check_positive_int("groups", self.groups)
+    _validate.check_positive_int("spatial_ndim", self.spatial_ndim)
     if self.dense_labels is not None:
       _validate.check_bool("dense_labels", self.dense_labels)
     _validate.check_bool("check", self.check)
-    for name in ("prob", "label_smoothing"):
+    for name in ("prob", "label_smoothing", "lam"):
+      if getattr(self, name) is None:
+        continue
       value = _validate.hyperparameter(name, getattr(self, name))
       _validate.check_range(name, value, 0.0, 1.0)
       object.__setattr__(self, name, value)
 
+  def replace(self, **changes: Any) -> Mixer:
+    """A copy with ``changes`` (field names to values), checked as construction checks."""
+    return dataclasses.replace(self, **changes)
+
   def __call__(self, key: jax.Array, images: ArrayLike, labels: ArrayLike) -> tuple[jax.Array, jax.Array]:
+    """``mix_batch(key, images, labels, method, **options)``: ``(mixed_images, mixed_targets)``."""
     options = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "method"}
     return mix_batch(key, images, labels, self.method, **options)

@@ -3,64 +3,43 @@
 ``x~ = M * x_i + (1 - M) * x_partner(i)`` (Eq. 1). The batch axis is viewed as ``groups``
 contiguous blocks and partners are chosen inside each block: with ``groups`` equal to the
 number of devices the batch axis is sharded over, every pair lives on one device and mixing
-adds no cross-device traffic. Odd block sizes are fine (with ``"reverse"`` the middle example
-of an odd block is its own partner, which leaves it unmixed).
+adds no cross-device traffic. Odd block sizes are fine. Who is their own partner: with
+``"reverse"``, the middle example of an odd block (``mix_batch`` leaves it unmixed and marks it
+not applied); with ``"permute"``, each example with probability ``1 / block`` (one fixed point
+per block on average: 3% of a block of 32); with ``"roll"``, nobody in blocks of 2 or more;
+with ``"derange"``, nobody (a uniform permutation without fixed points; blocks of one example
+are refused).
+
+The helpers that read the batch axis's sharding live in ``msda_jax._sharding``.
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import jax
 import jax.numpy as jnp
-from jax.sharding import PartitionSpec
 
 from msda_jax import _validate
+from msda_jax._sharding import blockwise
 
-PAIRINGS = ("reverse", "roll", "permute")
+PAIRINGS = ("reverse", "roll", "permute", "derange")
 
-
-def check_groups(batch: int, groups: int) -> None:
-  """Raises unless ``groups`` is a positive int dividing ``batch``."""
-  if not isinstance(groups, int) or groups < 1:
-    raise ValueError(f"groups must be a positive int (blocks of the batch axis); got {groups!r}.")
-  if batch % groups:
-    raise ValueError(f"groups={groups} must divide the batch size {batch}.")
-
-
-def batch_shards(x: Any) -> tuple[Any, int]:
-  """The mesh axes that explicitly shard axis 0 of ``x`` and how many shards they make.
-
-  ``(None, 1)`` unless ``x`` carries an explicit sharding of its batch axis (a mesh with
-  ``AxisType.Explicit``, the default of ``jax.make_mesh``); automatic and manual
-  (``shard_map``) axes are not part of the type and count as unsharded.
-  """
-  sharding = getattr(jax.typeof(x), "sharding", None)
-  spec = getattr(sharding, "spec", None)
-  if not spec or spec[0] is None:
-    return None, 1
-  axes = spec[0] if isinstance(spec[0], tuple) else (spec[0],)
-  return spec[0], math.prod(sharding.mesh.shape[a] for a in axes)  # type: ignore[union-attr]
-
-
-def shard_like_batch(x: jax.Array, ref: Any) -> jax.Array:
-  """``x`` with axis 0 sharded like the batch axis of ``ref`` (a no-op unless explicit)."""
-  axis, shards = batch_shards(ref)
-  if shards == 1:
-    return x
-  sharding = jax.typeof(ref).sharding
-  return jax.sharding.reshard(x, sharding.update(spec=PartitionSpec(axis, *(None,) * (x.ndim - 1))))
+#: Rounds of rejection ``"derange"`` draws before its fallback (see ``_derangements``).
+DERANGE_ROUNDS = 64
 
 
 def partner_indices(key: jax.Array | None, batch: int, *, pairing: str = "reverse", groups: int = 1) -> jax.Array:
   """Index of each example's partner, int32 ``[batch]``.
 
   Args:
-    key: a PRNG key; used by ``"permute"`` only.
+    key: a PRNG key; used by ``"permute"`` and ``"derange"`` only.
     batch: static batch size.
-    pairing: ``"reverse"`` (block reversed, as the official code), ``"roll"`` (partner of ``i``
-      is ``i - 1``, as torchvision) or ``"permute"`` (a uniform random permutation per block).
+    pairing: ``"reverse"`` (block reversed, as the official code; the middle example of an odd
+      block is its own partner), ``"roll"`` (partner of ``i`` is ``i - 1``, as torchvision),
+      ``"permute"`` (a uniform random permutation per block, fixed points included) or
+      ``"derange"`` (a uniform random permutation without fixed points per block: nobody is
+      their own partner; blocks of at least 2 examples).
     groups: static number of blocks; pairs never cross a block.
 
   Returns:
@@ -70,7 +49,7 @@ def partner_indices(key: jax.Array | None, batch: int, *, pairing: str = "revers
   [2, 1, 0, 5, 4, 3]
   """
   _validate.check_choice("pairing", pairing, PAIRINGS)
-  check_groups(batch, groups)
+  _validate.check_groups(batch, groups)
   return pair(key, jnp.arange(batch, dtype=jnp.int32), pairing=pairing, groups=groups)
 
 
@@ -79,6 +58,41 @@ def _permutations(key: jax.Array | None, groups: int, block: int) -> jax.Array:
   if key is None:
     raise ValueError("pairing='permute' needs a PRNG key; got key=None.")
   return jax.vmap(lambda k: jax.random.permutation(k, block))(jax.random.split(key, groups))
+
+
+def _derangements(key: jax.Array | None, groups: int, block: int) -> jax.Array:
+  """One random derangement of each block, int32 ``[groups, block]`` (``order[g, i] != i``).
+
+  Law: rejection sampling. Round ``t = 0, 1, ...`` of block ``g`` draws the uniform permutation
+  ``jax.random.permutation(fold_in(key_g, t), block)``; the first one without fixed points is
+  kept, so the result is uniform over the ``!block`` derangements (9 for a block of 4). A round
+  succeeds with probability ``!block / block! >= 1/3`` (-> ``1/e``), so the expected number of
+  rounds is at most 3, and at most ``DERANGE_ROUNDS`` (64) run: if every one has a fixed point
+  (probability ``<= (2/3)^64 < 1e-11``) the fallback is the cycle ``i -> s(s^-1(i) + 1)`` built
+  from the last round's permutation ``s``, a derangement but not a uniform one. The loop is a
+  ``lax.while_loop``: static shapes, at most 64 permutations per block.
+  """
+  if key is None:
+    raise ValueError("pairing='derange' needs a PRNG key; got key=None.")
+  index = jnp.arange(block, dtype=jnp.int32)
+
+  def one(key_g: jax.Array) -> jax.Array:
+    draw = lambda t: jax.random.permutation(jax.random.fold_in(key_g, t), block).astype(jnp.int32)
+
+    def searching(state: tuple[jax.Array, jax.Array]) -> jax.Array:
+      t, order = state
+      return (t < DERANGE_ROUNDS) & jnp.any(order == index)
+
+    def next_round(state: tuple[jax.Array, jax.Array]) -> tuple[jax.Array, jax.Array]:
+      t, _ = state
+      return t + 1, draw(t)
+
+    _, order = jax.lax.while_loop(searching, next_round, (jnp.int32(1), draw(0)))
+    # Fallback, used only if all rounds failed: the cycle through order's values in turn.
+    cycle = jnp.zeros(block, jnp.int32).at[order].set(order[(index + 1) % block])
+    return jnp.where(jnp.any(order == index), cycle, order)
+
+  return jax.vmap(one)(jax.random.split(key, groups))
 
 
 def _move(x: jax.Array, groups: int, pairing: str, *, shift: int = 1, order: jax.Array | None = None) -> jax.Array:
@@ -101,9 +115,9 @@ def pair(key: jax.Array | None, tree: Any, *, pairing: str = "reverse", groups: 
   All leaves get the same pairing (one permutation for images and labels alike).
 
   Args:
-    key: a PRNG key; required by ``"permute"``.
+    key: a PRNG key; required by ``"permute"`` and ``"derange"``.
     tree: a pytree of arrays ``[B, ...]``.
-    pairing: ``"reverse"``, ``"roll"`` or ``"permute"``.
+    pairing: ``"reverse"``, ``"roll"``, ``"permute"`` or ``"derange"`` (see ``partner_indices``).
     groups: static number of blocks of the batch axis.
 
   Returns:
@@ -114,28 +128,22 @@ def pair(key: jax.Array | None, tree: Any, *, pairing: str = "reverse", groups: 
   if not leaves:
     return tree
   batch = leaves[0].shape[0]
-  check_groups(batch, groups)
-  order = _permutations(key, groups, batch // groups) if pairing == "permute" else None
+  _validate.check_groups(batch, groups)
+  if pairing == "derange" and batch // groups < 2:
+    raise ValueError(
+      f"pairing='derange' needs blocks of at least 2 examples (a lone example has no other partner); "
+      f"got block size {batch // groups} (batch {batch}, groups={groups})."
+    )
+  order = None
+  if pairing == "permute":
+    order = _permutations(key, groups, batch // groups)
+  elif pairing == "derange":
+    order = _derangements(key, groups, batch // groups)
   one = lambda x: _move(x, groups, pairing, order=order)
   if pairing == "reverse" and groups == 1:
     # A flip of the whole batch axis partitions as it is (one collective-permute, no gather).
     return jax.tree.map(one, tree)
   return jax.tree.map(lambda x: blockwise(one, x, groups), tree)
-
-
-def blockwise(fn: Any, x: jax.Array, groups: int) -> jax.Array:
-  """``fn(x)`` for a ``fn`` that works inside ``groups`` blocks of the batch axis.
-
-  Under explicit sharding of the batch axis over ``n`` devices with ``groups % n != 0`` the
-  blocks straddle devices: the batch axis is gathered first (the communication is then
-  explicit) and the result is sliced back to the input's sharding. Otherwise ``fn(x)``.
-  """
-  _, shards = batch_shards(x)
-  if shards == 1 or groups % shards == 0:
-    return fn(x)
-  sharding = jax.typeof(x).sharding
-  gathered = jax.sharding.reshard(x, sharding.update(spec=PartitionSpec(None, *sharding.spec[1:])))
-  return jax.sharding.reshard(fn(gathered), sharding)
 
 
 K_PAIRINGS = ("roll", "permute")
@@ -167,7 +175,7 @@ def pair_k(key: jax.Array | None, tree: Any, k: int, *, pairing: str = "roll", g
   if not leaves:
     return (tree,) * k
   batch = leaves[0].shape[0]
-  check_groups(batch, groups)
+  _validate.check_groups(batch, groups)
   block = batch // groups
   if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= block:
     raise ValueError(f"k must be an int in [1, block size {block}] (batch {batch}, groups={groups}); got {k!r}.")
@@ -191,5 +199,5 @@ def partner_sets(key: jax.Array | None, batch: int, k: int, *, pairing: str = "r
   >>> partner_sets(None, 4, 2, groups=2).tolist()
   [[0, 1], [1, 0], [2, 3], [3, 2]]
   """
-  check_groups(batch, groups)
+  _validate.check_groups(batch, groups)
   return jnp.stack(pair_k(key, jnp.arange(batch, dtype=jnp.int32), k, pairing=pairing, groups=groups), axis=1)

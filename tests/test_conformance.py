@@ -25,6 +25,11 @@ def jitted_mix():
   return jax.jit(msda_jax.mix_batch, static_argnames=STATIC)
 
 
+def pastes(method):
+  """Whether the method transforms the partner (its samples carry a ``paste``)."""
+  return method.sample(jax.random.key(0), shape=(2, 2)).paste is not None
+
+
 def make_batch(dtype=jnp.float32, shape=SHAPE, batch=BATCH, seed=1):
   rng = np.random.default_rng(seed)
   images = rng.uniform(0, 255, (batch, *shape, CHANNELS))
@@ -73,7 +78,7 @@ def test_label_weight_is_realised_mask_mean_and_images_recompute(spec, mode):
   np.testing.assert_allclose(np.asarray(targets), expected_targets, atol=1e-6)
   x = np.asarray(images, np.float64)
   m = masks[..., None]
-  if method.transforms_partner:
+  if pastes(method):
     # Where M = 1 the image is kept exactly; elsewhere it is the pasted, resized partner.
     kept = np.broadcast_to(m == 1.0, x.shape)
     np.testing.assert_array_equal(np.asarray(mixed)[kept], np.asarray(images)[kept])
@@ -102,7 +107,7 @@ def test_uint8_rounds_the_float_mix(spec, mode):
   images, _, method, mixed, _, info = run(spec, mode, jnp.uint8)
   x = np.asarray(images, np.float64)
   m = np.asarray(info.mask, np.float64)[..., None]
-  if method.transforms_partner:
+  if pastes(method):
     kept = np.broadcast_to(m == 1.0, x.shape)
     np.testing.assert_array_equal(np.asarray(mixed)[kept], np.asarray(images)[kept])
     return
@@ -197,7 +202,7 @@ def test_dense_label_maps_mix_per_pixel(spec, mode):
   np.testing.assert_allclose(np.asarray(targets).sum(-1), 1.0, atol=1e-5)
   m = np.asarray(info.mask)[..., None]
   onehot = np.eye(CLASSES)[np.asarray(label_map)]
-  if not method.transforms_partner:
+  if not pastes(method):
     expected = m * onehot + (1 - m) * onehot[np.asarray(info.partner)]
     np.testing.assert_allclose(np.asarray(targets), expected, atol=1e-6)
   # The per-pixel label follows the image: where M = 1 the example's own label is kept.
@@ -261,12 +266,12 @@ def test_mask_mean_equals_the_mean_of_the_mask(spec, shape):
 
   @jax.jit
   def both(k, lam):
-    mask = method.mask(k, lam, shape=shape)
-    paired_mask, paired_mean = method.mask_and_mean(k, lam, shape=shape)
-    return mask, jnp.mean(mask), method.mask_mean(k, lam, shape=shape), paired_mask, paired_mean
+    # The weight from the mask's parameters, and a mask-only program (the weight left unused).
+    sample = method.sample(k, shape=shape, lam=lam)
+    mask_only = method.sample(k, shape=shape, lam=lam).mask
+    return sample.mask, jnp.mean(sample.mask), sample.weight, mask_only
 
-  mask, direct, closed, paired_mask, paired_mean = jax.vmap(jax.vmap(both, (0, None)), (None, 0))(keys, lams)
+  mask, direct, closed, mask_only = jax.vmap(jax.vmap(both, (0, None)), (None, 0))(keys, lams)
   assert closed.shape == (len(MEAN_LAMS), 40) and closed.dtype == jnp.float32
   np.testing.assert_allclose(np.asarray(closed), np.asarray(direct), rtol=0, atol=1e-6)
-  np.testing.assert_array_equal(np.asarray(paired_mask), np.asarray(mask))
-  np.testing.assert_array_equal(np.asarray(paired_mean), np.asarray(closed))
+  np.testing.assert_array_equal(np.asarray(mask_only), np.asarray(mask))

@@ -37,7 +37,7 @@ def _by_hand(images, sources, masks):
 
 @pytest.mark.parametrize("style", kmix.STYLES)
 def test_masks_shape_dtype_and_partition_of_unity(style):
-  w = msda_jax.lam.sample_dirichlet(jax.random.key(3), 0.7, 4)
+  w = msda_jax.lam_laws.sample_dirichlet(jax.random.key(3), 0.7, 4)
   masks = msda_jax.kmix_masks(jax.random.key(4), w, shape=(7, 9), style=style)
   assert masks.shape == (4, 7, 9) and masks.dtype == jnp.float32
   np.testing.assert_allclose(np.asarray(masks).sum(0), 1.0, atol=1e-6)
@@ -73,7 +73,7 @@ def test_categorical_per_pixel_frequency_matches_weights():
 
 
 @pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16, jnp.uint8])
-@pytest.mark.parametrize("mode", kmix.MODES)
+@pytest.mark.parametrize("mode", msda_jax._validate.MODES)
 @pytest.mark.parametrize("style", kmix.STYLES)
 def test_shapes_dtypes_and_mix_by_hand(dtype, mode, style):
   images, labels = _batch(dtype)
@@ -82,23 +82,23 @@ def test_shapes_dtypes_and_mix_by_hand(dtype, mode, style):
   )
   assert xm.shape == images.shape and xm.dtype == images.dtype
   assert ym.shape == (B, NUM_CLASSES) and ym.dtype == jnp.float32
-  assert info.weights.shape == info.nominal.shape == (B, 3) and info.partners.dtype == jnp.int32
-  assert info.masks.shape == (B, 3, H, W) and info.masks.dtype == jnp.float32
-  np.testing.assert_allclose(np.asarray(info.masks).sum(1), 1.0, atol=1e-6)
+  assert info.weight.shape == info.lam.shape == (B, 3) and info.partner.dtype == jnp.int32
+  assert info.mask.shape == (B, 3, H, W) and info.mask.dtype == jnp.float32
+  np.testing.assert_allclose(np.asarray(info.mask).sum(1), 1.0, atol=1e-6)
   np.testing.assert_allclose(np.asarray(ym).sum(-1), 1.0, atol=1e-6)
-  np.testing.assert_allclose(np.asarray(info.nominal).sum(-1), 1.0, atol=1e-5)
+  np.testing.assert_allclose(np.asarray(info.lam).sum(-1), 1.0, atol=1e-5)
   # The label weights are the realised mask means, and the targets are mixed with them.
-  np.testing.assert_allclose(info.weights, np.asarray(info.masks).mean((2, 3)), atol=1e-6)
+  np.testing.assert_allclose(info.weight, np.asarray(info.mask).mean((2, 3)), atol=1e-6)
   onehot = np.eye(NUM_CLASSES)[np.asarray(labels)]
-  partners = np.asarray(info.partners)
-  expected_y = sum(np.asarray(info.weights)[:, m, None] * onehot[partners[:, m]] for m in range(3))
+  partners = np.asarray(info.partner)
+  expected_y = sum(np.asarray(info.weight)[:, m, None] * onehot[partners[:, m]] for m in range(3))
   np.testing.assert_allclose(ym, expected_y, atol=1e-5)
-  expected_x = _by_hand(images.astype(jnp.float32), partners, info.masks)
+  expected_x = _by_hand(images.astype(jnp.float32), partners, info.mask)
   tol = {jnp.float32: 1e-5, jnp.bfloat16: 0.05, jnp.uint8: 1.0}[dtype]
   if dtype == jnp.uint8:
     expected_x = np.clip(np.round(expected_x), 0, 255)
   np.testing.assert_allclose(np.asarray(xm, np.float64), expected_x, atol=tol)
-  masks = np.asarray(info.masks)
+  masks = np.asarray(info.mask)
   if mode == "batch":
     assert (masks == masks[:1]).all()
   elif style == "categorical":
@@ -111,7 +111,7 @@ def test_partners_stay_in_blocks(pairing_name):
   *_, info = msda_jax.mix_k_batch(
     jax.random.key(2), images, labels, k=4, pairing=pairing_name, groups=2, num_classes=NUM_CLASSES, return_info=True
   )
-  partners = np.asarray(info.partners)
+  partners = np.asarray(info.partner)
   block = B // 2
   rows = np.arange(B)
   assert (partners[:, 0] == rows).all()
@@ -165,7 +165,7 @@ def test_dense_label_maps_mixed_per_pixel(style):
     jax.random.key(8), images, maps, k=3, style=style, mode="example", num_classes=4, return_info=True
   )
   assert ym.shape == (B, H, W, 4)
-  expected = _by_hand(np.eye(4)[np.asarray(maps)], info.partners, info.masks)
+  expected = _by_hand(np.eye(4)[np.asarray(maps)], info.partner, info.mask)
   np.testing.assert_allclose(ym, expected, atol=1e-6)
   np.testing.assert_allclose(np.asarray(ym).sum(-1), 1.0, atol=1e-6)
   # Float probability maps and probability rows with smoothing are accepted too.
@@ -185,9 +185,9 @@ def test_given_weights_used_and_one_dimensional_audio():
   _, _, info = msda_jax.mix_k_batch(
     jax.random.key(0), audio, jnp.arange(4), k=3, weights=w, num_classes=4, spatial_ndim=1, return_info=True
   )
-  assert info.masks.shape == (4, 3, 16)
-  np.testing.assert_allclose(info.nominal, np.broadcast_to(np.asarray(w), (4, 3)))
-  np.testing.assert_allclose(info.weights, np.broadcast_to(np.asarray(w), (4, 3)), atol=1e-6)
+  assert info.mask.shape == (4, 3, 16)
+  np.testing.assert_allclose(info.lam, np.broadcast_to(np.asarray(w), (4, 3)))
+  np.testing.assert_allclose(info.weight, np.broadcast_to(np.asarray(w), (4, 3)), atol=1e-6)
 
 
 # -- laws ------------------------------------------------------------------------------------------
@@ -210,7 +210,7 @@ def test_dirichlet_law_of_sampled_weights(k, alpha, mode):
       num_classes=1,
       return_info=True,
     )
-    first = np.asarray(info.weights[:, 0], np.float64)
+    first = np.asarray(info.weight[:, 0], np.float64)
   else:  # one weight vector per call: n calls of a jitted batch-mode mix.
     images = jnp.zeros((k, 1, 1, 1))
 
@@ -219,7 +219,7 @@ def test_dirichlet_law_of_sampled_weights(k, alpha, mode):
       *_, info = msda_jax.mix_k_batch(
         key, images, jnp.zeros((k,), jnp.int32), k=k, alpha=alpha, num_classes=1, return_info=True
       )
-      return info.weights[0, 0]
+      return info.weight[0, 0]
 
     first = np.asarray(jax.vmap(draw)(jax.random.split(jax.random.key(2024), n)), np.float64)
   assert stats.kstest(first, stats.beta(alpha, (k - 1) * alpha).cdf).pvalue > 1e-3

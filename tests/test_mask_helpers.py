@@ -10,7 +10,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from msda_jax.masks import _box, _resample, bernoulli, fmix, gmix, resizemix
+import msda_jax
+from msda_jax.masks import _bernoulli, _box, _fmix, _gmix, _resample
 
 
 @pytest.mark.parametrize("shape", [(9,), (4, 7), (3, 5, 4)], ids=lambda s: "x".join(map(str, s)))
@@ -44,8 +45,8 @@ def test_separable_gaussian_bump_equals_the_full_resolution_formula(shape, scale
   rng = np.random.default_rng(3)
   for weight in (0.0, 1e-3, 0.2, 0.5, 1.0):
     centre = jnp.asarray([rng.integers(0, n) for n in shape], jnp.int32)
-    bump = gmix.gaussian_bump(weight, centre, shape, scale)
-    width = float(gmix.gaussian_width(weight, shape, scale))
+    bump, _ = _gmix.gaussian_bump(weight, centre, shape, scale)
+    width = float(_gmix.gaussian_width(weight, shape, scale))
     if width == 0.0:
       np.testing.assert_array_equal(bump, np.zeros(shape, np.float32))
       continue
@@ -58,7 +59,7 @@ def test_separable_gaussian_bump_equals_the_full_resolution_formula(shape, scale
     exponent = math.pi * distance / width
     bound = (8.0 * exponent + 8.0) * 2.0**-24 * full + 1e-37
     assert np.all(np.abs(np.asarray(bump, np.float64) - full) <= bound)
-    np.testing.assert_allclose(float(gmix.gaussian_bump_mean(weight, centre, shape, scale)), full.mean(), rtol=2e-6)
+    np.testing.assert_allclose(float(_gmix.gaussian_bump(weight, centre, shape, scale)[1]), full.mean(), rtol=2e-6)
 
 
 @jax.jit
@@ -74,7 +75,7 @@ def sorted_threshold_mask(field, ones):
 
 def test_fmix_threshold_search_matches_the_sort_selection_with_ties_signed_zeros_and_extremes():
   rng = np.random.default_rng(5)
-  smooth = np.asarray(fmix.low_frequency_field(jax.random.key(7), 3.0, (96, 96))).reshape(-1)
+  smooth = np.asarray(_fmix.low_frequency_field(jax.random.key(7), 3.0, (96, 96))).reshape(-1)
   fields = [
     rng.normal(size=257).astype(np.float32),
     np.round(rng.normal(size=300) * 3).astype(np.float32),  # many ties, including 0.0
@@ -86,14 +87,14 @@ def test_fmix_threshold_search_matches_the_sort_selection_with_ties_signed_zeros
     np.concatenate([smooth[:4000], np.full(4000, 3.4e38, np.float32), -smooth[:1000] * 1e-39]),
     np.full(5000, 1.5, np.float32),
   ]
-  select = jax.jit(fmix.top_threshold)
+  select = jax.jit(_fmix.top_threshold)
   for field in fields:
     ones_list = {0, 1, 2, field.size // 3, field.size // 2, field.size - 1, field.size}
     ones_list |= set(rng.integers(0, field.size + 1, size=6).tolist())
-    keys = np.sort(np.asarray(fmix.sortable_keys(jnp.asarray(field))))
+    keys = np.sort(np.asarray(_fmix.sortable_keys(jnp.asarray(field))))
     for ones in sorted(ones_list):
       threshold, selected = select(jnp.asarray(field), ones)
-      mask = np.asarray(fmix.sortable_keys(jnp.asarray(field)) >= threshold)
+      mask = np.asarray(_fmix.sortable_keys(jnp.asarray(field)) >= threshold)
       expected = sorted_threshold_mask(field, ones)
       np.testing.assert_array_equal(mask, expected)
       assert int(selected) == int(expected.sum()) >= ones
@@ -106,8 +107,8 @@ def test_fmix_key_values_invert_the_sortable_keys():
   rng = np.random.default_rng(6)
   values = (rng.normal(size=2000) * 2.0 ** rng.integers(-120, 120, size=2000)).astype(np.float32)
   values = np.concatenate([values, np.array([0.0, 1.5, -2.25, 3.4e38, -3.4e38, np.inf, -np.inf], np.float32)])
-  keys = fmix.sortable_keys(jnp.asarray(values))
-  back = np.asarray(fmix.key_values(keys))
+  keys = _fmix.sortable_keys(jnp.asarray(values))
+  back = np.asarray(_fmix.key_values(keys))
   np.testing.assert_array_equal(back.view(np.uint32), values.view(np.uint32))
   assert np.all(np.diff(np.asarray(keys)[np.argsort(values, kind="stable")].astype(np.int64)) >= 0)
 
@@ -117,12 +118,12 @@ def test_fmix_mask_selects_round_lam_s_points_as_the_sort_did(shape):
   size = math.prod(shape)
   for seed, lam in enumerate((0.0, 0.004, 0.31, 0.5, 0.93, 1.0)):
     key = jax.random.key(seed)
-    mask = fmix.fmix_mask(key, lam, shape=shape)
-    field = fmix.low_frequency_field(key, 3.0, shape)
+    mask = _fmix._fmix(key, lam, shape, 3.0)[0]
+    field = _fmix.low_frequency_field(key, 3.0, shape)
     ones = round(np.float32(lam) * size)
     np.testing.assert_array_equal(np.asarray(mask, bool).reshape(-1), sorted_threshold_mask(field, ones))
     assert int(np.asarray(mask).sum()) == ones
-    assert float(fmix.fmix_mask_mean(key, lam, shape=shape)) == float(jnp.mean(mask))
+    assert float(_fmix._fmix(key, lam, shape, 3.0)[1]) == float(jnp.mean(mask))
 
 
 @pytest.mark.parametrize("shape", [(7,), (6, 5), (3, 4, 5)], ids=lambda s: "x".join(map(str, s)))
@@ -137,15 +138,15 @@ def test_bernoulli_mask_compares_16_bit_halves_of_the_random_words(shape):
     uniforms = np.concatenate([words & 0xFFFF, words >> 16])[:size]
     level = round(float(np.float32(lam)) * 65536)
     expected = (uniforms < level).astype(np.float32).reshape(shape)
-    np.testing.assert_array_equal(np.asarray(bernoulli.bernoulli_mask(key, lam, shape=shape)), expected)
-    assert float(bernoulli.bernoulli_probability(lam)) == level / 65536
+    np.testing.assert_array_equal(np.asarray(_bernoulli._bernoulli(key, lam, shape)), expected)
+    assert float(_bernoulli.bernoulli_probability(lam)) == level / 65536
     assert abs(level / 65536 - lam) <= 2.0**-17
 
 
 def test_bernoulli_probability_is_the_pixel_frequency():
   # seed 7, 2^22 pixels at lam = 0.3 (P = 19661 / 65536): the frequency is within 4 SE of P.
-  mask = np.asarray(bernoulli.bernoulli_mask(jax.random.key(7), 0.3, shape=(2048, 2048)))
-  p = float(bernoulli.bernoulli_probability(0.3))
+  mask = np.asarray(_bernoulli._bernoulli(jax.random.key(7), 0.3, (2048, 2048)))
+  p = float(_bernoulli.bernoulli_probability(0.3))
   se = math.sqrt(p * (1 - p) / mask.size)
   assert abs(mask.mean() - p) < 4 * se
 
@@ -190,7 +191,9 @@ def test_sparse_resample_under_vmap_equals_one_by_one():
   keys = jax.random.split(jax.random.key(2), 6)
   lams = jnp.linspace(0.05, 0.99, 6)
   images = jnp.asarray(np.random.default_rng(4).uniform(0, 1, (6, *shape, 3)), jnp.float32)
-  paste = jax.jit(lambda k, lam, x: resizemix.resizemix_paste(k, lam, x))
-  batched = jax.jit(jax.vmap(lambda k, lam, x: resizemix.resizemix_paste(k, lam, x)))(keys, lams, images)
+  paste = jax.jit(lambda k, lam, x: msda_jax.ResizeMix().sample(k, shape=x.shape[:-1], lam=lam).paste(x))
+  batched = jax.jit(jax.vmap(lambda k, lam, x: msda_jax.ResizeMix().sample(k, shape=x.shape[:-1], lam=lam).paste(x)))(
+    keys, lams, images
+  )
   for i in range(6):
     np.testing.assert_allclose(np.asarray(batched[i]), np.asarray(paste(keys[i], lams[i], images[i])), atol=1e-6)

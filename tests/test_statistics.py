@@ -25,8 +25,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from msda_jax import _gamma, presets
-from msda_jax import lam as lam_laws
+from msda_jax import _gamma, lam_laws, presets
 from msda_jax.masks import (
   Bernoulli,
   CutMix,
@@ -68,14 +67,15 @@ def to_numpy(tree):
 
 @functools.partial(jax.jit, static_argnames="shape")
 def _laws_batch(methods, keys, *, shape):
-  """Per key and per method: ``sample_lam(key)`` and the ``lam`` of ``sample(key, shape=shape)``."""
-  return jax.vmap(lambda key: tuple((m.sample_lam(key), m.sample(key, shape=shape)[0]) for m in methods))(keys)
+  """Per key and per method: the ``lam`` of an image sample (4 x 5) and of ``sample(key, shape=shape)``."""
+  image = lambda m, key: m.sample(jax.random.fold_in(key, 7), shape=(4, 5)).lam
+  return jax.vmap(lambda key: tuple((image(m, key), m.sample(key, shape=shape).lam) for m in methods))(keys)
 
 
 @functools.partial(jax.jit, static_argnames="shape")
 def _masks_batch(methods, keys, lams, *, shape):
-  """Per (key, lam) and per method: ``mask(key, lam, shape=shape)``."""
-  return jax.vmap(lambda key, lam: tuple(m.mask(key, lam, shape=shape) for m in methods))(keys, lams)
+  """Per (key, lam) and per method: ``sample(key, shape=shape, lam=lam).mask``."""
+  return jax.vmap(lambda key, lam: tuple(m.sample(key, shape=shape, lam=lam).mask for m in methods))(keys, lams)
 
 
 def masks_at(methods, lam, shape, seed: int, n: int) -> tuple[jax.Array, ...]:
@@ -299,9 +299,10 @@ def _stochastic_batch(method, keys):
 
   def one(key):
     key_lam, key_mask = jax.random.split(jax.random.fold_in(key, 1))
-    lam = method.sample_lam(key_lam)
-    decoupled = (lam, method.mask(key_mask, lam, shape=STOCHASTIC_SHAPE))
-    return method.sample_lam(jax.random.fold_in(key, 2)), method.sample(key, shape=STOCHASTIC_SHAPE), decoupled
+    lam = method.sample(key_lam, shape=STOCHASTIC_SHAPE).lam
+    decoupled = (lam, method.sample(key_mask, shape=STOCHASTIC_SHAPE, lam=lam).mask)
+    joint = method.sample(key, shape=STOCHASTIC_SHAPE)
+    return method.sample(jax.random.fold_in(key, 2), shape=STOCHASTIC_SHAPE).lam, (joint.lam, joint.mask), decoupled
 
   return jax.vmap(one)(keys)
 
@@ -514,12 +515,12 @@ def special_lams(n: int = 16) -> np.ndarray:
 def _exact_batch(keys, lams, rs, *, shape):
   def one(key, lam, r):
     return {
-      "cutmix inside": CutMix(placement="inside").mask(key, lam, shape=shape),
-      "hmix clip": HMix(r=r).mask(key, lam, shape=shape),
-      "hmix inside": HMix(r=r, placement="inside").mask(key, lam, shape=shape),
-      "fmix": FMix().mask(key, lam, shape=shape),
-      "resizemix": ResizeMix().mask(key, lam, shape=shape),
-      "gmix": jnp.stack([GMix(scale=s, symmetric=y).mask(key, lam, shape=shape) for s, y in GMIX_OPTIONS]),
+      "cutmix inside": CutMix(placement="inside").sample(key, shape=shape, lam=lam).mask,
+      "hmix clip": HMix(r=r).sample(key, shape=shape, lam=lam).mask,
+      "hmix inside": HMix(r=r, placement="inside").sample(key, shape=shape, lam=lam).mask,
+      "fmix": FMix().sample(key, shape=shape, lam=lam).mask,
+      "resizemix": ResizeMix().sample(key, shape=shape, lam=lam).mask,
+      "gmix": jnp.stack([GMix(scale=s, symmetric=y).sample(key, shape=shape, lam=lam).mask for s, y in GMIX_OPTIONS]),
     }
 
   return jax.vmap(one)(keys, lams, rs)

@@ -288,7 +288,7 @@ def test_lam_quadrature_integrates_beta_and_d_tilde_moments():
     assert w @ lam**k == pytest.approx(scipy.stats.beta(a, b).moment(k), rel=1e-10)
   lam, w = lam_average.lam_quadrature(8, a, b, law="d_tilde")
   assert w.sum() == pytest.approx(1.0)
-  assert w @ (1 - lam) == pytest.approx(float(msda_jax.lam.d_tilde_mean_one_minus_lam(a, b)), rel=1e-6)
+  assert w @ (1 - lam) == pytest.approx(float(msda_jax.lam_laws.d_tilde_mean_one_minus_lam(a, b)), rel=1e-6)
   mixup = lambda t: closed_forms.mixup_coefficients(t, shape=(1,))
   second = scipy.stats.beta(a + 1, b).moment(2) * a / (a + b) + scipy.stats.beta(b + 1, a).moment(2) * b / (a + b)
   expected = 1 - 2 * (1 - w @ (1 - lam)) + second

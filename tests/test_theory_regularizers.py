@@ -14,7 +14,7 @@ import msda_jax
 from msda_jax.theory import atoms as atoms_lib
 from msda_jax.theory import laws
 from msda_jax.theory import regularizers as reg
-from msda_jax.theory.msda_loss import msda_loss
+from msda_jax.theory.exact_loss import msda_loss
 
 GRID = (6,)  # a 1-D "image" of 6 pixels with 2 channels: boxes are meaningful, Hessians small.
 CHANNELS = 2

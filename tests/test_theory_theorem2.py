@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from msda_jax.masks import cutmix_mask
+from msda_jax.masks import CutMix
 from msda_jax.theory.theorem2 import (
   sampled_coefficients,
   theorem2_check,
@@ -98,7 +98,7 @@ def test_bruteforce_cutmix_matches_the_library_sampler():
   # The numpy enumeration is the library's CutMix: seed 3, 20_000 inside-placed masks of 6 x 6.
   n, lam = 6, 0.5
   keys = jax.random.split(jax.random.key(3), NUM_DRAWS)
-  masks = jax.vmap(lambda k: cutmix_mask(k, lam, shape=(n, n), placement="inside"))(keys)
+  masks = jax.vmap(lambda k: CutMix(placement="inside").sample(k, shape=(n, n), lam=lam).mask)(keys)
   estimate, se = sampled_coefficients(masks)
   exact = box_coefficients(n, lam, "inside")
   assert np.max(np.abs(np.asarray(estimate) - exact) - 5 * np.asarray(se)) < 1e-6

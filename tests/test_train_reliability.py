@@ -315,3 +315,13 @@ def test_a_bad_config_field_fails_before_any_work_and_names_the_field(tmp_path, 
   with pytest.raises(ValueError, match=field):
     train.train_and_evaluate(_config(num_devices=1, **{field: value}), str(tmp_path / "run"))
   assert not (tmp_path / "run").exists()
+
+
+def test_k_sample_mixing_is_reachable_from_the_config_and_its_pairing_checked():
+  """``method="mix_k_batch(k=3)"`` builds a KMix mixer; the reversal (no k-source form) names mix_pairing."""
+  config = _config(num_devices=1, method="mix_k_batch(k=3, alpha=0.5)", mix_pairing="roll")
+  train.check_config(config, 1)
+  mixer = train.create_mixer(config)
+  assert mixer.method.k == 3 and mixer.pairing == "roll"
+  with pytest.raises(ValueError, match=r"mix_pairing must be one of \('roll', 'permute'\)"):
+    train.check_config(_config(num_devices=1, method="mix_k_batch(k=3)", mix_pairing="reverse"), 1)

@@ -23,7 +23,7 @@ import numpy as np
 
 from msda_jax.theory import atoms as atoms_lib
 from msda_jax.theory import regularizers as reg
-from msda_jax.theory.msda_loss import msda_loss
+from msda_jax.theory.exact_loss import msda_loss
 from theory._output import figure_parser, save_figure, save_numbers
 
 GRID = (2,)

@@ -1,19 +1,19 @@
-"""Mask samplers, one file per family, and their method objects.
+"""Mask families, one file each, and the method protocol they share.
 
-Each sampler is a pure function of one example, ``(key, lam, *, shape, ...) -> M`` with ``M``
-float32 of the spatial ``shape``, meaning ``x~ = M * x_i + (1 - M) * x_j`` (Eq. 1); batch it
-with ``jax.vmap``.
+Every method draws one example with ``method.sample(key, shape=S, lam=None) -> Sample(lam, mask,
+weight, paste)``, meaning ``x~ = M * x_i + (1 - M) * x_j`` (Eq. 1) with label weight
+``w = mean(M)``; batch it with ``jax.vmap`` (or use ``msda_jax.mix_batch``).
 """
 
-from msda_jax.masks._base import MixMethod
-from msda_jax.masks.bernoulli import Bernoulli, bernoulli_mask
-from msda_jax.masks.cutmix import CutMix, cutmix_mask
-from msda_jax.masks.fmix import FMix, fmix_mask
-from msda_jax.masks.gmix import GMix, gmix_mask
-from msda_jax.masks.hmix import HMix, hmix_mask
-from msda_jax.masks.mixup import Mixup, mixup_mask
-from msda_jax.masks.resizemix import ResizeMix, resizemix_mask, resizemix_paste
-from msda_jax.masks.stochastic import StochasticMixupCutMix, stochastic_mask
+from msda_jax.masks._base import MixMethod, Sample
+from msda_jax.masks._bernoulli import Bernoulli
+from msda_jax.masks._cutmix import CutMix
+from msda_jax.masks._fmix import FMix
+from msda_jax.masks._gmix import GMix
+from msda_jax.masks._hmix import HMix
+from msda_jax.masks._mixup import Mixup
+from msda_jax.masks._resizemix import ResizeMix
+from msda_jax.masks._stochastic import StochasticMixupCutMix
 
 __all__ = [
   "Bernoulli",
@@ -24,14 +24,6 @@ __all__ = [
   "MixMethod",
   "Mixup",
   "ResizeMix",
+  "Sample",
   "StochasticMixupCutMix",
-  "bernoulli_mask",
-  "cutmix_mask",
-  "fmix_mask",
-  "gmix_mask",
-  "hmix_mask",
-  "mixup_mask",
-  "resizemix_mask",
-  "resizemix_paste",
-  "stochastic_mask",
 ]

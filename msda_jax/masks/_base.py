@@ -1,19 +1,22 @@
-"""The mixing-method protocol shared by every mask family.
+"""The mixing-method protocol shared by every mask family: one call, ``sample``.
 
-A method is a small frozen dataclass registered as a JAX pytree: its hyper-parameters
-(``alpha``, ``r``, ``q``, ...) are array leaves, traced under ``jax.jit`` so that sweeping them
-never recompiles, and its options (box placement, scale, ...) are static metadata. It knows
-three things about one example:
+A method is a small frozen dataclass registered as a JAX pytree (``msda_jax._dataclass``): its
+hyper-parameters (``alpha``, ``r``, ``q``, ...) are array leaves, traced under ``jax.jit`` so
+that sweeping them never recompiles, and its options (box placement, scale, ...) are static.
 
-* ``sample_lam(key)``: the nominal mixing ratio ``lam`` (Eq. 4, ``D_lam``);
-* ``mask(key, lam, shape=...)``: the mask ``M`` of the spatial ``shape``, meaning
-  ``x~ = M * x_i + (1 - M) * x_j`` (Eq. 1), and ``mask_mean`` with the same arguments, its
-  mean (the label weight), without building ``M`` where the family allows;
-* ``transform_partner(key, lam, x_j)``: what is pasted instead of ``x_j`` (the identity, except
-  for ResizeMix).
+``method.sample(key, shape=S)`` draws everything one example needs from one key, each part once:
 
-``sample`` draws ``lam`` and ``M`` together from one example key; the batch functions in
-``msda_jax.mixing`` vmap it over examples or call it once per batch.
+* ``lam``: the nominal mixing ratio (Eq. 4, ``D_lam``), or the one given;
+* ``mask``: ``M`` of the spatial shape, meaning ``x~ = M * x_i + (1 - M) * x_j`` (Eq. 1);
+* ``weight``: the realised label weight, the mean of ``M`` (computed from the mask's parameters
+  where the family allows: a box's extent, a separable bump, a pixel count);
+* ``paste``: what is mixed in instead of the partner ``x_j``, for the methods that transform it
+  (ResizeMix's shrunk partner), else ``None``.
+
+A jitted caller that reads only the mask does not compute the weight (XLA removes unused
+outputs). The batch functions in ``msda_jax.mixing`` vmap ``sample`` over examples or call it
+once per batch. Key use: the first half of ``jax.random.split(key)`` draws ``lam``, the second
+the mask, so a given ``lam`` leaves the mask's draws unchanged.
 
 Hyper-parameters are converted to float32 scalars and checked when the method is built
 (``alpha`` > 0 and finite, ``r`` and ``q`` in [0, 1], ...): a string, a bool, an array or a
@@ -26,63 +29,41 @@ from __future__ import annotations
 
 import abc
 import dataclasses
-from typing import Any, ClassVar, TypeVar, dataclass_transform
+from typing import Any, ClassVar, NamedTuple
 
 import jax
+import jax.numpy as jnp
 import numpy as np
+from jax.tree_util import Partial
 from jax.typing import ArrayLike
 
-from msda_jax import _validate
-from msda_jax import lam as lam_laws
-
-T = TypeVar("T")
+from msda_jax import _dataclass, _validate, lam_laws
 
 
-def static_field(default: Any) -> Any:
-  """A dataclass field that is static pytree metadata (part of the compiled program)."""
-  return dataclasses.field(default=default, metadata={"static": True})
+class Sample(NamedTuple):
+  """One example's draw: ``x~ = M * x_i + (1 - M) * paste(x_j)`` and ``y~ = w y_i + (1 - w) y_j``.
 
-
-@dataclass_transform(frozen_default=True, field_specifiers=(dataclasses.field, static_field))
-def method_dataclass(cls: type[T]) -> type[T]:
-  """Makes ``cls`` a frozen dataclass and a pytree with static fields as metadata.
-
-  Unflattening (``jax.tree.map``, ``jax.grad(..., allow_int=True)``, a jitted function's
-  arguments) rebuilds the object without ``__init__``: the leaves may then be tracers, zeros,
-  tangents or ``None``, and no validation runs on them. Construction validates.
+  Attributes:
+    lam: float32 ``[]`` nominal ratio.
+    mask: float32 ``[*S]`` the mask ``M``.
+    weight: float32 ``[]`` realised label weight of the first image, the mean of ``M``.
+    paste: ``None``, or a ``jax.tree_util.Partial`` mapping the partner ``[*S, C]`` to what is
+      mixed in instead of it (a pytree: it can be vmapped and returned from ``jit``).
   """
-  cls = dataclasses.dataclass(frozen=True, eq=False, repr=not issubclass(cls, MixMethod))(cls)
-  fields = dataclasses.fields(cls)  # type: ignore[arg-type]
-  meta = tuple(f.name for f in fields if f.metadata.get("static", False))
-  data = tuple(f.name for f in fields if not f.metadata.get("static", False))
 
-  def flatten_with_keys(obj: Any) -> tuple[list[tuple[Any, Any]], tuple[Any, ...]]:
-    children = [(jax.tree_util.GetAttrKey(name), getattr(obj, name)) for name in data]
-    return children, tuple(getattr(obj, name) for name in meta)
-
-  def flatten(obj: Any) -> tuple[list[Any], tuple[Any, ...]]:
-    return [getattr(obj, name) for name in data], tuple(getattr(obj, name) for name in meta)
-
-  def unflatten(aux: tuple[Any, ...], children: Any) -> Any:
-    obj = object.__new__(cls)
-    for name, value in zip(data, children, strict=True):
-      object.__setattr__(obj, name, value)
-    for name, value in zip(meta, aux, strict=True):
-      object.__setattr__(obj, name, value)
-    return obj
-
-  jax.tree_util.register_pytree_with_keys(cls, flatten_with_keys, unflatten, flatten)
-  return cls
+  lam: jax.Array
+  mask: jax.Array
+  weight: jax.Array
+  paste: Partial | None = None
 
 
 class MixMethod(abc.ABC):
   """Base class of every two-sample mixing method (see the module docstring)."""
 
+  #: the name that ``msda_jax.from_string`` knows the method by.
   name: ClassVar[str] = ""
-  #: whether ``transform_partner`` is not the identity (ResizeMix).
-  transforms_partner: ClassVar[bool] = False
-  #: whether per-example masks are made a few at a time (masks that many passes read, as FMix's
-  #: threshold search, stay in cache instead of streaming the whole batch each pass).
+  #: whether per-example masks are made a few at a time on the CPU (masks that many passes read,
+  #: as FMix's threshold search, stay in cache instead of streaming the whole batch each pass).
   masks_in_chunks: ClassVar[bool] = False
   #: data fields that must be > 0 and fields that must lie in [0, 1].
   _positive: ClassVar[tuple[str, ...]] = ()
@@ -90,7 +71,7 @@ class MixMethod(abc.ABC):
 
   def __post_init__(self) -> None:
     for field in dataclasses.fields(self):  # type: ignore[arg-type]
-      if field.metadata.get("static", False):
+      if _dataclass.is_static(field):
         continue
       value = getattr(self, field.name)
       if value is None and field.default is None:  # an optional hyper-parameter (HMix's r_alpha)
@@ -102,6 +83,59 @@ class MixMethod(abc.ABC):
   def _check(self) -> None:  # noqa: B027 (optional hook, empty by default)
     """Extra checks of static options; subclasses override."""
 
+  def replace(self, **changes: Any) -> MixMethod:
+    """A copy with ``changes`` (field names to values), checked as construction checks.
+
+    >>> import msda_jax
+    >>> msda_jax.mixup(alpha=1.0).replace(alpha=0.3)
+    Mixup(alpha=0.3)
+    """
+    return dataclasses.replace(self, **changes)  # type: ignore[type-var]
+
+  # -- the one entry point ---------------------------------------------------------------------
+  def sample(self, key: jax.Array, *, shape: tuple[int, ...], lam: ArrayLike | None = None, data: Any = None) -> Sample:
+    """Draws ``Sample(lam, mask, weight, paste)`` for one example from one key.
+
+    Args:
+      key: the example's PRNG key.
+      shape: static spatial shape ``S``.
+      lam: optional nominal ratio (traced scalar); drawn from the method's law when ``None``.
+        Each family clips it where its mask needs ``[0, 1]`` (Mixup's does not: Figure 2).
+      data: what a method that reads the images needs (none of the families here reads it).
+
+    Returns:
+      a ``Sample`` of float32 arrays: ``lam`` and ``weight`` scalars, ``mask`` of ``shape``.
+
+    >>> import msda_jax
+    >>> s = msda_jax.cutmix().sample(jax.random.key(0), shape=(8, 8), lam=0.75)
+    >>> s.mask.shape, float(s.weight) == float(s.mask.mean())
+    ((8, 8), True)
+    """
+    shape = _validate.check_shape("shape", shape)
+    if lam is not None:
+      lam = jnp.asarray(lam, jnp.float32)
+      if lam.shape != ():
+        raise ValueError(f"lam must be a scalar for one example; got shape {lam.shape} (vmap over examples).")
+    key_lam, key_mask = jax.random.split(key)
+    drawn = self._sample(key_lam, key_mask, lam, shape, data)
+    return Sample(
+      jnp.asarray(drawn.lam, jnp.float32),
+      jnp.asarray(drawn.mask, jnp.float32),
+      jnp.asarray(drawn.weight, jnp.float32),
+      drawn.paste,
+    )
+
+  @abc.abstractmethod
+  def _sample(
+    self, key_lam: jax.Array, key_mask: jax.Array, lam: jax.Array | None, shape: tuple[int, ...], data: Any
+  ) -> Sample:
+    """The family's draw: ``lam`` from ``key_lam`` when ``None``, the mask from ``key_mask``."""
+
+  def _beta_lam(self, key_lam: jax.Array, lam: jax.Array | None) -> jax.Array:
+    """``lam`` as given, else ``Beta(alpha, alpha)`` from ``key_lam``."""
+    return lam_laws.sample_beta(key_lam, self.alpha) if lam is None else lam  # type: ignore[attr-defined]
+
+  # -- hyper-parameter checks ------------------------------------------------------------------
   def constraints(self) -> list[_validate.Check]:
     """``(message, ok, value)`` for every condition on the hyper-parameters.
 
@@ -130,7 +164,7 @@ class MixMethod(abc.ABC):
     flags = [ok for _, ok, _ in self.constraints()]
     if all(isinstance(ok, (bool, np.bool_)) for ok in flags):
       return bool(all(flags))
-    return jax.numpy.all(jax.numpy.stack([jax.numpy.asarray(ok) for ok in flags]))
+    return jnp.all(jnp.stack([jnp.asarray(ok) for ok in flags]))
 
   def sanitized(self, ok: Any) -> MixMethod:
     """This method with every hyper-parameter replaced by its default where ``ok`` is false.
@@ -143,9 +177,9 @@ class MixMethod(abc.ABC):
     rebuilt = object.__new__(type(self))
     for field in dataclasses.fields(self):  # type: ignore[arg-type]
       value = getattr(self, field.name)
-      if not field.metadata.get("static", False) and value is not None:
+      if not _dataclass.is_static(field) and value is not None:
         fallback = 1.0 if field.default is None else field.default  # optional ones: a valid stand-in
-        value = jax.numpy.where(ok, value, jax.numpy.float32(fallback))
+        value = jnp.where(ok, value, jnp.float32(fallback))
       object.__setattr__(rebuilt, field.name, value)
     return rebuilt
 
@@ -153,76 +187,8 @@ class MixMethod(abc.ABC):
     parts = []
     for field in dataclasses.fields(self):  # type: ignore[arg-type]
       value = getattr(self, field.name)
-      concrete = None if field.metadata.get("static", False) else _validate.concrete_value(value)
+      concrete = None if _dataclass.is_static(field) else _validate.concrete_value(value)
       if concrete is not None and concrete.ndim == 0:
         value = float(str(np.float32(concrete)))
       parts.append(f"{field.name}={value!r}")
     return f"{type(self).__name__}({', '.join(parts)})"
-
-  # -- what a family defines ---------------------------------------------------------------
-  def sample_lam(self, key: jax.Array) -> jax.Array:
-    """Nominal ``lam`` for one example, ``Beta(alpha, alpha)`` unless overridden."""
-    return lam_laws.sample_beta(key, self.alpha)  # type: ignore[attr-defined]
-
-  @abc.abstractmethod
-  def mask(self, key: jax.Array, lam: ArrayLike, *, shape: tuple[int, ...]) -> jax.Array:
-    """The mask ``M`` (float32 of ``shape``) for one example."""
-
-  def mask_mean(self, key: jax.Array, lam: ArrayLike, *, shape: tuple[int, ...]) -> jax.Array:
-    """The mean of ``mask(key, lam, shape=shape)`` (float32 scalar): the realised label weight.
-
-    The default averages the mask. Families whose mean follows from the mask's parameters (a
-    box's extent, a separable bump, a pixel count) override it, so that the batch functions
-    never reduce a full-resolution mask; an override equals the average up to float32 rounding.
-
-    Args:
-      key: the same key that ``mask`` receives.
-      lam: traced scalar ratio.
-      shape: static spatial shape.
-    """
-    return jax.numpy.mean(self.mask(key, lam, shape=shape), dtype=jax.numpy.float32)
-
-  def mask_and_mean(self, key: jax.Array, lam: ArrayLike, *, shape: tuple[int, ...]) -> tuple[jax.Array, jax.Array]:
-    """``(mask(key, lam, shape=shape), mask_mean(key, lam, shape=shape))``.
-
-    A family whose mean is a by-product of building the mask (FMix's pixel count) overrides this
-    to compute the shared part once: a compiled program does not merge two identical loops.
-    """
-    return self.mask(key, lam, shape=shape), self.mask_mean(key, lam, shape=shape)
-
-  def transform_partner(self, key: jax.Array, lam: ArrayLike, partner: jax.Array) -> jax.Array:
-    """What is mixed in instead of the partner ``[*shape, C]``; the identity by default."""
-    del key, lam
-    return partner
-
-  def nominal_lam(self, key: jax.Array, *, shape: tuple[int, ...]) -> jax.Array:
-    """The ``lam`` that ``sample`` draws from the example ``key`` (float32 scalar).
-
-    ``sample_lam`` of the first half of the key by default; families whose law depends on the
-    mask's key or on the number of spatial axes override it.
-    """
-    del shape
-    return self.sample_lam(jax.random.split(key)[0])
-
-  # -- shared --------------------------------------------------------------------------------
-  def sample(
-    self, key: jax.Array, *, shape: tuple[int, ...], lam: ArrayLike | None = None
-  ) -> tuple[jax.Array, jax.Array]:
-    """Draws ``(lam, M)`` for one example from one key; ``lam`` may be given instead.
-
-    Args:
-      key: the example's PRNG key.
-      shape: static spatial shape.
-      lam: optional nominal ratio; drawn from the method's law when ``None``.
-
-    Returns:
-      ``(lam, M)``: a float32 scalar and a float32 array of ``shape``.
-    """
-    if lam is None:
-      lam = self.nominal_lam(key, shape=shape)
-    lam = jax.numpy.asarray(lam, jax.numpy.float32)
-    return lam, self.mask(self.partner_key(key), lam, shape=shape)
-
-  def partner_key(self, key: jax.Array) -> jax.Array:
-    """The key that ``sample`` hands to ``mask``, for ``transform_partner`` to reuse."""
-    return jax.random.split(key)[1]

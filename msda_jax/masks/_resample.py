@@ -26,6 +26,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from msda_jax import _backend
+
 BUCKETS = 4
 #: axes up to this length use the dense weights (as cheap as a gather there, and no switch).
 DENSE_MAX = 64
@@ -124,17 +126,24 @@ def paste_resized(image: jax.Array, start: jax.Array, size: jax.Array) -> jax.Ar
   (1.0, 16.0)
   """
   shape = image.shape[:-1]
-  if max(shape) <= DENSE_MAX or jax.default_backend() != "cpu":
-    # Small images, or an accelerator (where dense contractions are what it does best and a
-    # switch under vmap would evaluate every form): the dense contraction itself.
+
+  def dense(image: jax.Array, start: jax.Array, size: jax.Array) -> jax.Array:
+    # The dense contraction itself: for small images, and on an accelerator, where dense
+    # contractions are what it does best and a switch under vmap would evaluate every form.
     scale = jnp.maximum(size, 1).astype(jnp.float32) / jnp.asarray(shape, jnp.float32)
     spatial = tuple(range(len(shape)))
     pasted = jax.image.scale_and_translate(
       image, image.shape, spatial, scale, start.astype(jnp.float32), method="linear", antialias=True
     )
     return pasted.astype(image.dtype)
-  out = image
-  for axis in range(image.ndim - 1):
-    moved = jnp.moveaxis(out, axis, 0)
-    out = jnp.moveaxis(_resample_leading(moved, size[axis], start[axis]), 0, axis)
-  return out
+
+  def sparse(image: jax.Array, start: jax.Array, size: jax.Array) -> jax.Array:
+    out = image
+    for axis in range(image.ndim - 1):
+      moved = jnp.moveaxis(out, axis, 0)
+      out = jnp.moveaxis(_resample_leading(moved, size[axis], start[axis]), 0, axis)
+    return out
+
+  if max(shape) <= DENSE_MAX:
+    return dense(image, start, size)
+  return _backend.by_platform(sparse, dense, image, start, size)

@@ -1,12 +1,16 @@
 """The theory of the unified MSDA analysis: mask laws and the coefficients ``a_jk`` (Eq. 9).
 
+This namespace holds the paper-facing names (laws, coefficients and their closed forms, Figure 4's
+maps, Theorem 1's regularisers, Eq. 4's exact loss, Theorem 2, Eq. 12); the building blocks they
+are made of (Kronecker factors, quadratures, per-axis parts) stay in their modules.
+
 ``laws`` builds the joint laws of ``(lam, M)``; ``moments`` estimates ``E[1 - M]`` and ``a_jk``
 by Monte Carlo for any law; ``enumeration`` computes them exactly for box and GMix masks at a
 fixed ``lam``; ``closed_forms`` gives the exact formulas (Mixup, Bernoulli, CutMix, Eq. 10,
 Stochastic, HMix, GMix on the plane); ``lam_average`` averages over ``Beta(a, b)`` or ``D~``;
 ``translation`` computes the maps ``E_i a_{i, i+p}`` of Figure 4; ``regularizers`` computes
 Theorem 1's R1-R3 (printed and general forms, exact and scalable paths); ``atoms`` and
-``msda_loss`` give the exact MSDA loss (Eq. 4); ``theorem2`` builds masks for a target
+``exact_loss`` give the exact MSDA loss (Eq. 4); ``theorem2`` builds masks for a target
 ``a_jk``; ``gradprod`` computes Eq. (12). The entry points that take a model and labels check
 the model's output and the labels against ``loss`` before any work (``_inputs``).
 """
@@ -22,20 +26,12 @@ from msda_jax.theory.atoms import (
 )
 from msda_jax.theory.closed_forms import (
   Eq10Difference,
-  HMixInside,
   bernoulli_coefficients,
-  box_axis_factors,
-  cutmix_axis_factors,
   cutmix_coefficients,
   eq10_difference,
   eq10_printed_coefficients,
   gmix_plane_coefficients,
-  gmix_plane_kernel,
-  gmix_plane_mean,
-  grid_squared_distances,
   hmix_coefficients,
-  hmix_inside_parts,
-  kron_factors,
   mixup_coefficients,
   stochastic_coefficients,
 )
@@ -43,12 +39,11 @@ from msda_jax.theory.enumeration import (
   ExactMoments,
   box_masks,
   box_moments,
-  box_sides,
   enumerated_moments,
   gmix_masks,
 )
+from msda_jax.theory.exact_loss import msda_loss
 from msda_jax.theory.gradprod import (
-  gradprod_offsets,
   model_partial_grad_prod,
   partial_grad_prod,
   pixel_gradients,
@@ -56,23 +51,14 @@ from msda_jax.theory.gradprod import (
 from msda_jax.theory.lam_average import (
   average_piecewise,
   average_smooth,
-  box_lam_edges,
-  cutmix_lam_terms,
-  gauss_jacobi,
-  hmix_lam_terms,
-  interval_moments,
-  lam_quadrature,
-  stochastic_lam_terms,
 )
 from msda_jax.theory.laws import MaskLaw, fixed_lam_law, msda_law, printed_law, swap_law
-from msda_jax.theory.losses import curvature_form, curvature_matrix, loss_value, residual
+from msda_jax.theory.losses import loss_value, residual
 from msda_jax.theory.moments import MaskMoments, mask_moments
-from msda_jax.theory.msda_loss import msda_loss
 from msda_jax.theory.regularizers import (
   Coefficients,
   Regularizers,
   approximate_msda_loss,
-  directional_derivatives,
   empirical_loss,
   regularizers_exact,
   regularizers_sampled,
@@ -83,30 +69,22 @@ from msda_jax.theory.theorem2 import (
   theorem2_check,
   theorem2_mask,
   theorem2_printed_mask,
-  theorem2_root,
 )
 from msda_jax.theory.translation import (
   TranslationMap,
-  autocorrelation,
-  axis_offset_means,
   cutmix_translation_map,
   gmix_plane_translation_map,
   hmix_translation_map,
-  map_shape,
-  matrix_translation_map,
   mixup_translation_map,
-  separable_translation_map,
   stochastic_translation_map,
   translation_map_monte_carlo,
   translation_map_of_masks,
-  valid_counts,
 )
 
 __all__ = [
   "Coefficients",
   "Eq10Difference",
   "ExactMoments",
-  "HMixInside",
   "MaskAtoms",
   "MaskLaw",
   "MaskMoments",
@@ -114,49 +92,27 @@ __all__ = [
   "Theorem2Check",
   "TranslationMap",
   "approximate_msda_loss",
-  "autocorrelation",
   "average_piecewise",
   "average_smooth",
-  "axis_offset_means",
   "bernoulli_atoms",
   "bernoulli_coefficients",
   "box_atoms",
-  "box_axis_factors",
-  "box_lam_edges",
   "box_masks",
   "box_moments",
-  "box_sides",
-  "curvature_form",
-  "curvature_matrix",
-  "cutmix_axis_factors",
   "cutmix_coefficients",
-  "cutmix_lam_terms",
   "cutmix_translation_map",
-  "directional_derivatives",
   "empirical_loss",
   "enumerated_moments",
   "eq10_difference",
   "eq10_printed_coefficients",
   "fixed_lam_law",
-  "gauss_jacobi",
   "gmix_masks",
   "gmix_plane_coefficients",
-  "gmix_plane_kernel",
-  "gmix_plane_mean",
   "gmix_plane_translation_map",
-  "gradprod_offsets",
-  "grid_squared_distances",
   "hmix_coefficients",
-  "hmix_inside_parts",
-  "hmix_lam_terms",
   "hmix_translation_map",
-  "interval_moments",
-  "kron_factors",
-  "lam_quadrature",
   "loss_value",
-  "map_shape",
   "mask_moments",
-  "matrix_translation_map",
   "mixup_atoms",
   "mixup_coefficients",
   "mixup_translation_map",
@@ -172,17 +128,13 @@ __all__ = [
   "residual",
   "sampled_atoms",
   "sampled_coefficients",
-  "separable_translation_map",
   "stochastic_coefficients",
-  "stochastic_lam_terms",
   "stochastic_translation_map",
   "swap_coefficients",
   "swap_law",
   "theorem2_check",
   "theorem2_mask",
   "theorem2_printed_mask",
-  "theorem2_root",
   "translation_map_monte_carlo",
   "translation_map_of_masks",
-  "valid_counts",
 ]

@@ -38,8 +38,8 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from msda_jax import _validate
-from msda_jax.masks import _box, gmix
-from msda_jax.masks.cutmix import PLACEMENTS
+from msda_jax.masks import _box, _gmix
+from msda_jax.masks._cutmix import PLACEMENTS
 
 
 def kron_factors(factors: tuple[jax.Array, ...]) -> jax.Array:
@@ -134,7 +134,7 @@ def cutmix_axis_factors(lam: ArrayLike, *, shape: tuple[int, ...], placement: st
   >>> [f.shape for f in cutmix_axis_factors(0.5, shape=(4, 6))]
   [(4, 4), (6, 6)]
   """
-  sides = _box.box_sizes(1.0 - jnp.asarray(lam, jnp.float32), shape)
+  sides = _box.cut_sizes(lam, shape)
   return box_axis_factors(sides, shape=shape, placement=placement)
 
 
@@ -176,7 +176,7 @@ def eq10_printed_coefficients(lam: ArrayLike, *, n: int) -> jax.Array:
   >>> float(a[0, 0]), float(a[36, 36])  # the exact values are 0.04 and 0.64
   (0.0, 1.0)
   """
-  side = _box.box_sizes(1.0 - jnp.asarray(lam, jnp.float32), (n, n))[0]
+  side = _box.cut_sizes(lam, (n, n))[0]
   index = jnp.arange(n)
   h = jnp.minimum(index, n - side)
   low = jnp.maximum(index - side, 0)
@@ -323,7 +323,7 @@ def gmix_plane_kernel(
   """GMix's infinite-plane ``a_jk`` as a function of ``||j - k||^2`` (Eq. 11 for ``scale="text"``).
 
   ``E[B_j B_k] = (c/2)^(d/2) / V exp(-pi ||j - k||^2 / (2c))`` for the bump ``B`` of width ``c``
-  (``msda_jax.masks.gmix.gaussian_width``); with ``symmetric`` and ``lam < 0.5``,
+  (``msda_jax.masks._gmix.gaussian_width``); with ``symmetric`` and ``lam < 0.5``,
   ``a = 1 - 2 c^(d/2) / V + E[B_j B_k]``. Exact when both pixels are far from the border
   (several ``sqrt(c / 2 pi)``) and the bump spans more than a pixel.
 
@@ -332,7 +332,7 @@ def gmix_plane_kernel(
     squared_distance: traced ``||j - k||^2`` (any shape).
     shape: static spatial shape (its volume ``V`` and rank ``d``).
     scale: ``"code"`` or ``"text"``.
-    symmetric: as ``msda_jax.masks.gmix.gmix_mask``.
+    symmetric: as ``msda_jax.masks._gmix.gmix_mask``.
 
   Returns:
     float32 array of ``squared_distance``'s shape.
@@ -340,11 +340,11 @@ def gmix_plane_kernel(
   >>> float(gmix_plane_kernel(0.5, 0.0, shape=(64, 64), scale="text"))  # Eq. (11) at j = k: 1 - lam
   0.5
   """
-  _validate.check_choice("scale", scale, gmix.SCALES)
+  _validate.check_choice("scale", scale, _gmix.SCALES)
   lam = jnp.clip(jnp.asarray(lam, jnp.float32), 0.0, 1.0)
   squared_distance = jnp.asarray(squared_distance, jnp.float32)
   bump_is_mask = (lam < 0.5) if symmetric else jnp.asarray(False)
-  width = gmix.gaussian_width(jnp.where(bump_is_mask, lam, 1.0 - lam), shape, scale)
+  width = _gmix.gaussian_width(jnp.where(bump_is_mask, lam, 1.0 - lam), shape, scale)
   safe = jnp.where(width > 0.0, width, 1.0)
   d, volume = len(shape), float(math.prod(shape))
   pair = jnp.where(
@@ -366,7 +366,7 @@ def gmix_plane_mean(
   """
   lam = jnp.clip(jnp.asarray(lam, jnp.float32), 0.0, 1.0)
   bump_is_mask = (lam < 0.5) if symmetric else jnp.asarray(False)
-  width = gmix.gaussian_width(jnp.where(bump_is_mask, lam, 1.0 - lam), shape, scale)
+  width = _gmix.gaussian_width(jnp.where(bump_is_mask, lam, 1.0 - lam), shape, scale)
   mean = width ** (len(shape) / 2.0) / float(math.prod(shape))
   return jnp.where(bump_is_mask, 1.0 - mean, mean)
 
@@ -387,7 +387,7 @@ def gmix_plane_coefficients(
     lam: traced scalar ratio in [0, 1].
     shape: static spatial shape.
     scale: ``"code"`` or ``"text"``.
-    symmetric: as ``msda_jax.masks.gmix.gmix_mask``.
+    symmetric: as ``msda_jax.masks._gmix.gmix_mask``.
 
   Returns:
     float32 ``[d, d]``; matches the sampled law only away from the border.

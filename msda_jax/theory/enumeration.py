@@ -8,7 +8,7 @@ positions, exactly:
 * ``placement="inside"``: every start in ``[0, n_k - side_k]`` per axis (Eq. 10's setting);
 * HMix: 0 in the box and ``lam / (1 - A)`` outside, ``A`` the *realised* area fraction at that
   position (with clipping it changes with the position);
-* GMix: every centre, the bump of ``msda_jax.masks.gmix``.
+* GMix: every centre, the bump of ``msda_jax.masks._gmix``.
 
 These are the references that the closed forms and the Monte Carlo estimates are tested
 against. Everything is float64 numpy; the box sides and Gaussian widths come from the samplers'
@@ -25,8 +25,8 @@ import numpy as np
 from jax.typing import ArrayLike
 
 from msda_jax import _validate
-from msda_jax.masks import _box, gmix
-from msda_jax.masks.cutmix import PLACEMENTS
+from msda_jax.masks import _box, _gmix
+from msda_jax.masks._cutmix import PLACEMENTS
 
 FAMILIES = ("cutmix", "hmix")
 
@@ -49,7 +49,7 @@ def box_sides(lam: ArrayLike, *, shape: tuple[int, ...], family: str = "cutmix",
   """Integer box sides ``floor(f^(1/d) n_k)`` exactly as the samplers compute them.
 
   ``f = 1 - lam`` for CutMix and ``(1 - lam) r`` for HMix, in float32 as in
-  ``msda_jax.masks.cutmix`` and ``msda_jax.masks.hmix``.
+  ``msda_jax.masks._cutmix`` and ``msda_jax.masks._hmix``.
 
   Args:
     lam: concrete scalar ratio.
@@ -65,10 +65,9 @@ def box_sides(lam: ArrayLike, *, shape: tuple[int, ...], family: str = "cutmix",
   """
   _validate.check_choice("family", family, FAMILIES)
   if family == "cutmix":
-    fraction = 1.0 - jnp.asarray(lam, jnp.float32)
-  else:
-    lam32 = jnp.clip(jnp.asarray(lam, jnp.float32), 0.0, 1.0)
-    fraction = (1.0 - lam32) * jnp.clip(jnp.asarray(r, jnp.float32), 0.0, 1.0)
+    return np.asarray(_box.cut_sizes(lam, shape), dtype=np.int64)
+  lam32 = jnp.clip(jnp.asarray(lam, jnp.float32), 0.0, 1.0)
+  fraction = (1.0 - lam32) * jnp.clip(jnp.asarray(r, jnp.float32), 0.0, 1.0)
   return np.asarray(_box.box_sizes(fraction, shape), dtype=np.int64)
 
 
@@ -125,14 +124,14 @@ def box_masks(
 def gmix_masks(lam: float, *, shape: tuple[int, ...], scale: str = "code", symmetric: bool = True) -> np.ndarray:
   """The GMix mask ``M`` for every centre of the grid, each equally likely (float64 numpy).
 
-  ``1 - M = exp(-pi ||i - p||^2 / c)`` with ``c`` from ``msda_jax.masks.gmix.gaussian_width``;
+  ``1 - M = exp(-pi ||i - p||^2 / c)`` with ``c`` from ``msda_jax.masks._gmix.gaussian_width``;
   with ``symmetric=True`` and ``lam < 0.5`` the bump (of nominal mean ``lam``) is ``M`` itself.
 
   Args:
     lam: concrete ratio in [0, 1].
     shape: static spatial shape.
     scale: ``"code"`` or ``"text"``.
-    symmetric: as ``msda_jax.masks.gmix.gmix_mask``.
+    symmetric: as ``msda_jax.masks._gmix.gmix_mask``.
 
   Returns:
     ``[prod(shape), *shape]`` masks, one per centre (row-major order).
@@ -140,10 +139,10 @@ def gmix_masks(lam: float, *, shape: tuple[int, ...], scale: str = "code", symme
   >>> gmix_masks(0.9, shape=(5, 5)).shape
   (25, 5, 5)
   """
-  _validate.check_choice("scale", scale, gmix.SCALES)
+  _validate.check_choice("scale", scale, _gmix.SCALES)
   lam = float(np.clip(lam, 0.0, 1.0))
   bump_is_mask = symmetric and lam < 0.5
-  width = float(gmix.gaussian_width(lam if bump_is_mask else 1.0 - lam, shape, scale))
+  width = float(_gmix.gaussian_width(lam if bump_is_mask else 1.0 - lam, shape, scale))
   d = len(shape)
   distance = np.zeros((1,) * (2 * d))
   for axis, n in enumerate(shape):  # ||i - p||^2 as [p_1, ..., p_d, i_1, ..., i_d], one axis at a time

@@ -22,8 +22,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from msda_jax import _validate
-from msda_jax import lam as lam_laws
+from msda_jax import _validate, lam_laws
 from msda_jax.masks._base import MixMethod
 
 MaskLaw = Callable[[jax.Array], tuple[jax.Array, jax.Array]]
@@ -45,7 +44,7 @@ def fixed_lam_law(method: MixMethod, lam: ArrayLike, *, shape: tuple[int, ...]) 
   0.3...
   """
   lam = jnp.asarray(lam, jnp.float32)
-  return lambda key: (lam, method.mask(key, lam, shape=shape))
+  return lambda key: (lam, method.sample(key, shape=shape, lam=lam).mask)
 
 
 def msda_law(method: MixMethod, a: ArrayLike, b: ArrayLike | None = None, *, shape: tuple[int, ...]) -> MaskLaw:
@@ -54,8 +53,9 @@ def msda_law(method: MixMethod, a: ArrayLike, b: ArrayLike | None = None, *, sha
 
   def law(key: jax.Array) -> tuple[jax.Array, jax.Array]:
     key_lam, key_mask = jax.random.split(key)
+    del key_mask  # the sample's own split: the second half of ``key`` draws the mask
     lam = jax.random.beta(key_lam, a, b)
-    return lam, method.mask(key_mask, lam, shape=shape)
+    return lam, method.sample(key, shape=shape, lam=lam).mask
 
   return law
 
@@ -66,8 +66,9 @@ def printed_law(method: MixMethod, a: ArrayLike, b: ArrayLike | None = None, *, 
 
   def law(key: jax.Array) -> tuple[jax.Array, jax.Array]:
     key_lam, key_mask = jax.random.split(key)
+    del key_mask  # the sample's own split: the second half of ``key`` draws the mask
     lam = lam_laws.sample_d_tilde(key_lam, a, b)
-    return lam, method.mask(key_mask, lam, shape=shape)
+    return lam, method.sample(key, shape=shape, lam=lam).mask
 
   return law
 
@@ -93,7 +94,7 @@ def swap_law(method: MixMethod, a: ArrayLike, b: ArrayLike | None = None, *, sha
     lam_second = jax.random.beta(key_second, b + 1.0, a)
     lam = jnp.where(first, lam_first, lam_second)
     # M is drawn at the ratio of the image it weights: lam itself, or 1 - lam after the swap.
-    mask = method.mask(key_mask, jnp.where(first, lam, 1.0 - lam), shape=shape)
+    mask = method.sample(key_mask, shape=shape, lam=jnp.where(first, lam, 1.0 - lam)).mask
     return lam, jnp.where(first, mask, 1.0 - mask)
 
   return law

@@ -1,8 +1,11 @@
 """Checkpoints of a training run in ``workdir/checkpoints``, with Orbax, checked and resumed automatically.
 
-A checkpoint holds two items: ``"state"``, the pytree ``{"model": model_state, "opt":
-opt_state, "key": jax.random.key_data(key)}`` of replicated global arrays, and ``"data"``, the
-data iterator's state (a JSON dict, the same on every process). Orbax writes them atomically
+A checkpoint holds two items: ``"state"``, a pytree of replicated global arrays, and
+``"data"``, the data iterator's state (a JSON dict, the same on every process). A run's
+``TrainState`` (``msda_jax.train.state``) is saved as the dict ``{"model": model_state, "opt":
+opt_state, "key": key_data}`` (``TrainState.to_checkpoint``) and restored into a ``TrainState``
+when the restore target is one: the layout of the checkpoints written before ``TrainState``
+existed, which therefore restore unchanged. Orbax writes them atomically
 (into a temporary directory renamed when complete, so a killed run leaves no partial
 checkpoint), asynchronously, from every process for the arrays it owns, and deletes all but the
 last ``keep`` checkpoints.
@@ -38,6 +41,7 @@ import jax
 import orbax.checkpoint as ocp
 
 from msda_jax.train import integrity
+from msda_jax.train.state import TrainState
 
 logger = logging.getLogger(__name__)
 
@@ -147,10 +151,12 @@ class Checkpointer:
     self._unsealed = []
 
   def save(self, step: int, state: Any, data_state: dict[str, Any], *, force: bool = False) -> bool:
-    """Saves ``state`` (a pytree of global arrays) and ``data_state`` as step ``step``; True if saved.
+    """Saves ``state`` (global arrays, or a ``TrainState``) and ``data_state`` as step ``step``; True if saved.
 
     Call it every step: it also seals the previous save once Orbax has finished it.
     """
+    if isinstance(state, TrainState):
+      state = state.to_checkpoint()
     self._seal(wait=force or self.manager.should_save(step))
     args = ocp.args.Composite(state=ocp.args.StandardSave(state), data=ocp.args.JsonSave(data_state))
     saved = self.manager.save(step, args=args, force=force)
@@ -162,10 +168,14 @@ class Checkpointer:
     """``(step, state, data_state)`` of the newest intact checkpoint (or of ``step``), or ``None`` if there is none.
 
     ``target`` is a pytree like the saved state (arrays or ``jax.ShapeDtypeStruct`` with
-    shardings): the restored arrays get its structure, dtypes and shardings. Newer damaged or
+    shardings): the restored arrays get its structure, dtypes and shardings; for a
+    ``TrainState`` target the state comes back as a ``TrainState``. Newer damaged or
     unverified steps are skipped with a warning and moved to ``directory/rejected``; a given
     ``step`` that is damaged raises ``DamagedCheckpointError``.
     """
+    as_train_state = isinstance(target, TrainState)
+    if as_train_state:
+      target = target.to_checkpoint()
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
     args = ocp.args.Composite(state=ocp.args.StandardRestore(abstract), data=ocp.args.JsonRestore())
 
@@ -182,7 +192,8 @@ class Checkpointer:
       if jax.process_count() > 1:
         ocp.multihost.sync_global_processes("msda_jax_checkpoint_set_aside")
       self.manager.reload()
-    return step, restored["state"], dict(restored["data"])
+    state = TrainState.from_checkpoint(restored["state"]) if as_train_state else restored["state"]
+    return step, state, dict(restored["data"])
 
   def close(self) -> None:
     """Waits for the pending writes, seals them and releases the manager."""

@@ -5,9 +5,11 @@ optimiser states are replicated (``P()``) and the batch is split along its first
 (``P("data")``). ``shard_train_step`` wraps the pure step of ``msda_jax.train.step`` in
 ``jax.shard_map``, so each device runs it on its local batch and the step's ``axis_name``
 collectives (``pmean`` of the loss, gradients, BatchNorm statistics and metrics) make every
-replica apply the same update. Build the step with ``axis_name=AXIS`` and a ``Mixer`` with
-``groups=1`` (it sees the local batch); the step folds the device's axis index into its key,
-so the mixing draws depend on the number of devices, not on the number of processes.
+replica apply the same update. Build the step with ``axis_name=AXIS`` and pass a ``Mixer`` with
+``groups=1`` (it sees the local batch) as the wrapped step's argument, replicated like the
+states (``replicate``): its hyper-parameters are then traced inputs of the compiled program. The
+step folds the device's axis index into its key, so the mixing draws depend on the number of
+devices, not on the number of processes.
 
 By default BatchNorm normalises with each device's local batch statistics (so results depend on
 the per-device batch size); ``sync_batch_norm`` makes it use the global batch's statistics, so
@@ -15,7 +17,7 @@ that training does not depend on the number of devices up to floating-point roun
 
 ``global_batch`` assembles one global ``jax.Array`` from every process's local numpy batch with
 ``jax.make_array_from_process_local_data``. None of these functions jit: the caller jits the
-wrapped steps, e.g. ``jax.jit(step, donate_argnums=(0, 1))``.
+wrapped steps, e.g. ``jax.jit(step, donate_argnums=(0, 1))`` or ``state.jit_train_step(step)``.
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ from flax import nnx
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from msda_jax.train.step import EvalStep, TrainStep
+from msda_jax.mixing import Mixer
+from msda_jax.train.step import Batch, EvalStep, Metrics, OptimizerState, TrainStep
 
 AXIS = "data"
 
@@ -59,6 +62,22 @@ def replicated(mesh: Mesh) -> NamedSharding:
   return NamedSharding(mesh, P())
 
 
+def replicate(tree: Any, mesh: Mesh) -> Any:
+  """``tree`` (e.g. a ``Mixer``) with every array leaf a global array replicated over ``mesh``.
+
+  Every process must pass the same values (as it builds the same mixer from the same config);
+  each leaf (a numeric array or scalar, not a typed PRNG key: pass ``jax.random.key_data``) keeps
+  its shape and dtype. Static fields and ``None`` pass through.
+
+  >>> import msda_jax
+  >>> mixer = replicate(msda_jax.Mixer(msda_jax.mixup(alpha=0.4), num_classes=10), make_mesh(2))
+  >>> mixer.prob.shape, mixer.prob.sharding.is_fully_replicated, len(mixer.prob.sharding.device_set)
+  ((), True, 2)
+  """
+  sharding = replicated(mesh)
+  return jax.tree.map(lambda x: jax.make_array_from_process_local_data(sharding, np.asarray(x)), tree)
+
+
 def batch_sharded(mesh: Mesh) -> NamedSharding:
   """The sharding of a batch: its first axis split over ``"data"``."""
   return NamedSharding(mesh, P(AXIS))
@@ -82,17 +101,21 @@ def sync_batch_norm(model: nnx.Module, axis_name: str | None = AXIS) -> nnx.Modu
 
 
 def shard_train_step(step: TrainStep, mesh: Mesh) -> TrainStep:
-  """``step(model_state, opt_state, batch, key)`` under ``jax.shard_map`` over ``mesh``.
+  """``step(model_state, opt_state, batch, key, mixer)`` under ``jax.shard_map`` over ``mesh``.
 
-  States and key replicated, batch split over ``"data"``; outputs (states, metrics) replicated.
-  The mixer is the one the step was built with. Jit the result with ``donate_argnums=(0, 1)``.
+  States, key and mixer replicated (``P()``), batch split over ``"data"`` (``[B, ...]`` with
+  ``B`` a multiple of the mesh size; each device gets ``[B / n, ...]``); outputs (states,
+  metrics) replicated. ``mixer`` (a ``Mixer`` with ``groups=1``, or ``None`` for no mixing) is
+  required: passed to the jitted result, its hyper-parameters are traced, not baked in. Jit the
+  result with ``donate_argnums=(0, 1)``, or use ``state.jit_train_step``.
   """
-  return jax.shard_map(
-    lambda model_state, opt_state, batch, key: step(model_state, opt_state, batch, key),
-    mesh=mesh,
-    in_specs=(P(), P(), P(AXIS), P()),
-    out_specs=(P(), P(), P()),
-  )
+
+  def sharded(
+    model_state: nnx.State, opt_state: OptimizerState, batch: Batch, key: jax.Array, mixer: Mixer | None
+  ) -> tuple[nnx.State, OptimizerState, Metrics]:
+    return step(model_state, opt_state, batch, key, mixer)
+
+  return jax.shard_map(sharded, mesh=mesh, in_specs=(P(), P(), P(AXIS), P(), P()), out_specs=(P(), P(), P()))
 
 
 def shard_eval_step(step: EvalStep, mesh: Mesh) -> EvalStep:

@@ -23,7 +23,8 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from msda_jax import _validate
-from msda_jax.masks._base import MixMethod, method_dataclass, static_field
+from msda_jax._dataclass import pytree_dataclass, static_field
+from msda_jax.masks._base import MixMethod, Sample
 
 SCALES = ("code", "text")
 
@@ -63,91 +64,56 @@ def gaussian_bump_factors(weight: ArrayLike, centre: jax.Array, shape: tuple[int
   return factors
 
 
-def gaussian_bump(weight: ArrayLike, centre: jax.Array, shape: tuple[int, ...], scale: str) -> jax.Array:
-  """``exp(-pi ||i - centre||^2 / c)`` (float32 of ``shape``), identically 0 when the weight is 0.
+def gaussian_bump(
+  weight: ArrayLike, centre: jax.Array, shape: tuple[int, ...], scale: str
+) -> tuple[jax.Array, jax.Array]:
+  """``(bump, mean(bump))``: ``exp(-pi ||i - centre||^2 / c)`` (float32 of ``shape``) and its mean.
 
-  Built as the outer product of one ``exp`` factor per axis (``exp(-sum_k a_k) = prod_k exp(-a_k)``),
-  so only ``sum_k n_k`` exponentials are evaluated; it equals the full-resolution formula to float32
-  rounding (a few ulps).
+  The bump is the outer product of one ``exp`` factor per axis (``exp(-sum_k a_k) =
+  prod_k exp(-a_k)``), so only ``sum_k n_k`` exponentials are evaluated; it equals the
+  full-resolution formula to float32 rounding (a few ulps). Its mean is the product of the
+  factors' means. Both are identically 0 when the weight is 0.
   """
+  factors = gaussian_bump_factors(weight, centre, shape, scale)
   bump = jnp.ones(shape, jnp.float32)
-  for axis, factor in enumerate(gaussian_bump_factors(weight, centre, shape, scale)):
+  for axis, factor in enumerate(factors):
     view = [1] * len(shape)
     view[axis] = shape[axis]
     bump = bump * factor.reshape(view)
-  return bump
-
-
-def gaussian_bump_mean(weight: ArrayLike, centre: jax.Array, shape: tuple[int, ...], scale: str) -> jax.Array:
-  """Mean of ``gaussian_bump`` over the grid, the product of its factors' means (float32 scalar)."""
-  means = [jnp.mean(factor) for factor in gaussian_bump_factors(weight, centre, shape, scale)]
-  return jnp.prod(jnp.stack(means))
-
-
-def gmix_mask(
-  key: jax.Array,
-  lam: ArrayLike,
-  *,
-  shape: tuple[int, ...],
-  scale: str = "code",
-  symmetric: bool = True,
-) -> jax.Array:
-  """GMix mask: ``1 - M`` is a Gaussian bump around a uniform pixel.
-
-  Args:
-    key: a PRNG key (the centre).
-    lam: traced scalar ratio in [0, 1] (clipped).
-    shape: static spatial shape.
-    scale: ``"code"`` (bump mean ``1 - lam`` before borders) or ``"text"`` (twice the width).
-    symmetric: put the bump on the image of smaller nominal weight (official code).
-
-  Returns:
-    float32 array of ``shape`` with values in [0, 1].
-
-  >>> m = gmix_mask(jax.random.key(0), 0.9, shape=(64, 64), symmetric=False)
-  >>> bool(0.85 < float(m.mean()) < 0.95)
-  True
-  """
-  return _gmix(key, lam, shape, scale, symmetric, gaussian_bump)
-
-
-def gmix_mask_mean(
-  key: jax.Array,
-  lam: ArrayLike,
-  *,
-  shape: tuple[int, ...],
-  scale: str = "code",
-  symmetric: bool = True,
-) -> jax.Array:
-  """Mean of ``gmix_mask`` with the same arguments (float32 scalar), from the bump's 1-D factors.
-
-  >>> m = gmix_mask(jax.random.key(0), 0.9, shape=(64, 64), symmetric=False)
-  >>> bool(abs(float(gmix_mask_mean(jax.random.key(0), 0.9, shape=(64, 64), symmetric=False)) - float(m.mean())) < 1e-6)
-  True
-  """
-  return _gmix(key, lam, shape, scale, symmetric, gaussian_bump_mean)
+  return bump, jnp.prod(jnp.stack([jnp.mean(factor) for factor in factors]))
 
 
 def _gmix(
-  key: jax.Array, lam: ArrayLike, shape: tuple[int, ...], scale: str, symmetric: bool, bump_fn: Any
-) -> jax.Array:
-  """``gmix_mask`` with the bump (or its mean, which maps the same way) given by ``bump_fn``."""
-  _validate.check_choice("scale", scale, SCALES)
+  key: jax.Array, lam: jax.Array, shape: tuple[int, ...], scale: str, symmetric: bool
+) -> tuple[jax.Array, jax.Array]:
+  """``(M, mean(M))``: ``1 - M`` a Gaussian bump around a uniform pixel (the module docstring).
+
+  ``lam`` is clipped to [0, 1]; with ``symmetric`` the bump is on the image of smaller nominal
+  weight (``M`` itself for ``lam < 0.5``). The mean comes from the bump's 1-D factors.
+  """
   lam = jnp.clip(jnp.asarray(lam, jnp.float32), 0.0, 1.0)
   centre = jax.random.randint(key, (len(shape),), 0, jnp.asarray(shape, jnp.int32))
   if not symmetric:
-    return 1.0 - bump_fn(1.0 - lam, centre, shape, scale)
+    bump, mean = gaussian_bump(1.0 - lam, centre, shape, scale)
+    return 1.0 - bump, 1.0 - mean
   bump_on_first = lam < 0.5
-  bump = bump_fn(jnp.where(bump_on_first, lam, 1.0 - lam), centre, shape, scale)
-  return jnp.where(bump_on_first, bump, 1.0 - bump)
+  bump, mean = gaussian_bump(jnp.where(bump_on_first, lam, 1.0 - lam), centre, shape, scale)
+  return jnp.where(bump_on_first, bump, 1.0 - bump), jnp.where(bump_on_first, mean, 1.0 - mean)
 
 
-@method_dataclass
+@pytree_dataclass
 class GMix(MixMethod):
   """GMix with ``lam ~ Beta(alpha, alpha)`` (the paper uses ``alpha = 0.5``).
 
+  ``scale``: ``"code"`` (bump mean ``1 - lam`` before borders) or ``"text"`` (twice the width);
+  ``symmetric``: put the bump on the image of smaller nominal weight (official code). The weight
+  is the realised mean of the mask, which the border makes differ from ``lam``.
+
   >>> GMix()
   GMix(alpha=0.5, scale='code', symmetric=True)
+  >>> s = GMix(symmetric=False).sample(jax.random.key(0), shape=(64, 64), lam=0.9)
+  >>> bool(0.85 < float(s.weight) < 0.95), bool(abs(float(s.weight) - float(s.mask.mean())) < 1e-6)
+  (True, True)
   """
 
   name = "gmix"
@@ -161,8 +127,9 @@ class GMix(MixMethod):
     _validate.check_choice("scale", self.scale, SCALES)
     _validate.check_bool("symmetric", self.symmetric)
 
-  def mask(self, key: jax.Array, lam: ArrayLike, *, shape: tuple[int, ...]) -> jax.Array:
-    return gmix_mask(key, lam, shape=shape, scale=self.scale, symmetric=self.symmetric)
-
-  def mask_mean(self, key: jax.Array, lam: ArrayLike, *, shape: tuple[int, ...]) -> jax.Array:
-    return gmix_mask_mean(key, lam, shape=shape, scale=self.scale, symmetric=self.symmetric)
+  def _sample(
+    self, key_lam: jax.Array, key_mask: jax.Array, lam: jax.Array | None, shape: tuple[int, ...], data: Any
+  ) -> Sample:
+    del data
+    lam = self._beta_lam(key_lam, lam)
+    return Sample(lam, *_gmix(key_mask, lam, shape, self.scale, self.symmetric))

@@ -9,6 +9,7 @@ Any number of spatial axes.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -16,7 +17,8 @@ import numpy as np
 from jax.typing import ArrayLike
 
 from msda_jax import _bits
-from msda_jax.masks._base import MixMethod, method_dataclass
+from msda_jax._dataclass import pytree_dataclass
+from msda_jax.masks._base import MixMethod, Sample
 
 
 def frequency_magnitude(shape: tuple[int, ...]) -> np.ndarray:
@@ -100,7 +102,7 @@ def top_threshold(values: jax.Array, count: ArrayLike) -> tuple[jax.Array, jax.A
      selects the same points as the threshold) or the bracket is one key wide; one more pass
      takes the smallest key at or above ``lo``.
 
-  Measured on 128 FMix fields of 224 x 224: 3.4 passes of step 2 on average (at most 10),
+  On smooth fields it takes a few passes of step 2 (``benchmarks/README.md`` counts them),
   against the 32 passes of a bisection. Ties and extreme or subnormal values only lengthen it.
   ``values >= that value`` holds for ``count`` entries plus any ties with it; the second output
   is that exact number. For ``count = 0`` the key is all bits set, which no finite value reaches.
@@ -154,60 +156,32 @@ def top_threshold(values: jax.Array, count: ArrayLike) -> tuple[jax.Array, jax.A
   return threshold, selected
 
 
-def _fmix_select(
-  key: jax.Array, lam: ArrayLike, shape: tuple[int, ...], decay: ArrayLike
-) -> tuple[jax.Array, jax.Array, jax.Array]:
-  """``(keys, threshold, selected)`` of the FMix field: the mask is ``keys >= threshold``."""
+def _fmix(key: jax.Array, lam: jax.Array, shape: tuple[int, ...], decay: ArrayLike) -> tuple[jax.Array, jax.Array]:
+  """``(M, mean(M))``: 1 on the ``round(lam |S|)`` highest points of a low-frequency field.
+
+  ``lam`` is clipped to [0, 1]. ``M`` is 1 where the field is at least its ``round(lam |S|)``-th
+  largest value, so exactly ``round(lam |S|)`` ones unless other points tie with that value
+  (then all of them are 1; float32 ties are rare but possible). The threshold comes from a
+  counting search on the field's bits (``top_threshold``), not from a sort, and the mean is the
+  selected count over ``|S|``.
+  """
   size = math.prod(shape)
   lam = jnp.clip(jnp.asarray(lam, jnp.float32), 0.0, 1.0)
   field = low_frequency_field(key, decay, shape).reshape(-1)
-  ones = jnp.round(lam * size).astype(jnp.int32)
-  threshold, selected = top_threshold(field, ones)
-  return sortable_keys(field), threshold, selected
+  threshold, selected = top_threshold(field, jnp.round(lam * size).astype(jnp.int32))
+  mask = (sortable_keys(field) >= threshold).astype(jnp.float32).reshape(shape)
+  return mask, selected.astype(jnp.float32) * (np.float32(1.0) / np.float32(size))
 
 
-def fmix_mask(key: jax.Array, lam: ArrayLike, *, shape: tuple[int, ...], decay: ArrayLike = 3.0) -> jax.Array:
-  """FMix mask: 1 on the ``round(lam |S|)`` highest points of a low-frequency field.
-
-  Args:
-    key: a PRNG key.
-    lam: traced scalar ratio in [0, 1] (clipped).
-    shape: static spatial shape.
-    decay: traced decay power of the spectrum (> 0; larger is smoother).
-
-  Returns:
-    float32 array of ``shape`` in {0, 1}: 1 where the field is at least its ``round(lam |S|)``-th
-    largest value, so exactly ``round(lam |S|)`` ones unless other points tie with that value
-    (then all of them are 1; float32 ties are rare but possible). The threshold comes from a
-    counting search on the field's bits (``top_threshold``), not from a sort.
-
-  >>> m = fmix_mask(jax.random.key(0), 0.3, shape=(10, 10))
-  >>> float(m.sum())
-  30.0
-  """
-  keys, threshold, _ = _fmix_select(key, lam, shape, decay)
-  return (keys >= threshold).astype(jnp.float32).reshape(shape)
-
-
-def fmix_mask_mean(key: jax.Array, lam: ArrayLike, *, shape: tuple[int, ...], decay: ArrayLike = 3.0) -> jax.Array:
-  """Mean of ``fmix_mask`` with the same arguments (float32 scalar): the selected count over ``|S|``.
-
-  ``round(lam |S|) / |S|`` unless ties add points. Shares the field and threshold search with
-  ``fmix_mask``, which a compiled program computes once for both.
-
-  >>> round(float(fmix_mask_mean(jax.random.key(0), 0.3, shape=(10, 10))), 6)
-  0.3
-  """
-  _, _, selected = _fmix_select(key, lam, shape, decay)
-  return selected.astype(jnp.float32) * (np.float32(1.0) / np.float32(math.prod(shape)))
-
-
-@method_dataclass
+@pytree_dataclass
 class FMix(MixMethod):
-  """FMix with ``lam ~ Beta(alpha, alpha)`` and spectrum decay power ``decay``.
+  """FMix with ``lam ~ Beta(alpha, alpha)`` and spectrum decay power ``decay`` (> 0; larger is smoother).
 
   >>> FMix()
   FMix(alpha=1.0, decay=3.0)
+  >>> s = FMix().sample(jax.random.key(0), shape=(10, 10), lam=0.3)
+  >>> float(s.mask.sum()), round(float(s.weight), 6)
+  (30.0, 0.3)
   """
 
   name = "fmix"
@@ -217,13 +191,9 @@ class FMix(MixMethod):
   alpha: ArrayLike = 1.0
   decay: ArrayLike = 3.0
 
-  def mask(self, key: jax.Array, lam: ArrayLike, *, shape: tuple[int, ...]) -> jax.Array:
-    return fmix_mask(key, lam, shape=shape, decay=self.decay)
-
-  def mask_mean(self, key: jax.Array, lam: ArrayLike, *, shape: tuple[int, ...]) -> jax.Array:
-    return fmix_mask_mean(key, lam, shape=shape, decay=self.decay)
-
-  def mask_and_mean(self, key: jax.Array, lam: ArrayLike, *, shape: tuple[int, ...]) -> tuple[jax.Array, jax.Array]:
-    keys, threshold, selected = _fmix_select(key, lam, shape, self.decay)
-    mask = (keys >= threshold).astype(jnp.float32).reshape(shape)
-    return mask, selected.astype(jnp.float32) * (np.float32(1.0) / np.float32(math.prod(shape)))
+  def _sample(
+    self, key_lam: jax.Array, key_mask: jax.Array, lam: jax.Array | None, shape: tuple[int, ...], data: Any
+  ) -> Sample:
+    del data
+    lam = self._beta_lam(key_lam, lam)
+    return Sample(lam, *_fmix(key_mask, lam, shape, self.decay))

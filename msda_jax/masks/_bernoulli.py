@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from msda_jax import _bits
-from msda_jax.masks._base import MixMethod, method_dataclass
+from msda_jax._dataclass import pytree_dataclass
+from msda_jax.masks._base import MixMethod, Sample
 
 #: resolution of the pixel probability: ``P(M_j = 1) = round(LEVELS lam) / LEVELS``.
 LEVELS = 1 << 16
@@ -28,25 +30,13 @@ def bernoulli_probability(lam: ArrayLike) -> jax.Array:
   return jnp.round(lam * LEVELS) / LEVELS
 
 
-def bernoulli_mask(key: jax.Array, lam: ArrayLike, *, shape: tuple[int, ...]) -> jax.Array:
-  """Mask of independent Bernoulli pixels with ``P(M_j = 1) = round(65536 lam) / 65536``.
+def _bernoulli(key: jax.Array, lam: jax.Array, shape: tuple[int, ...]) -> jax.Array:
+  """Mask of independent Bernoulli pixels with ``P(M_j = 1) = round(65536 lam) / 65536`` (float32 {0, 1}).
 
   Each 32-bit random word of ``jax.random.bits(key, (ceil(S / 2),))`` gives two pixels: its two
   16-bit halves are uniform integers ``u`` in ``[0, 65536)``, and ``M_j = [u_j < round(65536 lam)]``.
-  The probability is therefore ``lam`` quantised to multiples of ``2^-16`` (error at most
-  ``2^-17``, see ``bernoulli_probability``), and ``E[M | lam]`` is that probability times ``1``.
-
-  Args:
-    key: a PRNG key.
-    lam: traced scalar ratio in [0, 1] (clipped).
-    shape: static spatial shape.
-
-  Returns:
-    float32 array of ``shape`` with values in {0, 1}.
-
-  >>> m = bernoulli_mask(jax.random.key(0), 1.0, shape=(3,))
-  >>> m.tolist()
-  [1.0, 1.0, 1.0]
+  The probability is therefore ``lam`` (clipped to [0, 1]) quantised to multiples of ``2^-16``
+  (error at most ``2^-17``, see ``bernoulli_probability``).
   """
   lam = jnp.clip(jnp.asarray(lam, jnp.float32), 0.0, 1.0)
   threshold = jnp.round(lam * LEVELS).astype(jnp.uint32)
@@ -61,12 +51,17 @@ def bernoulli_mask(key: jax.Array, lam: ArrayLike, *, shape: tuple[int, ...]) ->
   return (halves < threshold).astype(jnp.float32).reshape(shape)
 
 
-@method_dataclass
+@pytree_dataclass
 class Bernoulli(MixMethod):
-  """Bernoulli pixel masks with ``lam ~ Beta(alpha, alpha)``.
+  """Bernoulli pixel masks with ``lam ~ Beta(alpha, alpha)``: ``M_j ~ Bernoulli(lam)`` i.i.d.
+
+  The pixel probability is ``lam`` quantised to multiples of ``2^-16`` (``bernoulli_probability``);
+  the weight is the realised mean of the mask.
 
   >>> Bernoulli()
   Bernoulli(alpha=1.0)
+  >>> Bernoulli().sample(jax.random.key(0), shape=(3,), lam=1.0).mask.tolist()
+  [1.0, 1.0, 1.0]
   """
 
   name = "bernoulli"
@@ -74,5 +69,10 @@ class Bernoulli(MixMethod):
 
   alpha: ArrayLike = 1.0
 
-  def mask(self, key: jax.Array, lam: ArrayLike, *, shape: tuple[int, ...]) -> jax.Array:
-    return bernoulli_mask(key, lam, shape=shape)
+  def _sample(
+    self, key_lam: jax.Array, key_mask: jax.Array, lam: jax.Array | None, shape: tuple[int, ...], data: Any
+  ) -> Sample:
+    del data
+    lam = self._beta_lam(key_lam, lam)
+    mask = _bernoulli(key_mask, lam, shape)
+    return Sample(lam, mask, jnp.mean(mask, dtype=jnp.float32))

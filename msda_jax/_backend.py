@@ -1,0 +1,55 @@
+"""Code paths chosen by the platform a computation is compiled for (CPU or an accelerator).
+
+A few operations have a CPU form and an accelerator form with equal results:
+
+* the one mask of a batch is made in a conditional apart from the mixing pass on the CPU (XLA:CPU
+  fuses nothing across a conditional, so a mask computed per pixel is not recomputed for every
+  example and channel), and is a ``where`` on an accelerator;
+* per-example work runs a few examples at a time on the CPU (``_batched.map_in_chunks``) and as
+  one ``vmap`` on an accelerator, where a loop of small steps would serialise the device;
+* ResizeMix's resample gathers the few nonzero weights on the CPU and is one dense contraction on
+  an accelerator.
+
+``by_platform`` picks the form with ``jax.lax.platform_dependent``: the choice is made when the
+program is lowered, for the platform it is compiled for (not JAX's default backend), and the
+other form is not part of the compiled program. ``FORCE`` overrides it (tests set it to
+``"cpu"`` or ``"accelerator"`` to run either form on any machine).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+#: ``None`` (choose by the compiled platform), ``"cpu"`` or ``"accelerator"``.
+FORCE: str | None = None
+
+
+def by_platform(cpu: Callable[..., Any], accelerator: Callable[..., Any], *operands: Any) -> Any:
+  """``cpu(*operands)`` in a program compiled for the CPU, ``accelerator(*operands)`` otherwise.
+
+  Both functions must return the same shapes and dtypes; they are traced either way.
+  """
+  if FORCE is not None:
+    return (cpu if FORCE == "cpu" else accelerator)(*operands)
+  return jax.lax.platform_dependent(*operands, cpu=cpu, default=accelerator)
+
+
+def varying_like(value: jax.Array, *sources: jax.Array) -> jax.Array:
+  """``value`` (float32) made from ``sources``, so that it varies over the same mesh axes.
+
+  Inside ``jax.shard_map`` the branches of a conditional or the carry of a loop must vary over
+  the same mesh axes as the values they are combined with; a constant does not. Adding a zero
+  computed from the sources gives the constant their variance; the zero is exact (``0 * x``
+  for finite ``x``, selected away otherwise).
+  """
+  zero = jnp.float32(0.0)
+  for source in sources:
+    if jax.dtypes.issubdtype(source.dtype, jax.dtypes.prng_key):
+      source = jax.random.key_data(source)
+    part = jnp.ravel(source)[0].astype(jnp.float32)
+    zero = zero + jnp.where(False, part, jnp.float32(0.0))
+  return jnp.asarray(value, jnp.float32) + zero

@@ -1,0 +1,208 @@
+"""The one sampling call, the platform forms of ``mix_batch``, and the options migrating users need."""
+
+import dataclasses
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import msda_jax
+from msda_jax import _backend
+
+SPECS = ("mixup", "cutmix", "stochastic", "hmix", "hmix(r_alpha=0.5)", "gmix", "bernoulli", "fmix", "resizemix")
+FAST = {"xla_backend_optimization_level": 0}
+
+
+def _batch(batch=6, shape=(12, 10)):
+  rng = np.random.default_rng(0)
+  return jnp.asarray(rng.uniform(0, 1, (batch, *shape, 3)), jnp.float32), jnp.arange(batch) % 4
+
+
+@pytest.mark.parametrize("spec", SPECS)
+def test_sample_is_one_draw_with_its_weight(spec):
+  """``sample``: float32 ``lam``, ``mask [*S]``, ``weight == mean(mask)``; a given lam keeps the mask's draws."""
+  method = msda_jax.from_string(spec)
+  key = jax.random.key(3)
+  drawn = jax.jit(lambda k, m: m.sample(k, shape=(9, 7)), compiler_options=FAST)(key, method)
+  assert isinstance(drawn, msda_jax.Sample)
+  assert drawn.mask.shape == (9, 7) and drawn.mask.dtype == jnp.float32
+  assert drawn.lam.shape == drawn.weight.shape == () and drawn.weight.dtype == jnp.float32
+  np.testing.assert_allclose(float(drawn.weight), float(drawn.mask.mean()), atol=1e-6)
+  again = method.sample(key, shape=(9, 7), lam=drawn.lam)
+  np.testing.assert_array_equal(np.asarray(again.mask), np.asarray(drawn.mask))
+  assert (drawn.paste is not None) == (spec == "resizemix")
+
+
+def test_sample_rejects_a_batched_lam():
+  with pytest.raises(ValueError, match=r"lam must be a scalar for one example"):
+    msda_jax.mixup().sample(jax.random.key(0), shape=(4, 4), lam=jnp.ones(3))
+
+
+@pytest.mark.parametrize("mode", ["batch", "example"])
+@pytest.mark.parametrize("spec", SPECS)
+def test_accelerator_form_equals_the_cpu_form(monkeypatch, spec, mode):
+  """The form compiled for an accelerator (backend patched) gives the CPU form's numbers."""
+  images, labels = _batch()
+  method = msda_jax.from_string(spec)
+
+  def run():
+    mix = lambda k, x, y, m: msda_jax.mix_batch(k, x, y, m, num_classes=4, mode=mode, prob=0.8, return_info=True)
+    return jax.jit(mix, compiler_options=FAST)(jax.random.key(1), images, labels, method)
+
+  cpu = run()
+  monkeypatch.setattr(_backend, "FORCE", "accelerator")
+  accelerator = run()
+  for a, b in zip(jax.tree.leaves(cpu), jax.tree.leaves(accelerator), strict=True):
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-6)
+
+
+def test_the_program_keeps_only_the_form_of_its_platform():
+  """Lowered for the CPU, the batch mask is made in a conditional; forced off the CPU, it is not."""
+  images, labels = _batch()
+
+  def conditionals():  # a new function each time: jit caches programs per function
+    mix = lambda k, x, y: msda_jax.mix_batch(k, x, y, msda_jax.bernoulli(), num_classes=4)
+    text = jax.jit(mix).lower(jax.random.key(0), images, labels).compile().as_text()
+    return sum(" conditional(" in line for line in text.splitlines())
+
+  assert conditionals() == 1
+  try:
+    _backend.FORCE = "accelerator"
+    assert conditionals() == 0
+  finally:
+    _backend.FORCE = None
+
+
+def test_changing_hyperparameters_never_retraces():
+  """alpha, r, prob, label_smoothing and lam of a Mixer are traced: one trace for many values."""
+  images, labels = _batch()
+
+  @jax.jit
+  @chex.assert_max_traces(n=1)
+  def step(key, x, y, mixer):
+    return mixer(key, x, y)
+
+  mixer = msda_jax.Mixer(msda_jax.hmix(), num_classes=4)
+  outputs = []
+  for change in ({}, {"prob": 0.5}, {"label_smoothing": 0}, {"label_smoothing": 0.1}, {"method": msda_jax.hmix(r=0.2)}):
+    mixer = mixer.replace(**change)
+    outputs.append(step(jax.random.key(0), images, labels, mixer)[1])
+  assert not np.array_equal(np.asarray(outputs[2]), np.asarray(outputs[3]))
+  with_lam = mixer.replace(lam=0.25)
+  with pytest.raises(AssertionError):  # a lam given where there was none is another program
+    step(jax.random.key(0), images, labels, with_lam)
+
+
+def test_replace_checks_the_new_values():
+  with pytest.raises(ValueError, match=r"^alpha must be > 0"):
+    msda_jax.mixup().replace(alpha=-1.0)
+  with pytest.raises(ValueError, match=r"^prob must "):
+    msda_jax.Mixer(msda_jax.mixup()).replace(prob=2.0)
+  assert dataclasses.replace(msda_jax.cutmix(), alpha=0.5).alpha == 0.5
+
+
+def test_nominal_label_weight_is_lam():
+  """``label_weight='nominal'`` (timm's ``correct_lam=False``): label rows weighted by lam, not the mask mean."""
+  images, labels = _batch()
+  out = msda_jax.mix_batch(
+    jax.random.key(2),
+    images,
+    labels,
+    msda_jax.cutmix(),
+    num_classes=4,
+    lam=0.7,
+    label_weight="nominal",
+    return_info=True,
+  )
+  realised = msda_jax.mix_batch(
+    jax.random.key(2), images, labels, msda_jax.cutmix(), num_classes=4, lam=0.7, return_info=True
+  )
+  np.testing.assert_array_equal(np.asarray(out[0]), np.asarray(realised[0]))
+  np.testing.assert_allclose(np.asarray(out[2].weight), 0.7, atol=1e-7)
+  assert not np.allclose(np.asarray(realised[2].weight), 0.7)  # the clipped box of a 12 x 10 image
+  with pytest.raises(ValueError, match=r"label_weight must be one of"):
+    msda_jax.mix_batch(jax.random.key(2), images, labels, msda_jax.cutmix(), num_classes=4, label_weight="lam")
+
+
+def test_an_example_paired_with_itself_is_not_applied():
+  images, labels = _batch(batch=5)
+  *_, info = msda_jax.mix_batch(jax.random.key(0), images, labels, msda_jax.mixup(), num_classes=4, return_info=True)
+  assert np.asarray(info.applied).tolist() == [True, True, False, True, True]
+
+
+def test_derange_pairs_nobody_with_itself():
+  images, labels = _batch(batch=8)
+  mix = lambda k: msda_jax.mix_batch(
+    k, images, labels, msda_jax.mixup(), num_classes=4, pairing="derange", return_info=True
+  )
+  info = jax.jit(jax.vmap(mix), compiler_options=FAST)(jax.random.split(jax.random.key(0), 20))[2]
+  assert (np.asarray(info.partner) != np.arange(8)).all() and np.asarray(info.applied).all()
+
+
+def test_k_sample_mixing_by_name_and_through_the_mixer():
+  images, labels = _batch(batch=6)
+  method = msda_jax.from_string("mix_k_batch(k=3, alpha=0.7)")
+  assert method == method and isinstance(method, msda_jax.KMix) and method.k == 3
+  mixer = msda_jax.Mixer(method, num_classes=4, pairing="roll")
+  x, y = jax.jit(lambda k, x, y, m: m(k, x, y))(jax.random.key(4), images, labels, mixer)
+  ref = msda_jax.mix_k_batch(jax.random.key(4), images, labels, k=3, alpha=0.7, num_classes=4)
+  np.testing.assert_allclose(np.asarray(x), np.asarray(ref[0]), atol=1e-6)
+  np.testing.assert_allclose(np.asarray(y), np.asarray(ref[1]), atol=1e-6)
+  with pytest.raises(ValueError, match=r"pairing='reverse' has no k-sample form"):
+    msda_jax.Mixer(method, num_classes=4)(jax.random.key(0), images, labels)
+  *_, info = msda_jax.mix_k_batch(jax.random.key(0), images, labels, k=3, num_classes=4, prob=0.0, return_info=True)
+  assert not np.asarray(info.applied).any()
+  np.testing.assert_array_equal(np.asarray(info.weight[:, 0]), 1.0)
+
+
+def test_every_registered_method_is_reachable_by_name():
+  for name, cls in msda_jax.METHODS.items():
+    assert type(msda_jax.from_string(name)) is cls
+  assert type(msda_jax.from_string("stochastic(q=0.3)")) is msda_jax.StochasticMixupCutMix
+
+
+@pytest.mark.parametrize("spec", ["cutmix", "hmix", "stochastic(q=0.0)"])
+def test_even_box_sides(spec):
+  """``box_sides="even"``: the box inside the image has even sides, the floor's rounded down to even."""
+  floor = msda_jax.from_string(spec).replace(placement="inside")
+  even = floor.replace(box_sides="even")
+  for seed in range(30):
+    key = jax.random.key(seed)
+    sides = []
+    for method in (floor, even):
+      box = np.asarray(method.sample(key, shape=(23, 17), lam=0.2 + 0.02 * seed).mask) == 0.0
+      rows, cols = np.nonzero(box)
+      sides.append((np.ptp(rows) + 1, np.ptp(cols) + 1) if rows.size else (0, 0))
+    assert sides[1] == tuple(2 * (s // 2) for s in sides[0]), (seed, sides)
+  with pytest.raises(ValueError, match=r"^box_sides must be one of"):
+    floor.replace(box_sides="round")
+
+
+def test_cutmix_minmax_draws_the_sides():
+  """timm's ``cutmix_minmax``: sides uniform in [int(0.2 n), int(0.8 n)), inside, lam = the share left.
+
+  seed 0, 600 draws on 10 x 20: every side length of the range appears (6 and 12 values).
+  """
+  method = msda_jax.cutmix(minmax=(0.2, 0.8))
+  draws = jax.vmap(lambda k: method.sample(k, shape=(10, 20)))(jax.random.split(jax.random.key(0), 600))
+  box = np.asarray(draws.mask) == 0.0
+  heights, widths = box.any(axis=2).sum(axis=1), box.any(axis=1).sum(axis=1)
+  assert set(heights.tolist()) == set(range(2, 8)) and set(widths.tolist()) == set(range(4, 16))
+  np.testing.assert_array_equal(box.sum(axis=(1, 2)), heights * widths)  # one box, fully inside
+  np.testing.assert_allclose(np.asarray(draws.lam), 1.0 - heights * widths / 200.0, atol=1e-7)
+  np.testing.assert_array_equal(np.asarray(draws.weight), np.asarray(draws.lam))
+  with pytest.raises(ValueError, match=r"lam cannot be given to CutMix with minmax"):
+    method.sample(jax.random.key(0), shape=(10, 20), lam=0.5)
+  with pytest.raises(ValueError, match=r"minmax must satisfy 0 <= low < high <= 1"):
+    msda_jax.from_string("cutmix(minmax=(0.8, 0.2))")
+
+
+def test_switch_prob_is_one_minus_q():
+  assert float(msda_jax.stochastic_mixup_cutmix(switch_prob=0.25).q) == 0.75
+  assert float(msda_jax.from_string("stochastic(switch_prob=0.25)").q) == 0.75
+  with pytest.raises(ValueError, match=r"give q or switch_prob"):
+    msda_jax.stochastic_mixup_cutmix(q=0.5, switch_prob=0.5)
+  with pytest.raises(ValueError, match=r"^switch_prob must "):
+    msda_jax.from_string("stochastic(switch_prob=1.5)")
