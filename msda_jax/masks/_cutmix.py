@@ -27,6 +27,12 @@ from msda_jax.masks._base import MixMethod, Sample
 PLACEMENTS = ("clip", "inside")
 
 
+def check_box_options(placement: str, box_sides: str) -> None:
+  """Raises naming the option unless ``placement`` and ``box_sides`` are known (every box family)."""
+  _validate.check_choice("placement", placement, PLACEMENTS)
+  _validate.check_choice("box_sides", box_sides, _box.BOX_SIDES)
+
+
 def _cutmix(
   key: jax.Array, lam: jax.Array, shape: tuple[int, ...], placement: str, sides: str
 ) -> tuple[jax.Array, jax.Array]:
@@ -67,8 +73,7 @@ class CutMix(MixMethod):
   minmax: tuple[float, float] | None = static_field(default=None)
 
   def _check(self) -> None:
-    _validate.check_choice("placement", self.placement, PLACEMENTS)
-    _validate.check_choice("box_sides", self.box_sides, _box.BOX_SIDES)
+    check_box_options(self.placement, self.box_sides)
     if self.minmax is not None:
       bounds = tuple(self.minmax) if isinstance(self.minmax, (tuple, list)) else ()
       if len(bounds) != 2 or any(isinstance(b, bool) or not isinstance(b, (int, float)) for b in bounds):

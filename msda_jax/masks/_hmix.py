@@ -17,11 +17,11 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from msda_jax import _validate, lam_laws
+from msda_jax import lam_laws
 from msda_jax._dataclass import pytree_dataclass, static_field
 from msda_jax.masks import _box
 from msda_jax.masks._base import MixMethod, Sample
-from msda_jax.masks._cutmix import PLACEMENTS
+from msda_jax.masks._cutmix import check_box_options
 
 
 def _hmix(
@@ -67,8 +67,7 @@ class HMix(MixMethod):
   box_sides: str = static_field(default="floor")
 
   def _check(self) -> None:
-    _validate.check_choice("placement", self.placement, PLACEMENTS)
-    _validate.check_choice("box_sides", self.box_sides, _box.BOX_SIDES)
+    check_box_options(self.placement, self.box_sides)
 
   def _sample(
     self, key_lam: jax.Array, key_mask: jax.Array, lam: jax.Array | None, shape: tuple[int, ...], data: Any
