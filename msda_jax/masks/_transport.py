@@ -1,0 +1,88 @@
+"""PuzzleMix's transport: moving an image's salient patches to where its mask keeps them.
+
+On a ``t x t`` grid of patches (``N = t^2``), moving patch ``i`` to place ``j`` costs
+
+    cost[i, j] = eps * C[i, j] - s_i * z_j,
+
+``C`` the squared distance between the places divided by ``(t - 1)^2``, ``s`` the patch
+saliency and ``z_j`` whether the mask keeps any of the image at place ``j``. The plan is found by
+a fixed number of rounds (``t``) of a greedy auction: every patch claims its cheapest place; each
+place goes to the claimant of lowest cost, counting the zeros of the patches that did not claim
+it (as the reference computes it); every losing claim costs 1 more in the next round. The plan
+of the last round is applied: place ``j`` receives the patch that won it, or zeros when none did,
+and a patch that won nothing is dropped.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.typing import ArrayLike
+
+
+def place_distances(t: int) -> np.ndarray:
+  """``C [t^2, t^2]``: squared distance between the places of a ``t x t`` grid over ``(t - 1)^2`` (float32)."""
+  rows, cols = np.divmod(np.arange(t * t), t)
+  squared = (rows[:, None] - rows[None, :]) ** 2 + (cols[:, None] - cols[None, :]) ** 2
+  return (squared / max(t - 1, 1) ** 2).astype(np.float32)
+
+
+def transport_plan(saliency: ArrayLike, kept: ArrayLike, *, t: int, eps: ArrayLike) -> jax.Array:
+  """The 0/1 plan ``[N, N]`` (row: patch, column: place) of the module docstring, ``N = t^2``.
+
+  Args:
+    saliency: float ``[N]`` patch saliency (row-major).
+    kept: float or bool ``[N]``: 1 where the mask keeps any of the image.
+    t: static grid side.
+    eps: traced weight of the distance (the reference's ``t_eps``).
+
+  Returns:
+    float32 ``[N, N]`` with at most one 1 per row and per column.
+
+  >>> plan = transport_plan(jnp.array([0.1, 0.2, 0.3, 0.4]), jnp.ones(4), t=2, eps=0.8)
+  >>> plan.tolist() == jnp.eye(4).tolist()
+  True
+  """
+  return plan_from_cost(transport_cost(saliency, kept, t=t, eps=eps), t=t)
+
+
+def transport_cost(saliency: ArrayLike, kept: ArrayLike, *, t: int, eps: ArrayLike) -> jax.Array:
+  """``cost[i, j] = eps * C[i, j] - s_i * z_j`` (float32 ``[N, N]``), the module docstring's."""
+  saliency = jnp.asarray(saliency, jnp.float32)
+  kept = jnp.asarray(kept, jnp.float32)
+  return jnp.asarray(eps, jnp.float32) * place_distances(t) - saliency[:, None] * kept[None, :]
+
+
+def plan_from_cost(cost: ArrayLike, *, t: int) -> jax.Array:
+  """The plan of the last of ``t`` auction rounds started from ``cost`` (float32 ``[N, N]``)."""
+  cost = jnp.asarray(cost, jnp.float32)
+  n = cost.shape[0]
+
+  def auction(cost: jax.Array) -> tuple[jax.Array, jax.Array]:
+    claims = jax.nn.one_hot(jnp.argmin(cost, axis=1), n, dtype=jnp.float32)
+    winners = jax.nn.one_hot(jnp.argmin(claims * cost, axis=0), n, dtype=jnp.float32).T * claims
+    return claims, winners
+
+  def round_(_: int, state: tuple[jax.Array, jax.Array]) -> tuple[jax.Array, jax.Array]:
+    cost, _ = state
+    claims, winners = auction(cost)
+    return jnp.where(claims > winners, cost + 1.0, cost), winners  # a select: no rounding of kept costs
+
+  _, plan = jax.lax.fori_loop(0, t, round_, (cost, jnp.zeros((n, n), jnp.float32)))
+  return plan
+
+
+def apply_plan(plan: ArrayLike, image: ArrayLike, *, t: int) -> jax.Array:
+  """``image [H, W, C]`` with its ``t x t`` patches moved by ``plan`` (place ``j`` gets ``sum_i plan[i, j] patch_i``).
+
+  ``H`` and ``W`` must be multiples of ``t``. The result has the image's dtype.
+  """
+  image = jnp.asarray(image)
+  h, w, c = image.shape
+  if h % t or w % t:
+    raise ValueError(f"the image sides {h} x {w} must be multiples of the transport grid t={t}.")
+  ph, pw = h // t, w // t
+  patches = image.reshape(t, ph, t, pw, c).transpose(0, 2, 1, 3, 4).reshape(t * t, ph * pw * c)
+  moved = jnp.einsum("ij,ip->jp", jnp.asarray(plan, jnp.float32), patches.astype(jnp.float32))
+  return moved.reshape(t, t, ph, pw, c).transpose(0, 2, 1, 3, 4).reshape(h, w, c).astype(image.dtype)
