@@ -64,8 +64,9 @@ def plan_from_cost(cost: ArrayLike, *, t: int) -> jax.Array:
     winners = jax.nn.one_hot(jnp.argmin(claims * cost, axis=0), n, dtype=jnp.float32).T * claims
     return claims, winners
 
-  def round_(_: int, state: tuple[jax.Array, jax.Array]) -> tuple[jax.Array, jax.Array]:
-    cost, _ = state
+  def round_(step: int, state: tuple[jax.Array, jax.Array]) -> tuple[jax.Array, jax.Array]:
+    del step
+    cost = state[0]
     claims, winners = auction(cost)
     return jnp.where(claims > winners, cost + 1.0, cost), winners  # a select: no rounding of kept costs
 

@@ -1,0 +1,115 @@
+"""PuzzleMix's labeling energy for one pair of images, built from their saliency and local statistics.
+
+On a ``b x b`` grid of blocks, label ``k`` of ``n`` keeps ``m_k = 1 - k / (n - 1)`` of the first
+image. A block that keeps the first image loses the partner's saliency there and vice versa, so
+the unary cost is ``m A + (1 - m) B + prior`` with ``A`` the partner's block saliency and ``B``
+the image's (each normalised to sum 1), and ``prior = eta / b^2 * -log(Binomial(n - 1 - k; n - 1,
+lam))``. Neighbouring blocks pay for the boundary they create: for each edge and each choice
+(first image or partner on either side) the mean absolute difference between the pooled rows (or
+columns) that meet there, times ``beta' gamma`` with ``beta' = beta / (16 b)``. That table of
+four costs per edge is rewritten as unary shares plus one weight ``w = (p10 + p01 - p11 - p00) / 2
++ beta'`` on ``(m_u - m_v)^2`` (exact for the binary labels, up to a constant), which is the form
+the solvers in ``_labeling`` take. Images are in pixel units (``[0, 1]``).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from jax.typing import ArrayLike
+
+from msda_jax.masks import _labeling
+
+
+def _pool(x: jax.Array, size: int) -> jax.Array:
+  """Mean over ``size x size`` windows of ``[H, W, ...]`` (``H`` and ``W`` multiples of ``size``)."""
+  h, w = x.shape[:2]
+  return x.reshape(h // size, size, w // size, size, *x.shape[2:]).mean(axis=(1, 3))
+
+
+def block_saliency(saliency: ArrayLike, b: int) -> jax.Array:
+  """``[H, W]`` saliency averaged over a ``b x b`` grid of blocks and normalised to sum 1 (float32).
+
+  A map that is zero everywhere gives the uniform ``1 / b^2`` (the reference divides by 0 there).
+  """
+  saliency = jnp.asarray(saliency, jnp.float32)
+  pooled = _pool(saliency, saliency.shape[0] // b)
+  total = jnp.sum(pooled)
+  return jnp.where(total > 0, pooled / jnp.where(total > 0, total, 1.0), 1.0 / (b * b))
+
+
+def boundary_differences(upper: jax.Array, lower: jax.Array, k: int) -> tuple[jax.Array, jax.Array]:
+  """Mean absolute differences where blocks meet: ``([b - 1, b], [b, b - 1])`` (rows, then columns).
+
+  ``upper`` and ``lower`` are pooled images ``[G, G, C]`` (``G = b k``): the last pooled row of
+  each block of ``upper`` against the first of the next block of ``lower``, averaged over the
+  ``k`` pooled columns of the block and the channels; the same along columns.
+  """
+  g = upper.shape[0]
+  b = g // k
+  rows = jnp.abs(upper[k - 1 : g - 1 : k] - lower[k:g:k]).mean(-1)  # [b - 1, G]
+  cols = jnp.abs(upper[:, k - 1 : g - 1 : k] - lower[:, k:g:k]).mean(-1)  # [G, b - 1]
+  return rows.reshape(b - 1, b, k).mean(-1), cols.reshape(b, k, b - 1).mean(1)
+
+
+def puzzle_energy(
+  saliency: ArrayLike,
+  partner_saliency: ArrayLike,
+  image: ArrayLike,
+  partner: ArrayLike,
+  lam: ArrayLike,
+  *,
+  b: int,
+  n_labels: int = 3,
+  beta: ArrayLike = 1.2,
+  gamma: ArrayLike = 0.5,
+  eta: ArrayLike = 0.2,
+  neigh_size: int = 4,
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """``(unary [b, b, n], vertical [b - 1, b], horizontal [b, b - 1])`` of the module docstring.
+
+  Args:
+    saliency: ``[H, W]`` the image's saliency (any non-negative map; pooled and normalised here).
+    partner_saliency: ``[H, W]`` the partner's.
+    image: ``[H, W, C]`` in pixel units; ``partner`` likewise.
+    partner: ``[H, W, C]``.
+    lam: traced mixing ratio in [0, 1].
+    b: static grid side; divides ``H`` and ``W``.
+    n_labels: static number of mask values.
+    beta, gamma, eta: traced weights of the boundary and prior terms.
+    neigh_size: static pooling window of the local statistics (at most the block size).
+  """
+  image = jnp.asarray(image, jnp.float32)
+  partner = jnp.asarray(partner, jnp.float32)
+  h, w = image.shape[:2]
+  if h != w or h % b:
+    raise ValueError(f"puzzle_energy needs square images whose side is a multiple of b={b}; got {h} x {w}.")
+  block = h // b
+  pool = min(neigh_size, block)
+  k = block // pool
+  s1, s2 = block_saliency(saliency, b), block_saliency(partner_saliency, b)
+  scale = jnp.asarray(beta, jnp.float32) / (16.0 * b)
+  p1, p2 = _pool(image, pool), _pool(partner, pool)
+  weight = scale * jnp.asarray(gamma, jnp.float32)
+  # table[a][c]: the boundary cost with the upper (left) block from a and the lower (right) from c
+  # (1: the image, 0: the partner).
+  sources = (p2, p1)
+  rows = [[weight * boundary_differences(sources[a], sources[c], k)[0] for c in (0, 1)] for a in (0, 1)]
+  cols = [[weight * boundary_differences(sources[a], sources[c], k)[1] for c in (0, 1)] for a in (0, 1)]
+  keep_first, keep_partner = s2, s1  # the cost of a block taking the image / the partner
+  for table, axis in ((rows, 0), (cols, 1)):
+    share_first_u = (table[1][0] + table[1][1]) / 2  # the upper (left) block takes the image
+    share_partner_u = (table[0][1] + table[0][0]) / 2
+    share_first_v = (table[0][1] + table[1][1]) / 2  # the lower (right) block takes the image
+    share_partner_v = (table[1][0] + table[0][0]) / 2
+    pad_u = ((0, 1), (0, 0)) if axis == 0 else ((0, 0), (0, 1))
+    pad_v = ((1, 0), (0, 0)) if axis == 0 else ((0, 0), (1, 0))
+    keep_first = keep_first + jnp.pad(share_first_u, pad_u) + jnp.pad(share_first_v, pad_v)
+    keep_partner = keep_partner + jnp.pad(share_partner_u, pad_u) + jnp.pad(share_partner_v, pad_v)
+  vertical = (rows[1][0] + rows[0][1] - rows[1][1] - rows[0][0]) / 2 + scale
+  horizontal = (cols[1][0] + cols[0][1] - cols[1][1] - cols[0][0]) / 2 + scale
+  levels = jnp.asarray(_labeling.labeling_levels(n_labels))
+  prior = jnp.asarray(eta, jnp.float32) / (b * b) * _labeling.binomial_prior(lam, n_labels)
+  levels, prior = levels[None, None, :], prior[None, None, :]
+  unary = levels * keep_first[..., None] + (1.0 - levels) * keep_partner[..., None] + prior
+  return unary, vertical, horizontal

@@ -1,0 +1,70 @@
+"""PuzzleMix's energy: on binary labelings it equals the per-edge table of boundary costs, up to a constant."""
+
+import itertools
+
+import numpy as np
+import pytest
+
+from msda_jax.masks import _labeling, _puzzle_energy
+
+LEVELS = _labeling.labeling_levels(3)
+
+
+def table_energy(labels, s1, s2, x1, x2, lam, b, beta=1.2, gamma=0.5, eta=0.2, neigh=4):
+  """The energy before its rewriting, in numpy loops: saliency lost, prior, and each edge's own cost.
+
+  A block with mask 1 takes the image (loses the partner's saliency), 0 the partner.
+  """
+  h = x1.shape[0]
+  block = h // b
+  pool = min(neigh, block)
+  k = block // pool
+
+  def pooled(x):
+    g = h // pool
+    return x.reshape(g, pool, g, pool, -1).mean(axis=(1, 3))
+
+  def norm(s):
+    p = s.reshape(b, block, b, block).mean(axis=(1, 3))
+    return p / p.sum()
+
+  p = {1: pooled(x1), 0: pooled(x2)}
+  n1, n2 = norm(s1), norm(s2)
+  scale = beta / (16 * b)
+  m = LEVELS.astype(np.float64)[labels]
+  prior = eta / b**2 * np.asarray(_labeling.binomial_prior(lam, 3), np.float64)
+  total = sum(m[r, c] * n2[r, c] + (1 - m[r, c]) * n1[r, c] + prior[labels[r, c]] for r in range(b) for c in range(b))
+  for r in range(b - 1):  # the edge between block rows r and r + 1
+    for c in range(b):
+      a, d = int(m[r, c]), int(m[r + 1, c])
+      upper, lower = p[a][(r + 1) * k - 1, c * k : (c + 1) * k], p[d][(r + 1) * k, c * k : (c + 1) * k]
+      total += scale * gamma * np.abs(upper - lower).mean() + scale * (m[r, c] - m[r + 1, c]) ** 2
+  for r in range(b):
+    for c in range(b - 1):
+      a, d = int(m[r, c]), int(m[r, c + 1])
+      left, right = p[a][r * k : (r + 1) * k, (c + 1) * k - 1], p[d][r * k : (r + 1) * k, (c + 1) * k]
+      total += scale * gamma * np.abs(left - right).mean() + scale * (m[r, c] - m[r, c + 1]) ** 2
+  return total
+
+
+@pytest.mark.parametrize(("b", "side"), [(2, 32), (3, 24), (2, 8)])
+def test_the_rewritten_energy_is_the_table_energy_on_binary_labelings(b, side):
+  """seed 0: every binary labeling of the grid (mask 1 or 0 per block): the difference is one constant (1e-6)."""
+  rng = np.random.default_rng(0)
+  s1, s2 = rng.gamma(0.5, size=(2, side, side))
+  x1, x2 = rng.uniform(size=(2, side, side, 3))
+  lam = 0.37
+  unary, vertical, horizontal = _puzzle_energy.puzzle_energy(s1, s2, x1, x2, lam, b=b)
+  assert unary.shape == (b, b, 3) and vertical.shape == (b - 1, b) and horizontal.shape == (b, b - 1)
+  differences = []
+  for bits in itertools.product((0, 2), repeat=b * b):  # labels 0 (mask 1) and 2 (mask 0)
+    labels = np.asarray(bits).reshape(b, b)
+    rewritten = float(_labeling.grid_energy(labels, unary, vertical, horizontal, LEVELS))
+    differences.append(rewritten - table_energy(labels, s1, s2, x1, x2, lam, b))
+  assert np.ptp(differences) < 1e-6, np.ptp(differences)
+
+
+def test_zero_saliency_is_uniform_and_bad_sides_raise():
+  np.testing.assert_allclose(np.asarray(_puzzle_energy.block_saliency(np.zeros((8, 8)), 2)), 0.25)
+  with pytest.raises(ValueError, match=r"multiple of b=3"):
+    _puzzle_energy.puzzle_energy(np.ones((8, 8)), np.ones((8, 8)), np.ones((8, 8, 3)), np.ones((8, 8, 3)), 0.5, b=3)
