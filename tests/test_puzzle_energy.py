@@ -68,3 +68,20 @@ def test_zero_saliency_is_uniform_and_bad_sides_raise():
   np.testing.assert_allclose(np.asarray(_puzzle_energy.block_saliency(np.zeros((8, 8)), 2)), 0.25)
   with pytest.raises(ValueError, match=r"multiple of b=3"):
     _puzzle_energy.puzzle_energy(np.ones((8, 8)), np.ones((8, 8)), np.ones((8, 8, 3)), np.ones((8, 8, 3)), 0.5, b=3)
+
+
+@pytest.mark.parametrize("b", [2, 4, 8])
+def test_solve_labels_picks_an_exact_solver_where_it_can(b):
+  """seed 3, 32 x 32 pairs: for b = 2 the labels reach the minimum over every labeling; shapes for all."""
+  rng = np.random.default_rng(3)
+  s1, s2 = rng.gamma(0.5, size=(2, 32, 32))
+  x1, x2 = rng.uniform(size=(2, 32, 32, 3))
+  unary, vertical, horizontal = _puzzle_energy.puzzle_energy(s1, s2, x1, x2, 0.6, b=b)
+  labels = np.asarray(_puzzle_energy.solve_labels(unary, vertical, horizontal, np.asarray(LEVELS)))
+  assert labels.shape == (b, b) and set(np.unique(labels)) <= {0, 1, 2}
+  if b == 2:
+    best = min(
+      float(_labeling.grid_energy(np.asarray(bits).reshape(2, 2), unary, vertical, horizontal, LEVELS))
+      for bits in itertools.product(range(3), repeat=4)
+    )
+    assert float(_labeling.grid_energy(labels, unary, vertical, horizontal, LEVELS)) == pytest.approx(best, abs=1e-7)

@@ -113,3 +113,17 @@ def puzzle_energy(
   levels, prior = levels[None, None, :], prior[None, None, :]
   unary = levels * keep_first[..., None] + (1.0 - levels) * keep_partner[..., None] + prior
   return unary, vertical, horizontal
+
+
+def solve_labels(unary: jax.Array, vertical: jax.Array, horizontal: jax.Array, levels: jax.Array) -> jax.Array:
+  """The labeling of a ``b x b`` energy by the solver its size allows (int32 ``[b, b]``).
+
+  Exact for ``b <= 4`` with three labels (every labeling for 2 x 2, the row DP up to 4 x 4), the
+  fixed-iteration solver above.
+  """
+  b, _, n = unary.shape
+  if n ** (b * b) <= _labeling.MAX_ENUMERATED:
+    return _labeling.solve_exhaustive(unary, vertical, horizontal, levels)
+  if n**b <= _labeling.MAX_ROW_STATES:
+    return _labeling.solve_rows(unary, vertical, horizontal, levels)
+  return _labeling.solve_iterative(unary, vertical, horizontal, levels)
