@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from msda_jax.masks import _labeling
+from msda_jax.masks import _labeling, _transport
 
 
 def _pool(x: jax.Array, size: int) -> jax.Array:
@@ -127,3 +127,56 @@ def solve_labels(unary: jax.Array, vertical: jax.Array, horizontal: jax.Array, l
   if n**b <= _labeling.MAX_ROW_STATES:
     return _labeling.solve_rows(unary, vertical, horizontal, levels)
   return _labeling.solve_iterative(unary, vertical, horizontal, levels)
+
+
+def mix_pair(
+  image: ArrayLike,
+  partner: ArrayLike,
+  saliency: ArrayLike,
+  partner_saliency: ArrayLike,
+  lam: ArrayLike,
+  *,
+  b: int,
+  t_size: int = 4,
+  t_eps: ArrayLike = 0.8,
+  transport: bool = True,
+  n_labels: int = 3,
+  beta: ArrayLike = 1.2,
+  gamma: ArrayLike = 0.5,
+  eta: ArrayLike = 0.2,
+  neigh_size: int = 4,
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """One PuzzleMix pair: ``(mixed [H, W, C], mask [H, W], weight)``, ``weight`` the mask's mean.
+
+  The labels of ``puzzle_energy`` give the block mask (values ``1 - k / (n - 1)``). With
+  ``transport`` each image's patches (side ``min(t_size, H / b)`` pixels; ``t_size = -1``: the
+  blocks) are moved within it (``_transport``): the image's towards where the mask keeps it,
+  the partner's towards where ``1 - mask`` does, each by its own saliency on that grid. Then
+  ``mask * image + (1 - mask) * partner`` with the mask upsampled to the pixels.
+  """
+  image = jnp.asarray(image, jnp.float32)
+  partner = jnp.asarray(partner, jnp.float32)
+  h = image.shape[0]
+  levels = jnp.asarray(_labeling.labeling_levels(n_labels))
+  energy = puzzle_energy(
+    saliency, partner_saliency, image, partner, lam,
+    b=b, n_labels=n_labels, beta=beta, gamma=gamma, eta=eta, neigh_size=neigh_size,
+  )  # fmt: skip
+  block_mask = levels[solve_labels(*energy, levels)]
+  if transport:
+    patch = h // b if t_size == -1 else min(t_size, h // b)
+    t = h // patch
+    mask_t = jnp.repeat(jnp.repeat(block_mask, t // b, axis=0), t // b, axis=1)
+    moves = (
+      (image, saliency, mask_t > 0),
+      (partner, partner_saliency, (1.0 - mask_t) > 0),
+    )
+    image, partner = (
+      _transport.apply_plan(
+        _transport.transport_plan(block_saliency(s, t).reshape(-1), kept.reshape(-1), t=t, eps=t_eps), x, t=t
+      )
+      for x, s, kept in moves
+    )
+  mask = jnp.repeat(jnp.repeat(block_mask, h // b, axis=0), h // b, axis=1)
+  mixed = mask[..., None] * image + (1.0 - mask[..., None]) * partner
+  return mixed, mask, jnp.mean(mask)
