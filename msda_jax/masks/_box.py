@@ -106,7 +106,8 @@ def _float32_around(num: int, den: int) -> tuple[np.float32, np.float32]:
   guess = np.float32(num / den)
   ratio = lambda x: float(x).as_integer_ratio()
   up, down = np.float32(np.inf), np.float32(-np.inf)
-  while True:  # settle the double rounding of num / den -> float64 -> float32 (an ulp at most)
+  # Settle the double rounding of num / den -> float64 -> float32 (an ulp at most): bounded steps.
+  for _ in range(8):
     p, q = ratio(guess)
     if p * den > num * q:
       guess = np.nextafter(guess, down)
@@ -117,6 +118,8 @@ def _float32_around(num: int, den: int) -> tuple[np.float32, np.float32]:
       guess = nxt
       continue
     break
+  else:
+    raise ArithmeticError(f"no float32 bracket found for {num} / {den} in 8 steps.")
   p, q = ratio(guess)
   return guess, (guess if p * den == num * q else np.nextafter(guess, up))
 
