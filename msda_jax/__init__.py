@@ -5,7 +5,7 @@ defaults and ``from_string``, pairing, label handling and the batch mixing op (`
 ``Mixer``), k-sample mixing (``mix_k_batch``, ``KMix``) and the laws of ``lam`` (``lam_laws``).
 """
 
-from msda_jax import lam_laws, masks
+from msda_jax import lam_laws, masks, saliency
 from msda_jax.kmix import KMix, KMixInfo, kmix_masks, mix_k_batch
 from msda_jax.labels import prepare_targets, smooth
 from msda_jax.masks import (
@@ -16,7 +16,10 @@ from msda_jax.masks import (
   HMix,
   MixMethod,
   Mixup,
+  PairData,
+  PuzzleMix,
   ResizeMix,
+  SaliencyMix,
   Sample,
   StochasticMixupCutMix,
 )
@@ -32,7 +35,9 @@ from msda_jax.presets import (
   gmix,
   hmix,
   mixup,
+  puzzlemix,
   resizemix,
+  saliencymix,
   stochastic_mixup_cutmix,
 )
 
@@ -52,7 +57,10 @@ __all__ = [
   "MixMethod",
   "Mixer",
   "Mixup",
+  "PairData",
+  "PuzzleMix",
   "ResizeMix",
+  "SaliencyMix",
   "Sample",
   "StochasticMixupCutMix",
   "bernoulli",
@@ -70,7 +78,10 @@ __all__ = [
   "pair",
   "partner_indices",
   "prepare_targets",
+  "puzzlemix",
   "resizemix",
+  "saliency",
+  "saliencymix",
   "smooth",
   "stochastic_mixup_cutmix",
 ]

@@ -151,6 +151,15 @@ def positive_ok(value: Any) -> Any:
   return jnp.all(jnp.isfinite(value) & (value >= TINY))
 
 
+def nonnegative_ok(value: Any) -> Any:
+  """Whether ``value`` is finite and >= 0: a numpy bool when concrete, a traced bool inside ``jit``."""
+  array = concrete_value(value)
+  if array is not None:
+    return np.all(np.isfinite(array) & (array >= 0))
+  value = jnp.asarray(value)
+  return jnp.all(jnp.isfinite(value) & (value >= 0))
+
+
 def unit_ok(value: Any) -> Any:
   """Whether ``value`` lies in [0, 1] (NaN does not): a numpy bool when concrete, else traced."""
   array = concrete_value(value)

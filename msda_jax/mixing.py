@@ -31,6 +31,7 @@ from msda_jax import labels as labels_lib
 from msda_jax import pairing as pairing_lib
 from msda_jax._dataclass import pytree_dataclass, static_field
 from msda_jax.masks._base import MixMethod, Sample
+from msda_jax.masks._data import DataMixMethod, PairData
 
 MODES = _validate.MODES
 PAIRINGS = pairing_lib.PAIRINGS
@@ -133,6 +134,7 @@ def mix_batch(
   dense_labels: bool | None = None,
   label_weight: str = "realised",
   check: bool = False,
+  saliency: ArrayLike | None = None,
 ) -> tuple[Any, ...]:
   """Mixes a batch of images and labels (Eq. 1) with ``method``.
 
@@ -148,7 +150,8 @@ def mix_batch(
   * ``prob``: clipped into [0, 1] (NaN never mixes);
   * ``label_smoothing``: clipped into [0, 1] (NaN is 0);
   * integer labels outside ``[0, num_classes)``: that example's target row is NaN;
-  * probability labels that are not rows in [0, 1] summing to 1: mixed as given.
+  * probability labels that are not rows in [0, 1] summing to 1: mixed as given;
+  * ``saliency`` entries that are negative or not finite: read as 0.
 
   Args:
     key: a PRNG key.
@@ -175,6 +178,10 @@ def mix_batch(
       (``lam`` itself, timm's ``correct_lam=False``; rows only, not dense label maps).
     check: static; also check the traced values at run time (``jax.debug.callback``): an invalid
       one raises a ``JaxRuntimeError`` whose text names the argument.
+    saliency: float ``[B, *S]`` non-negative saliency of each image, required by the methods that
+      read the data (``method.needs_saliency``: PuzzleMix, SaliencyMix; ``msda_jax.saliency``
+      computes it in a train step); moved with the images by the pairing. Checked and unused
+      by the other methods.
 
   Returns:
     ``(mixed_images, mixed_targets)`` (and ``info``): images like ``images``; targets float32
@@ -224,6 +231,10 @@ def mix_batch(
   _check_scalar("label_smoothing", label_smoothing)
   _validate.check_range("prob", prob, 0.0, 1.0)
   _check_lam(lam, batch, mode, unbounded)
+  needs_saliency = isinstance(method, DataMixMethod)
+  if needs_saliency:
+    method.check_input(spatial)  # type: ignore[union-attr]
+  saliency = _check_saliency(saliency, batch, spatial, required=method if needs_saliency else None)
   targets, dense = labels_lib.prepare_targets(
     labels,
     batch=batch,
@@ -234,6 +245,9 @@ def mix_batch(
   )
   if check:
     checks = [
+      *(
+        [] if saliency is None else [("saliency must be >= 0 and finite", _validate.nonnegative_ok(saliency), saliency)]
+      ),
       ("prob must lie in [0.0, 1.0]", _validate.unit_ok(prob), prob),
       ("label_smoothing must lie in [0.0, 1.0]", _validate.unit_ok(label_smoothing), label_smoothing),
       *labels_lib.label_checks(labels, num_classes=num_classes),
@@ -253,19 +267,36 @@ def mix_batch(
     info = _unmixed_info(batch, spatial)
     return (images, targets, info) if return_info else (images, targets)
 
-  # Pair: the partners' images and targets, and their indices, moved alike.
+  # Pair: the partners' images and targets, and their indices (and saliency), moved alike.
   index = jnp.arange(batch, dtype=jnp.int32)
-  partner_images, partner_targets, partner = pairing_lib.pair(
-    key_pair, (images, targets, index), pairing=pairing, groups=groups
+  paired = (images, targets, index) if saliency is None else (images, targets, index, saliency)
+  partner_images, partner_targets, partner, *partner_saliency = pairing_lib.pair(
+    key_pair, paired, pairing=pairing, groups=groups
   )
   # Sample lam, M, its weight and whether each example is mixed (prob, valid values, a partner).
   # An invalid traced hyper-parameter: draw from the defaults (no NaN reaches a sampler), mix nothing.
   usable = method.valid()
   prob = jnp.where(usable, jnp.clip(jnp.asarray(prob, jnp.float32), 0.0, 1.0), 0.0)  # NaN never mixes
-  draw = _draw_batch if mode == "batch" else _draw_examples
-  lams, mask, weight, applied, paste = draw(
-    batch, method.sanitized(usable), key_mix, key_prob, spatial, lam, prob, unbounded, groups
-  )
+  keep = None
+  if needs_saliency and saliency is not None:
+    data = PairData(images, partner_images, saliency, partner_saliency[0])
+    lams, mask, weight, applied, paste, keep = _draw_pairs(
+      batch,
+      method.sanitized(usable),  # type: ignore[arg-type]
+      key_mix,
+      key_prob,
+      spatial,
+      lam,
+      prob,
+      unbounded,
+      mode,
+      data,
+    )
+  else:
+    draw = _draw_batch if mode == "batch" else _draw_examples
+    lams, mask, weight, applied, paste = draw(
+      batch, method.sanitized(usable), key_mix, key_prob, spatial, lam, prob, unbounded, groups
+    )
   applied = applied & (partner != index)  # an example paired with itself is not mixed
   if label_weight == "nominal":
     weight = jnp.where(applied, lams, 1.0)
@@ -273,10 +304,16 @@ def mix_batch(
     partner_images = paste(partner_images)
     if dense:
       partner_targets = paste(partner_targets)
+  if keep is not None:
+    # Only the examples that are mixed are transformed (an unmixed one is returned as it is).
+    kept = lambda x: jnp.where(applied.reshape((batch,) + (1,) * (x.ndim - 1)), keep(x), x)
+    images_in, targets_in = kept(images), (kept(targets) if dense else targets)
+  else:
+    images_in, targets_in = images, targets
   # Eq. 1 for the images, the realised weight (or the mask, for dense maps) for the labels.
-  mixed_images = _mix_images(images, partner_images, mask[..., None], clip=unbounded)
+  mixed_images = _mix_images(images_in, partner_images, mask[..., None], clip=unbounded)
   target_weight = mask[..., None] if dense else weight[:, None]
-  mixed_targets = _mix_images(targets, partner_targets, target_weight)
+  mixed_targets = _mix_images(targets_in, partner_targets, target_weight)
   if not return_info:
     return mixed_images, mixed_targets
   info = MixInfo(lams, weight, partner, applied, jnp.broadcast_to(mask, (batch, *spatial)))
@@ -330,6 +367,35 @@ def _mix_k(
     dense_labels=dense_labels,
     check=check,
   )
+
+
+def _check_saliency(saliency: Any, batch: int, spatial: tuple[int, ...], required: Any) -> jax.Array | None:
+  """The saliency as float32 ``[B, *S]`` with invalid entries read as 0; raises naming it when wrong.
+
+  ``required``: the method that needs it (``None`` when none does).
+  """
+  if saliency is None:
+    if required is not None:
+      raise ValueError(
+        f"{type(required).__name__} reads the images: pass saliency=[B, *S] maps (msda_jax.saliency.input_saliency "
+        "computes them from the model and loss), to mix_batch or to the Mixer call."
+      )
+    return None
+  if isinstance(saliency, (str, bytes, bool)) or (not hasattr(saliency, "shape") and not isinstance(saliency, list)):
+    raise TypeError(f"saliency must be a float array [B, *S]; got {type(saliency).__name__}.")
+  shape = tuple(np.shape(saliency))
+  if shape != (batch, *spatial):
+    raise ValueError(f"saliency must have shape [B, *S] = {(batch, *spatial)} (one map per image); got {shape}.")
+  dtype = np.asarray(saliency).dtype if isinstance(saliency, list) else saliency.dtype
+  if not jnp.issubdtype(dtype, jnp.floating) and not jnp.issubdtype(dtype, jnp.integer):
+    raise TypeError(f"saliency must be a real float array; got dtype {dtype}.")
+  array = _validate.concrete_value(saliency)
+  if array is not None:
+    bad = ~np.isfinite(array) | (array < 0)
+    if bad.any():
+      raise ValueError(f"saliency must be >= 0 and finite; got {array[bad].ravel()[0]!r}.")
+  saliency = jnp.asarray(saliency, jnp.float32)
+  return jnp.where(jnp.isfinite(saliency) & (saliency >= 0), saliency, 0.0)
 
 
 def _unmixed_info(batch: int, spatial: tuple[int, ...]) -> MixInfo:
@@ -427,6 +493,39 @@ def _draw_examples(
   return s.lam, mask, weight, applied, paste
 
 
+def _draw_pairs(
+  batch: int,
+  method: DataMixMethod,
+  key_mix: jax.Array,
+  key_prob: jax.Array,
+  spatial: tuple[int, ...],
+  lam: ArrayLike | None,
+  prob: ArrayLike,
+  unbounded: bool,
+  mode: str,
+  data: PairData,
+) -> tuple[Any, ...]:
+  """A data-dependent method's draw: ``(lam [B], mask [B, *S], weight [B], applied [B], paste, keep)``.
+
+  Every pair has its own mask (it reads the pair); ``mode="batch"`` shares one ``lam`` and one
+  ``prob`` draw over the batch, ``mode="example"`` draws both per pair. Batch mode with one
+  pair is ``method.sample(key_mix, data=...)``. Unapplied pairs have the mask 1 and weight 1.
+  """
+  key_lam, key_mask = jax.random.split(key_mix)
+  lam_ok: Any = True
+  if lam is None:
+    lams = method.draw_lam(key_lam, None if mode == "batch" else batch)
+  else:
+    lams, lam_ok = _given_lam(lam, unbounded)
+  lams = jnp.broadcast_to(lams, (batch,))
+  draws = jax.random.uniform(key_prob, () if mode == "batch" else (batch,))
+  applied = jnp.broadcast_to((draws < prob) & lam_ok, (batch,))
+  s = method.sample_pairs(key_mask, shape=spatial, lam=lams, data=data)
+  mask = jnp.where(applied.reshape((batch,) + (1,) * len(spatial)), s.mask, 1.0)
+  weight = jnp.where(applied, s.weight, 1.0)
+  return lams, mask, weight, applied, s.paste, s.keep
+
+
 @pytree_dataclass
 class Mixer:
   """A method bundled with its batch options, to call inside a train step.
@@ -486,7 +585,14 @@ class Mixer:
     """A copy with ``changes`` (field names to values), checked as construction checks."""
     return dataclasses.replace(self, **changes)
 
-  def __call__(self, key: jax.Array, images: ArrayLike, labels: ArrayLike) -> tuple[jax.Array, jax.Array]:
-    """``mix_batch(key, images, labels, method, **options)``: ``(mixed_images, mixed_targets)``."""
+  @property
+  def needs_saliency(self) -> bool:
+    """Whether the method reads the images and needs ``saliency`` in the call (PuzzleMix, SaliencyMix)."""
+    return bool(getattr(self.method, "needs_saliency", False))
+
+  def __call__(
+    self, key: jax.Array, images: ArrayLike, labels: ArrayLike, saliency: ArrayLike | None = None
+  ) -> tuple[jax.Array, jax.Array]:
+    """``mix_batch(key, images, labels, method, saliency=saliency, **options)``: ``(mixed_images, mixed_targets)``."""
     options = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "method"}
-    return mix_batch(key, images, labels, self.method, **options)
+    return mix_batch(key, images, labels, self.method, saliency=saliency, **options)

@@ -24,14 +24,29 @@ from msda_jax.masks._fmix import FMix
 from msda_jax.masks._gmix import GMix
 from msda_jax.masks._hmix import HMix
 from msda_jax.masks._mixup import Mixup
+from msda_jax.masks._puzzlemix import PuzzleMix
 from msda_jax.masks._resizemix import ResizeMix
+from msda_jax.masks._saliencymix import SaliencyMix
 from msda_jax.masks._stochastic import StochasticMixupCutMix
 
 M = TypeVar("M")
 
 #: every method by name (its class's ``name``), and the aliases ``from_string`` accepts.
 METHODS: dict[str, type[Any]] = {
-  cls.name: cls for cls in (Mixup, CutMix, StochasticMixupCutMix, HMix, GMix, Bernoulli, FMix, ResizeMix, KMix)
+  cls.name: cls
+  for cls in (
+    Mixup,
+    CutMix,
+    StochasticMixupCutMix,
+    HMix,
+    GMix,
+    Bernoulli,
+    FMix,
+    ResizeMix,
+    PuzzleMix,
+    SaliencyMix,
+    KMix,
+  )
 }
 ALIASES = {"stochastic": StochasticMixupCutMix.name, "kmix": KMix.name}
 NO_MIXING = ("none", "vanilla")
@@ -86,6 +101,12 @@ gmix = _preset(GMix, "GMix, ``alpha = 0.5`` (Table 2; Table 3 uses ``alpha = 1``
 bernoulli = _preset(Bernoulli, "I.i.d. Bernoulli pixel masks, ``lam ~ Beta(alpha, alpha)`` (Figure 1 uses alpha 1).")
 fmix = _preset(FMix, "FMix: binarised low-frequency Fourier masks of exact area, decay power 3.")
 resizemix = _preset(ResizeMix, "ResizeMix: the partner shrunk by a side ratio uniform in [0.1, 0.8] and pasted.")
+puzzlemix = _preset(
+  PuzzleMix,
+  "PuzzleMix with the reference's CIFAR-100 settings (alpha 1, n_labels 3, eta 0.2, beta 1.2, gamma 0.5, "
+  "neigh_size 4, transport on, t_size 4, t_eps 0.8); needs ``saliency`` (Table 2's data-dependent row).",
+)
+saliencymix = _preset(SaliencyMix, "SaliencyMix: CutMix's box at the partner's saliency peak; needs ``saliency``.")
 
 #: the presets by name (``from_string`` builds the classes of ``METHODS`` directly).
 PRESETS: dict[str, Callable[..., Any]] = {
@@ -97,6 +118,8 @@ PRESETS: dict[str, Callable[..., Any]] = {
   "bernoulli": bernoulli,
   "fmix": fmix,
   "resizemix": resizemix,
+  "puzzlemix": puzzlemix,
+  "saliencymix": saliencymix,
 }
 
 

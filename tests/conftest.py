@@ -22,6 +22,9 @@ METHOD_SPECS = [
   "bernoulli",
   "fmix",
   "resizemix",
+  "saliencymix",
+  "puzzlemix(grid_sizes=(2, 4, 8))",
+  "puzzlemix(transport=False, n_labels=2, grid_sizes=(4,))",
 ]
 
 

@@ -3,6 +3,11 @@
 Checks shape and dtype kept, label rows summing to 1, label weight equal to the realised mask
 mean, the mixed images recomputed from the realised masks, determinism per key, jitted ==
 eager, vmap over keys, and no recompilation when hyper-parameters change.
+
+The methods that read the data (``needs_saliency``) get a saliency map made from the images
+(``saliency_of``) and square images (PuzzleMix mixes only those); the ones that move the image's
+own pixels (PuzzleMix's transport) are checked pixel by pixel against the image instead of by
+recomputing Eq. 1.
 """
 
 import functools
@@ -16,6 +21,7 @@ from conftest import METHOD_SPECS
 import msda_jax
 
 BATCH, SHAPE, CHANNELS, CLASSES = 6, (10, 13), 3, 5
+SQUARE = (16, 16)  # for the methods that mix square images only
 MODES = ("batch", "example")
 STATIC = ("num_classes", "mode", "pairing", "spatial_ndim", "return_info", "groups", "unbounded")
 
@@ -25,9 +31,31 @@ def jitted_mix():
   return jax.jit(msda_jax.mix_batch, static_argnames=STATIC)
 
 
+def shape_for(method):
+  return SQUARE if isinstance(method, msda_jax.PuzzleMix) else SHAPE
+
+
+def saliency_of(images):
+  """A non-negative map that depends on the images: the squared deviation from the image mean."""
+  x = jnp.asarray(images, jnp.float32)
+  return jnp.sum((x - x.mean(axis=tuple(range(1, x.ndim - 1)), keepdims=True)) ** 2, axis=-1)
+
+
+def extra(method, images):
+  """The keyword arguments a method needs besides the batch (saliency, for the data-dependent ones)."""
+  return {"saliency": saliency_of(images)} if method.needs_saliency else {}
+
+
 def pastes(method):
-  """Whether the method transforms the partner (its samples carry a ``paste``)."""
+  """Whether the method transforms the partner or the image (its samples carry ``paste`` or ``keep``)."""
+  if method.needs_saliency:
+    return moves_pixels(method)
   return method.sample(jax.random.key(0), shape=(2, 2)).paste is not None
+
+
+def moves_pixels(method):
+  """Whether the method moves the image's own pixels (PuzzleMix's transport)."""
+  return isinstance(method, msda_jax.PuzzleMix) and method.transport
 
 
 def make_batch(dtype=jnp.float32, shape=SHAPE, batch=BATCH, seed=1):
@@ -42,10 +70,18 @@ def make_batch(dtype=jnp.float32, shape=SHAPE, batch=BATCH, seed=1):
 @functools.cache
 def run(spec, mode, dtype=jnp.float32, seed=4, prob=1.0):
   """One jitted call with info, cached: most checks share it (one compilation per dtype)."""
-  images, labels = make_batch(dtype)
   method = msda_jax.from_string(spec)
+  images, labels = make_batch(dtype, shape=shape_for(method))
   out = jitted_mix()(
-    jax.random.key(seed), images, labels, method, num_classes=CLASSES, mode=mode, prob=prob, return_info=True
+    jax.random.key(seed),
+    images,
+    labels,
+    method,
+    num_classes=CLASSES,
+    mode=mode,
+    prob=prob,
+    return_info=True,
+    **extra(method, images),
   )
   return (images, labels, method, *out)
 
@@ -68,7 +104,7 @@ def test_shapes_dtypes_and_label_rows(spec, mode):
 def test_label_weight_is_realised_mask_mean_and_images_recompute(spec, mode):
   images, labels, method, mixed, targets, info = run(spec, mode)
   masks = np.asarray(info.mask, np.float64)
-  assert masks.shape == (BATCH, *SHAPE)
+  assert masks.shape == (BATCH, *shape_for(method))
   assert masks.min() >= 0.0 and masks.max() <= 1.0
   weight = masks.mean(axis=(1, 2))
   np.testing.assert_allclose(np.asarray(info.weight), weight, atol=1e-6)
@@ -78,26 +114,42 @@ def test_label_weight_is_realised_mask_mean_and_images_recompute(spec, mode):
   np.testing.assert_allclose(np.asarray(targets), expected_targets, atol=1e-6)
   x = np.asarray(images, np.float64)
   m = masks[..., None]
-  if pastes(method):
+  if moves_pixels(method):
+    assert_kept_pixels_are_the_images(images, mixed, masks)
+  elif pastes(method):
     # Where M = 1 the image is kept exactly; elsewhere it is the pasted, resized partner.
     kept = np.broadcast_to(m == 1.0, x.shape)
     np.testing.assert_array_equal(np.asarray(mixed)[kept], np.asarray(images)[kept])
   else:
     np.testing.assert_allclose(np.asarray(mixed), m * x + (1 - m) * x[partner], atol=1e-5)
-  if mode == "batch":
+  if mode == "batch" and method.needs_saliency:
+    assert np.all(np.asarray(info.lam) == np.asarray(info.lam)[0]), "batch mode shares lam (masks read each pair)"
+  elif mode == "batch":
     assert np.allclose(masks, masks[:1]), "batch mode uses one mask for the whole batch"
+
+
+def assert_kept_pixels_are_the_images(images, mixed, masks):
+  """Where ``M = 1`` each mixed pixel is one of that image's own pixels (patches moved, not changed)."""
+  x, out = np.asarray(images), np.asarray(mixed)
+  for i in range(x.shape[0]):
+    own = {p.tobytes() for p in x[i].reshape(-1, x.shape[-1])}
+    kept = out[i][masks[i] == 1.0]
+    assert all(p.tobytes() in own for p in kept), f"example {i}: a kept pixel is not one of the image's"
 
 
 @pytest.mark.parametrize(("spec", "mode"), cases())
 def test_determinism_and_jit_equals_eager(spec, mode):
   images, labels, method, *first = run(spec, mode)
   again = run.__wrapped__(spec, mode)[3:]
-  other = run(spec, mode, seed=6)[3:]
+  others = [run(spec, mode, seed=seed)[3] for seed in (6, 7, 8)]
   for a, b in zip(first, again, strict=True):
     for leaf_a, leaf_b in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
       np.testing.assert_array_equal(np.asarray(leaf_a), np.asarray(leaf_b))
-  assert not np.array_equal(np.asarray(first[0]), np.asarray(other[0])), "different keys must give different mixes"
-  eager = msda_jax.mix_batch(jax.random.key(4), images, labels, method, num_classes=CLASSES, mode=mode)
+  # (A data-dependent mask may repeat for another lam: some other key must change the mix.)
+  assert not all(np.array_equal(np.asarray(first[0]), np.asarray(o)) for o in others), "other keys, same mixes"
+  eager = msda_jax.mix_batch(
+    jax.random.key(4), images, labels, method, num_classes=CLASSES, mode=mode, **extra(method, images)
+  )
   for a, b in zip(first[:2], eager, strict=True):
     np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-5)
 
@@ -107,6 +159,9 @@ def test_uint8_rounds_the_float_mix(spec, mode):
   images, _, method, mixed, _, info = run(spec, mode, jnp.uint8)
   x = np.asarray(images, np.float64)
   m = np.asarray(info.mask, np.float64)[..., None]
+  if moves_pixels(method):
+    assert_kept_pixels_are_the_images(images, mixed, np.asarray(info.mask))
+    return
   if pastes(method):
     kept = np.broadcast_to(m == 1.0, x.shape)
     np.testing.assert_array_equal(np.asarray(mixed)[kept], np.asarray(images)[kept])
@@ -124,13 +179,21 @@ def test_uint8_extremes_stay_in_range(spec):
   Each reverse pair (i, B - 1 - i) holds one constant, 0 or 255, so every mix must return it.
   """
   values = np.array([0, 255, 255, 255, 255, 0], np.uint8)  # pairs (0, 5), (1, 4), (2, 3)
-  images = jnp.asarray(np.broadcast_to(values[:, None, None, None], (BATCH, *SHAPE, CHANNELS)))
-  labels = jnp.arange(BATCH) % CLASSES
   method = msda_jax.from_string(spec)
+  images = jnp.asarray(np.broadcast_to(values[:, None, None, None], (BATCH, *shape_for(method), CHANNELS)))
+  labels = jnp.arange(BATCH) % CLASSES
   for mode in MODES:
     # The arguments of ``run``: the program compiled for it serves here too.
     mixed, *_ = jitted_mix()(
-      jax.random.key(7), images, labels, method, num_classes=CLASSES, mode=mode, prob=1.0, return_info=True
+      jax.random.key(7),
+      images,
+      labels,
+      method,
+      num_classes=CLASSES,
+      mode=mode,
+      prob=1.0,
+      return_info=True,
+      **extra(method, images),
     )
     np.testing.assert_array_equal(np.asarray(mixed), np.asarray(images), err_msg=mode)
 
@@ -146,12 +209,13 @@ def test_prob_zero_leaves_the_batch_unmixed(spec, mode):
 @pytest.mark.parametrize("spec", METHOD_SPECS)
 def test_vmap_over_keys(spec):
   method = msda_jax.from_string(spec)
-  images, labels = make_batch()
+  images, labels = make_batch(shape=shape_for(method))
+  more = extra(method, images)
   keys = jax.random.split(jax.random.key(8), 3)
-  run = jax.vmap(lambda k: msda_jax.mix_batch(k, images, labels, method, num_classes=CLASSES, mode="example"))
+  run = jax.vmap(lambda k: msda_jax.mix_batch(k, images, labels, method, num_classes=CLASSES, mode="example", **more))
   mixed, targets = jax.jit(run)(keys)
   assert mixed.shape == (3, *images.shape) and targets.shape == (3, BATCH, CLASSES)
-  one = msda_jax.mix_batch(keys[1], images, labels, method, num_classes=CLASSES, mode="example")
+  one = msda_jax.mix_batch(keys[1], images, labels, method, num_classes=CLASSES, mode="example", **more)
   np.testing.assert_allclose(np.asarray(mixed[1]), np.asarray(one[0]), atol=1e-5)
 
 
@@ -164,6 +228,11 @@ HYPER = {
   "bernoulli": [{"alpha": 0.4}, {"alpha": 4.0}],
   "fmix": [{"decay": 2.0}, {"decay": 4.0, "alpha": 0.3}],
   "resizemix": [{"scale_min": 0.2, "scale_max": 0.5}, {"scale_min": 0.1, "scale_max": 0.9}],
+  "saliencymix": [{"alpha": 0.5}, {"alpha": 2.0}],
+  "puzzlemix": [
+    {"alpha": 0.5, "grid_sizes": (2, 4)},
+    {"alpha": 2.0, "beta": 0.3, "gamma": 0.9, "eta": 1.0, "t_eps": 0.1, "grid_sizes": (2, 4)},
+  ],
 }
 
 
@@ -172,18 +241,29 @@ HYPER = {
 def test_no_recompilation_when_hyper_parameters_change(name, mode):
   traces = []
 
-  def step(key, images, labels, method, prob, smoothing, lam):
+  def step(key, images, labels, method, prob, smoothing, lam, more):
     traces.append(1)
     return msda_jax.mix_batch(
-      key, images, labels, method, num_classes=CLASSES, mode=mode, prob=prob, label_smoothing=smoothing, lam=lam
+      key,
+      images,
+      labels,
+      method,
+      num_classes=CLASSES,
+      mode=mode,
+      prob=prob,
+      label_smoothing=smoothing,
+      lam=lam,
+      **more,
     )
 
   jitted = jax.jit(step)
-  images, labels = make_batch()
   outputs = []
   for i, kwargs in enumerate(HYPER[name]):
     method = msda_jax.PRESETS[name](**kwargs)
-    out = jitted(jax.random.key(9), images, labels, method, 0.3 + 0.5 * i, 0.1 * i, 0.2 + 0.6 * i)
+    images, labels = make_batch(shape=shape_for(method))
+    out = jitted(
+      jax.random.key(9), images, labels, method, 0.3 + 0.5 * i, 0.1 * i, 0.2 + 0.6 * i, extra(method, images)
+    )
     outputs.append(np.asarray(out[1]))
   assert len(traces) == 1, f"{name} retraced when its hyper-parameters changed"
   assert not np.allclose(outputs[0], outputs[1]), "new hyper-parameters must change the result"
@@ -192,16 +272,34 @@ def test_no_recompilation_when_hyper_parameters_change(name, mode):
 @pytest.mark.parametrize(("spec", "mode"), cases())
 def test_dense_label_maps_mix_per_pixel(spec, mode):
   method = msda_jax.from_string(spec)
-  images, _ = make_batch()
+  shape = shape_for(method)
+  images, _ = make_batch(shape=shape)
+  if moves_pixels(method):
+    images = position_images(shape)
   rng = np.random.default_rng(11)
-  label_map = jnp.asarray(rng.integers(0, CLASSES, (BATCH, *SHAPE)))
-  _, targets, info = jitted_mix()(
-    jax.random.key(12), images, label_map, method, num_classes=CLASSES, mode=mode, return_info=True
+  label_map = jnp.asarray(rng.integers(0, CLASSES, (BATCH, *shape)))
+  mixed, targets, info = jitted_mix()(
+    jax.random.key(12),
+    images,
+    label_map,
+    method,
+    num_classes=CLASSES,
+    mode=mode,
+    return_info=True,
+    **extra(method, images),
   )
-  assert targets.shape == (BATCH, *SHAPE, CLASSES)
+  assert targets.shape == (BATCH, *shape, CLASSES)
   np.testing.assert_allclose(np.asarray(targets).sum(-1), 1.0, atol=1e-5)
   m = np.asarray(info.mask)[..., None]
   onehot = np.eye(CLASSES)[np.asarray(label_map)]
+  if moves_pixels(method):
+    # Labels move with the pixels: where M is 0 or 1 the mixed pixel names its source pixel.
+    source = np.rint(np.asarray(mixed)[..., 0] * (np.prod(shape) + 1)).astype(int) - 1
+    owner = np.rint(np.asarray(mixed)[..., 1] * BATCH).astype(int)
+    pure = (m[..., 0] == 0.0) | (m[..., 0] == 1.0)
+    flat = onehot.reshape(BATCH, -1, CLASSES)
+    np.testing.assert_allclose(np.asarray(targets)[pure], flat[owner[pure], source[pure]], atol=1e-6)
+    return
   if not pastes(method):
     expected = m * onehot + (1 - m) * onehot[np.asarray(info.partner)]
     np.testing.assert_allclose(np.asarray(targets), expected, atol=1e-6)
@@ -210,11 +308,25 @@ def test_dense_label_maps_mix_per_pixel(spec, mode):
   np.testing.assert_allclose(np.asarray(targets)[kept], onehot[kept], atol=1e-6)
 
 
+def position_images(shape):
+  """Images whose pixels name themselves: channel 0 the flat index, channel 1 the example."""
+  n = int(np.prod(shape))
+  index = (np.arange(n).reshape(shape) + 1) / (n + 1)
+  rng = np.random.default_rng(3)
+  owner = np.broadcast_to((np.arange(BATCH) / BATCH)[:, None, None], (BATCH, *shape))
+  x = np.stack([np.broadcast_to(index, (BATCH, *shape)), owner, rng.uniform(size=(BATCH, *shape))], axis=-1)
+  return jnp.asarray(x, jnp.float32)
+
+
 @pytest.mark.parametrize("spatial", [(37,), (5, 6, 7)], ids=["1d", "3d"])
 @pytest.mark.parametrize("spec", METHOD_SPECS)
 def test_other_spatial_ranks(spec, spatial):
   method = msda_jax.from_string(spec)
   images, labels = make_batch(shape=spatial)
+  if isinstance(method, msda_jax.PuzzleMix):
+    with pytest.raises(ValueError, match=r"PuzzleMix mixes square images"):
+      msda_jax.mix_batch(jax.random.key(13), images, labels, method, num_classes=CLASSES, spatial_ndim=len(spatial))
+    return
   mixed, targets, info = jitted_mix()(
     jax.random.key(13),
     images,
@@ -224,6 +336,7 @@ def test_other_spatial_ranks(spec, spatial):
     mode="example",
     spatial_ndim=len(spatial),
     return_info=True,
+    **extra(method, images),
   )
   assert mixed.shape == images.shape and info.mask.shape == (BATCH, *spatial)
   axes = tuple(range(1, 1 + len(spatial)))
@@ -234,7 +347,7 @@ def test_other_spatial_ranks(spec, spatial):
 @pytest.mark.parametrize("spec", METHOD_SPECS)
 def test_probability_rows_and_smoothing(spec):
   method = msda_jax.from_string(spec)
-  images, labels = make_batch()
+  images, labels = make_batch(shape=shape_for(method))
   rows = np.eye(CLASSES)[np.asarray(labels)]
   eps = 0.1
   _, targets, info = jitted_mix()(
@@ -245,6 +358,7 @@ def test_probability_rows_and_smoothing(spec):
     mode="example",
     return_info=True,
     label_smoothing=eps,
+    **extra(method, images),
   )
   smoothed = rows * (1 - eps) + eps / CLASSES
   w = np.asarray(info.weight)[:, None]
@@ -263,15 +377,31 @@ def test_mask_mean_equals_the_mean_of_the_mask(spec, shape):
   method = msda_jax.from_string(spec)
   keys = jax.random.split(jax.random.key(21), 40)
   lams = jnp.asarray(MEAN_LAMS, jnp.float32)
+  data = None
+  if method.needs_saliency:
+    if isinstance(method, msda_jax.PuzzleMix):
+      if shape != MEAN_SHAPES[0]:
+        with pytest.raises(ValueError, match=r"PuzzleMix mixes square images"):
+          method.sample(keys[0], shape=shape, data=pair_data(shape))
+        return
+      shape = SQUARE
+    data = pair_data(shape)
 
   @jax.jit
   def both(k, lam):
     # The weight from the mask's parameters, and a mask-only program (the weight left unused).
-    sample = method.sample(k, shape=shape, lam=lam)
-    mask_only = method.sample(k, shape=shape, lam=lam).mask
+    sample = method.sample(k, shape=shape, lam=lam, data=data)
+    mask_only = method.sample(k, shape=shape, lam=lam, data=data).mask
     return sample.mask, jnp.mean(sample.mask), sample.weight, mask_only
 
   mask, direct, closed, mask_only = jax.vmap(jax.vmap(both, (0, None)), (None, 0))(keys, lams)
   assert closed.shape == (len(MEAN_LAMS), 40) and closed.dtype == jnp.float32
   np.testing.assert_allclose(np.asarray(closed), np.asarray(direct), rtol=0, atol=1e-6)
   np.testing.assert_array_equal(np.asarray(mask_only), np.asarray(mask))
+
+
+def pair_data(shape, seed=22):
+  """One pair of random images with their ``saliency_of`` maps (for ``sample(..., data=...)``)."""
+  images, _ = make_batch(shape=shape, batch=2, seed=seed)
+  saliency = saliency_of(images)
+  return msda_jax.PairData(images[0], images[1], saliency[0], saliency[1])

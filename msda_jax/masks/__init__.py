@@ -1,29 +1,37 @@
 """Mask families, one file each, and the method protocol they share.
 
 Every method draws one example with ``method.sample(key, shape=S, lam=None) -> Sample(lam, mask,
-weight, paste)``, meaning ``x~ = M * x_i + (1 - M) * x_j`` (Eq. 1) with label weight
-``w = mean(M)``; batch it with ``jax.vmap`` (or use ``msda_jax.mix_batch``).
+weight, paste, keep)``, meaning ``x~ = M * x_i + (1 - M) * x_j`` (Eq. 1) with label weight
+``w = mean(M)``; batch it with ``jax.vmap`` (or use ``msda_jax.mix_batch``). The data-dependent
+methods (PuzzleMix, SaliencyMix: ``needs_saliency``) also read the pair (``data=PairData(...)``).
 """
 
 from msda_jax.masks._base import MixMethod, Sample
 from msda_jax.masks._bernoulli import Bernoulli
 from msda_jax.masks._cutmix import CutMix
+from msda_jax.masks._data import DataMixMethod, PairData
 from msda_jax.masks._fmix import FMix
 from msda_jax.masks._gmix import GMix
 from msda_jax.masks._hmix import HMix
 from msda_jax.masks._mixup import Mixup
+from msda_jax.masks._puzzlemix import PuzzleMix
 from msda_jax.masks._resizemix import ResizeMix
+from msda_jax.masks._saliencymix import SaliencyMix
 from msda_jax.masks._stochastic import StochasticMixupCutMix
 
 __all__ = [
   "Bernoulli",
   "CutMix",
+  "DataMixMethod",
   "FMix",
   "GMix",
   "HMix",
   "MixMethod",
   "Mixup",
+  "PairData",
+  "PuzzleMix",
   "ResizeMix",
+  "SaliencyMix",
   "Sample",
   "StochasticMixupCutMix",
 ]

@@ -11,7 +11,9 @@ that sweeping them never recompiles, and its options (box placement, scale, ...)
 * ``weight``: the realised label weight, the mean of ``M`` (computed from the mask's parameters
   where the family allows: a box's extent, a separable bump, a pixel count);
 * ``paste``: what is mixed in instead of the partner ``x_j``, for the methods that transform it
-  (ResizeMix's shrunk partner), else ``None``.
+  (ResizeMix's shrunk partner, PuzzleMix's transported partner), else ``None``;
+* ``keep``: likewise what is mixed in instead of the image ``x_i`` (PuzzleMix's transported
+  image), else ``None``.
 
 A jitted caller that reads only the mask does not compute the weight (XLA removes unused
 outputs). The batch functions in ``msda_jax.mixing`` vmap ``sample`` over examples or call it
@@ -41,7 +43,7 @@ from msda_jax import _dataclass, _validate, lam_laws
 
 
 class Sample(NamedTuple):
-  """One example's draw: ``x~ = M * x_i + (1 - M) * paste(x_j)`` and ``y~ = w y_i + (1 - w) y_j``.
+  """One example's draw: ``x~ = M * keep(x_i) + (1 - M) * paste(x_j)`` and ``y~ = w y_i + (1 - w) y_j``.
 
   Attributes:
     lam: float32 ``[]`` nominal ratio.
@@ -49,12 +51,14 @@ class Sample(NamedTuple):
     weight: float32 ``[]`` realised label weight of the first image, the mean of ``M``.
     paste: ``None``, or a ``jax.tree_util.Partial`` mapping the partner ``[*S, C]`` to what is
       mixed in instead of it (a pytree: it can be vmapped and returned from ``jit``).
+    keep: ``None``, or a ``Partial`` mapping the image ``[*S, C]`` to what is mixed in instead.
   """
 
   lam: jax.Array
   mask: jax.Array
   weight: jax.Array
   paste: Partial | None = None
+  keep: Partial | None = None
 
 
 class MixMethod(abc.ABC):
@@ -65,8 +69,11 @@ class MixMethod(abc.ABC):
   #: whether per-example masks are made a few at a time on the CPU (masks that many passes read,
   #: as FMix's threshold search, stay in cache instead of streaming the whole batch each pass).
   masks_in_chunks: ClassVar[bool] = False
+  #: whether the masks read the images and a saliency map (``msda_jax.masks._data``).
+  needs_saliency: ClassVar[bool] = False
   #: data fields that must be > 0 and fields that must lie in [0, 1].
   _positive: ClassVar[tuple[str, ...]] = ()
+  _nonnegative: ClassVar[tuple[str, ...]] = ()
   _unit: ClassVar[tuple[str, ...]] = ()
 
   def __post_init__(self) -> None:
@@ -101,7 +108,8 @@ class MixMethod(abc.ABC):
       shape: static spatial shape ``S``.
       lam: optional nominal ratio (traced scalar); drawn from the method's law when ``None``.
         Each family clips it where its mask needs ``[0, 1]`` (Mixup's does not: Figure 2).
-      data: what a method that reads the images needs (none of the families here reads it).
+      data: what a method that reads the images needs: a ``PairData`` of one pair for the
+      methods with ``needs_saliency`` (PuzzleMix, SaliencyMix), ignored by the others.
 
     Returns:
       a ``Sample`` of float32 arrays: ``lam`` and ``weight`` scalars, ``mask`` of ``shape``.
@@ -123,6 +131,7 @@ class MixMethod(abc.ABC):
       jnp.asarray(drawn.mask, jnp.float32),
       jnp.asarray(drawn.weight, jnp.float32),
       drawn.paste,
+      drawn.keep,
     )
 
   @abc.abstractmethod
@@ -140,7 +149,8 @@ class MixMethod(abc.ABC):
     """``(message, ok, value)`` for every condition on the hyper-parameters.
 
     ``ok`` is a numpy bool when the values are concrete and a traced bool inside ``jit``. The
-    default covers ``_positive`` (finite and > 0) and ``_unit`` (in [0, 1]) fields; families with
+    default covers ``_positive`` (finite and > 0), ``_nonnegative`` (finite and >= 0) and
+    ``_unit`` (in [0, 1]) fields; families with
     joint conditions (ResizeMix's ``scale_min <= scale_max``) extend it.
     """
     checks: list[_validate.Check] = []
@@ -148,6 +158,9 @@ class MixMethod(abc.ABC):
       value = getattr(self, name)
       if value is not None:
         checks.append((_validate.positive_message(name, value), _validate.positive_ok(value), value))
+    for name in self._nonnegative:
+      value = getattr(self, name)
+      checks.append((f"{name} must be >= 0 and finite", _validate.nonnegative_ok(value), value))
     for name in self._unit:
       value = getattr(self, name)
       checks.append((f"{name} must lie in [0.0, 1.0]", _validate.unit_ok(value), value))

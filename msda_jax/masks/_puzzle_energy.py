@@ -14,6 +14,8 @@ the solvers in ``_labeling`` take. Images are in pixel units (``[0, 1]``).
 
 from __future__ import annotations
 
+from typing import Any
+
 import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
@@ -77,7 +79,7 @@ def puzzle_energy(
     b: static grid side; divides ``H`` and ``W``.
     n_labels: static number of mask values.
     beta, gamma, eta: traced weights of the boundary and prior terms.
-    neigh_size: static pooling window of the local statistics (at most the block size).
+    neigh_size: static pooling window of the local statistics (``window(H / b, neigh_size)`` is used).
   """
   image = jnp.asarray(image, jnp.float32)
   partner = jnp.asarray(partner, jnp.float32)
@@ -85,7 +87,7 @@ def puzzle_energy(
   if h != w or h % b:
     raise ValueError(f"puzzle_energy needs square images whose side is a multiple of b={b}; got {h} x {w}.")
   block = h // b
-  pool = min(neigh_size, block)
+  pool = window(block, neigh_size)
   k = block // pool
   s1, s2 = block_saliency(saliency, b), block_saliency(partner_saliency, b)
   scale = jnp.asarray(beta, jnp.float32) / (16.0 * b)
@@ -129,7 +131,19 @@ def solve_labels(unary: jax.Array, vertical: jax.Array, horizontal: jax.Array, l
   return _labeling.solve_iterative(unary, vertical, horizontal, levels)
 
 
-def mix_pair(
+def window(block: int, size: int) -> int:
+  """The largest divisor of ``block`` that is at most ``size`` (``size = -1``: the block itself).
+
+  The pooling window of the boundary statistics (``neigh_size``) and the transport patch
+  (``t_size``) inside a block of ``block`` pixels; ``min(size, block)`` for the power-of-two
+  sides of the reference.
+  """
+  if size == -1 or size >= block:
+    return block
+  return max(d for d in range(1, size + 1) if block % d == 0)
+
+
+def solve_pair(
   image: ArrayLike,
   partner: ArrayLike,
   saliency: ArrayLike,
@@ -145,14 +159,16 @@ def mix_pair(
   gamma: ArrayLike = 0.5,
   eta: ArrayLike = 0.2,
   neigh_size: int = 4,
-) -> tuple[jax.Array, jax.Array, jax.Array]:
-  """One PuzzleMix pair: ``(mixed [H, W, C], mask [H, W], weight)``, ``weight`` the mask's mean.
+) -> tuple[jax.Array, jax.Array | None, jax.Array | None]:
+  """One PuzzleMix pair: ``(mask [H, W], image_index, partner_index)``.
 
-  The labels of ``puzzle_energy`` give the block mask (values ``1 - k / (n - 1)``). With
-  ``transport`` each image's patches (side ``min(t_size, H / b)`` pixels; ``t_size = -1``: the
-  blocks) are moved within it (``_transport``): the image's towards where the mask keeps it,
-  the partner's towards where ``1 - mask`` does, each by its own saliency on that grid. Then
-  ``mask * image + (1 - mask) * partner`` with the mask upsampled to the pixels.
+  The labels of ``puzzle_energy`` give the block mask (values ``1 - k / (n - 1)``), upsampled to
+  the pixels. With ``transport`` each image's patches (side ``window(H / b, t_size)`` pixels;
+  ``t_size = -1``: the blocks) are moved within it (``_transport``): the image's towards where
+  the mask keeps any of it, the partner's towards where ``1 - mask`` does, each by its own
+  saliency pooled on that grid; the moves are returned as gathers (``_transport.plan_index``,
+  int32 ``[H * W]``), ``None`` without transport. The pair is then
+  ``mask * gather(image) + (1 - mask) * gather(partner)``.
   """
   image = jnp.asarray(image, jnp.float32)
   partner = jnp.asarray(partner, jnp.float32)
@@ -163,20 +179,33 @@ def mix_pair(
     b=b, n_labels=n_labels, beta=beta, gamma=gamma, eta=eta, neigh_size=neigh_size,
   )  # fmt: skip
   block_mask = levels[solve_labels(*energy, levels)]
-  if transport:
-    patch = h // b if t_size == -1 else min(t_size, h // b)
-    t = h // patch
-    mask_t = jnp.repeat(jnp.repeat(block_mask, t // b, axis=0), t // b, axis=1)
-    moves = (
-      (image, saliency, mask_t > 0),
-      (partner, partner_saliency, (1.0 - mask_t) > 0),
-    )
-    image, partner = (
-      _transport.apply_plan(
-        _transport.transport_plan(block_saliency(s, t).reshape(-1), kept.reshape(-1), t=t, eps=t_eps), x, t=t
-      )
-      for x, s, kept in moves
-    )
   mask = jnp.repeat(jnp.repeat(block_mask, h // b, axis=0), h // b, axis=1)
+  if not transport:
+    return mask, None, None
+  t = h // window(h // b, t_size)
+  mask_t = jnp.repeat(jnp.repeat(block_mask, t // b, axis=0), t // b, axis=1)
+  indices = []
+  for s, kept in ((saliency, mask_t > 0), (partner_saliency, (1.0 - mask_t) > 0)):
+    plan = _transport.transport_plan(block_saliency(s, t).reshape(-1), kept.reshape(-1), t=t, eps=t_eps)
+    indices.append(_transport.plan_index(plan, t=t, side=h))
+  return mask, indices[0], indices[1]
+
+
+def mix_pair(
+  image: ArrayLike,
+  partner: ArrayLike,
+  saliency: ArrayLike,
+  partner_saliency: ArrayLike,
+  lam: ArrayLike,
+  *,
+  b: int,
+  **options: Any,
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """``(mixed [H, W, C], mask [H, W], weight)`` of ``solve_pair`` (same options), ``weight`` the mask's mean."""
+  image = jnp.asarray(image, jnp.float32)
+  partner = jnp.asarray(partner, jnp.float32)
+  mask, image_index, partner_index = solve_pair(image, partner, saliency, partner_saliency, lam, b=b, **options)
+  if image_index is not None and partner_index is not None:
+    image, partner = _transport.gather_pixels(image_index, image), _transport.gather_pixels(partner_index, partner)
   mixed = mask[..., None] * image + (1.0 - mask[..., None]) * partner
   return mixed, mask, jnp.mean(mask)

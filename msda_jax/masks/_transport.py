@@ -9,8 +9,12 @@ saliency and ``z_j`` whether the mask keeps any of the image at place ``j``. The
 a fixed number of rounds (``t``) of a greedy auction: every patch claims its cheapest place; each
 place goes to the claimant of lowest cost, counting the zeros of the patches that did not claim
 it (as the reference computes it); every losing claim costs 1 more in the next round. The plan
-of the last round is applied: place ``j`` receives the patch that won it, or zeros when none did,
-and a patch that won nothing is dropped.
+of the last round is applied: place ``j`` receives the patch that won it, and a patch that won
+nothing is dropped. A place that no patch won gets zeros in ``apply_plan`` (the reference's
+normalised zero, its mean colour) and keeps its own patch in ``gather_pixels`` (the one
+``PuzzleMix`` uses: defined in any units, and the image's own content). Such places are almost
+always where the mask does not keep the image (none were visible in 800 random 32 x 32 pairs,
+seed 0), so the choice rarely shows.
 """
 
 from __future__ import annotations
@@ -87,3 +91,33 @@ def apply_plan(plan: ArrayLike, image: ArrayLike, *, t: int) -> jax.Array:
   patches = image.reshape(t, ph, t, pw, c).transpose(0, 2, 1, 3, 4).reshape(t * t, ph * pw * c)
   moved = jnp.einsum("ij,ip->jp", jnp.asarray(plan, jnp.float32), patches.astype(jnp.float32))
   return moved.reshape(t, t, ph, pw, c).transpose(0, 2, 1, 3, 4).reshape(h, w, c).astype(image.dtype)
+
+
+def plan_index(plan: ArrayLike, *, t: int, side: int) -> jax.Array:
+  """The plan as a gather: for each pixel of the moved ``side x side`` image, its source pixel.
+
+  Returns int32 ``[side^2]`` (row-major) holding the flat index of the pixel that lands there, or
+  ``-1`` where the place received no patch. ``gather_pixels(plan_index(p), x)`` equals
+  ``apply_plan(p, x)`` at every place some patch won, for a plan with at most one 1 per column
+  (every plan of ``transport_plan``); the index has the same shape for every grid ``t``.
+  """
+  plan = jnp.asarray(plan, jnp.float32)
+  if side % t:
+    raise ValueError(f"the image side {side} must be a multiple of the transport grid t={t}.")
+  patch = side // t
+  rows, cols = np.divmod(np.arange(side * side), side)
+  place = (rows // patch) * t + cols // patch  # static: the place of each destination pixel
+  source = jnp.argmax(plan, axis=0)[place]  # the patch that won that place
+  filled = (jnp.max(plan, axis=0) > 0)[place]
+  pixel = ((source // t) * patch + rows % patch) * side + (source % t) * patch + cols % patch
+  return jnp.where(filled, pixel, -1).astype(jnp.int32)
+
+
+def gather_pixels(index: ArrayLike, image: ArrayLike) -> jax.Array:
+  """``image [H, W, ...]`` with pixel ``q`` taken from flat pixel ``index[q]`` (kept where it is -1); dtype kept."""
+  image = jnp.asarray(image)
+  index = jnp.asarray(index)
+  flat = image.reshape(-1, *image.shape[2:])
+  taken = flat[jnp.maximum(index, 0)]
+  filled = (index >= 0).reshape((-1,) + (1,) * (flat.ndim - 1))
+  return jnp.where(filled, taken, flat).reshape(image.shape)

@@ -14,7 +14,11 @@ reuses their buffers), and it can be wrapped in ``jax.shard_map`` as it is. Insi
 
 1. the key is ``fold_in(key, step)`` (and ``fold_in(., axis_index)`` under a mesh axis), so one
    key per run suffices;
-2. the ``Mixer`` mixes the images and labels (Eq. 1); ``mixer=None`` trains on one-hot labels;
+2. the ``Mixer`` mixes the images and labels (Eq. 1); ``mixer=None`` trains on one-hot labels.
+   When its method reads the data (``mixer.needs_saliency``: PuzzleMix, SaliencyMix), the
+   saliency comes first from one more forward-backward pass: the input gradient of the mean
+   cross-entropy on the clean batch, the model in inference mode (``msda_jax.saliency``), as
+   the PuzzleMix reference computes it; other methods spend nothing on it;
 3. the model runs in train mode (batch statistics, running averages updated);
 4. the loss is the soft-target cross-entropy on the mixed targets plus
    ``weight_decay / 2 * sum(w ** 2)`` over the convolution and dense kernels (not the biases,
@@ -45,6 +49,7 @@ import jax.numpy as jnp
 import optax
 from flax import nnx
 
+from msda_jax import saliency as saliency_lib
 from msda_jax.mixing import Mixer
 
 Batch = Mapping[str, jax.Array]
@@ -158,6 +163,17 @@ def make_train_step(
   to_input = preprocess if preprocess is not None else _float_images
   default_mixer = mixer
 
+  def clean_saliency(params: nnx.State, rest: nnx.State, images: jax.Array, labels: jax.Array) -> jax.Array:
+    """The input-gradient saliency ``[B, H, W]`` of the clean batch, the model in inference mode."""
+    model = nnx.merge(graphdef, params, rest, copy=True)
+    model.eval()
+
+    def clean_loss(x: jax.Array) -> jax.Array:
+      logits = model(x)
+      return jnp.mean(optax.softmax_cross_entropy(logits, _targets(labels, logits.shape[-1])))
+
+    return saliency_lib.input_saliency(clean_loss, to_input(images))
+
   def train_step(
     model_state: nnx.State,
     opt_state: OptimizerState,
@@ -169,10 +185,13 @@ def make_train_step(
     if axis_name is not None:
       key = jax.random.fold_in(key, jax.lax.axis_index(axis_name))
     images, labels = batch["image"], batch["label"]
-    if mixer is not None:
-      images, labels = mixer(key, images, labels)
-    images = to_input(images)
     params, rest = nnx.split_state(model_state, nnx.Param, ...)
+    if mixer is not None:
+      saliency = None
+      if mixer.needs_saliency:
+        saliency = clean_saliency(params, rest, images, labels)
+      images, labels = mixer(key, images, labels, saliency=saliency)
+    images = to_input(images)
 
     def loss_fn(params: nnx.State) -> tuple[jax.Array, tuple[jax.Array, jax.Array, jax.Array, nnx.State]]:
       model = nnx.merge(graphdef, params, rest, copy=True)
