@@ -52,3 +52,22 @@ def blockwise(fn: Any, x: jax.Array, groups: int) -> jax.Array:
   sharding = jax.typeof(x).sharding
   gathered = jax.sharding.reshard(x, sharding.update(spec=PartitionSpec(None, *sharding.spec[1:])))
   return jax.sharding.reshard(fn(gathered), sharding)
+
+
+def map_local(fn: Any, *args: Any) -> Any:
+  """``jax.vmap(fn)(*args)``, run on each device's own rows when axis 0 is explicitly sharded.
+
+  ``args`` are pytrees of ``[B, ...]`` arrays; the sharding of the last leaf decides.
+
+  Under an explicit mesh some per-example functions (reshapes of an example's axes) have no
+  sharding rule under ``vmap``; the examples are independent, so each device maps its shard
+  inside ``jax.shard_map`` instead (no communication). Otherwise a plain ``vmap``.
+  """
+  first = jax.tree.leaves(args)[-1]
+  axis, shards = batch_shards(first)
+  if shards == 1:
+    return jax.vmap(fn)(*args)
+  mesh = jax.typeof(first).sharding.mesh
+  spec = PartitionSpec(axis)
+  args = jax.tree.map(lambda a: shard_like_batch(a, first), args)
+  return jax.shard_map(jax.vmap(fn), mesh=mesh, in_specs=spec, out_specs=spec)(*args)

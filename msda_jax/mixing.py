@@ -234,6 +234,7 @@ def mix_batch(
   needs_saliency = isinstance(method, DataMixMethod)
   if needs_saliency:
     method.check_input(spatial)  # type: ignore[union-attr]
+  given_saliency = saliency
   saliency = _check_saliency(saliency, batch, spatial, required=method if needs_saliency else None)
   targets, dense = labels_lib.prepare_targets(
     labels,
@@ -246,7 +247,9 @@ def mix_batch(
   if check:
     checks = [
       *(
-        [] if saliency is None else [("saliency must be >= 0 and finite", _validate.nonnegative_ok(saliency), saliency)]
+        []
+        if given_saliency is None
+        else [("saliency must be >= 0 and finite", _validate.nonnegative_ok(given_saliency), given_saliency)]
       ),
       ("prob must lie in [0.0, 1.0]", _validate.unit_ok(prob), prob),
       ("label_smoothing must lie in [0.0, 1.0]", _validate.unit_ok(label_smoothing), label_smoothing),
@@ -393,7 +396,7 @@ def _check_saliency(saliency: Any, batch: int, spatial: tuple[int, ...], require
   if array is not None:
     bad = ~np.isfinite(array) | (array < 0)
     if bad.any():
-      raise ValueError(f"saliency must be >= 0 and finite; got {array[bad].ravel()[0]!r}.")
+      raise ValueError(f"saliency must be >= 0 and finite; got {float(array[bad].ravel()[0])!r}.")
   saliency = jnp.asarray(saliency, jnp.float32)
   return jnp.where(jnp.isfinite(saliency) & (saliency >= 0), saliency, 0.0)
 

@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from msda_jax import lam_laws
+from msda_jax import _sharding, lam_laws
 from msda_jax.masks._base import MixMethod, Sample
 
 
@@ -78,12 +78,13 @@ class DataMixMethod(MixMethod):
     ``paste`` and ``keep``, when present, map ``[B, *S, C]`` (the partners, the images).
     """
     self.check_input(tuple(shape))
-    return self._sample_pairs(key, tuple(shape), jnp.asarray(lam, jnp.float32), data)
+    lam = _sharding.shard_like_batch(jnp.asarray(lam, jnp.float32), data.image)  # on the pairs' devices
+    return self._sample_pairs(key, tuple(shape), lam, data)
 
   def _sample_pairs(self, key: jax.Array, shape: tuple[int, ...], lam: jax.Array, data: PairData) -> Sample:
     """Default: each pair by ``_pair`` under ``vmap`` with its own key."""
-    keys = jax.random.split(key, lam.shape[0])
-    return jax.vmap(lambda k, lam_k, d: self._pair(k, lam_k, shape, d))(keys, lam, data)
+    keys = _sharding.shard_like_batch(jax.random.split(key, lam.shape[0]), data.image)
+    return _sharding.map_local(lambda k, lam_k, d: self._pair(k, lam_k, shape, d), keys, lam, data)
 
   def _pair(self, key: jax.Array, lam: jax.Array, shape: tuple[int, ...], data: PairData) -> Sample:
     raise NotImplementedError

@@ -32,6 +32,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
+from msda_jax import _backend
+
 #: largest number of labelings ``solve_exhaustive`` enumerates, and of row states for ``solve_rows``.
 MAX_ENUMERATED = 3**9
 MAX_ROW_STATES = 3**5
@@ -168,7 +170,7 @@ def solve_iterative(
   b, _, n = unary.shape
   pair = (levels[:, None] - levels[None, :]) ** 2  # [n, n]
   # Messages into each block from the block above / below / left / right ([b, b, n], 0 at borders).
-  zero = jnp.zeros((b, b, n), jnp.float32)
+  zero = _backend.varying_like(jnp.zeros((b, b, n), jnp.float32), unary, vertical, horizontal)  # as the inputs vary
 
   def send(belief_less: jax.Array, weight: jax.Array) -> jax.Array:
     """min over the sender's label of (its cost without the receiver's message + w * pair)."""

@@ -24,6 +24,7 @@ import jax.numpy as jnp
 from jax.tree_util import Partial
 from jax.typing import ArrayLike
 
+from msda_jax import _sharding
 from msda_jax._dataclass import pytree_dataclass, static_field
 from msda_jax.masks import _labeling, _puzzle_energy, _transport
 from msda_jax.masks._base import Sample
@@ -106,7 +107,7 @@ class PuzzleMix(DataMixMethod):
       beta=self.beta, gamma=self.gamma, eta=self.eta, neigh_size=self.neigh_size,
     )  # fmt: skip
     image, partner = pixel_units(data.image), pixel_units(data.partner)
-    out = jax.vmap(solve)(image, partner, data.saliency, data.partner_saliency, lam)
+    out = _sharding.map_local(solve, image, partner, data.saliency, data.partner_saliency, lam)
     return tuple(v for v in out if v is not None)
 
   def _sample_pairs(self, key: jax.Array, shape: tuple[int, ...], lam: jax.Array, data: PairData) -> Sample:

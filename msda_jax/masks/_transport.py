@@ -24,6 +24,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
+from msda_jax import _backend
+
 
 def place_distances(t: int) -> np.ndarray:
   """``C [t^2, t^2]``: squared distance between the places of a ``t x t`` grid over ``(t - 1)^2`` (float32)."""
@@ -74,7 +76,8 @@ def plan_from_cost(cost: ArrayLike, *, t: int) -> jax.Array:
     claims, winners = auction(cost)
     return jnp.where(claims > winners, cost + 1.0, cost), winners  # a select: no rounding of kept costs
 
-  _, plan = jax.lax.fori_loop(0, t, round_, (cost, jnp.zeros((n, n), jnp.float32)))
+  empty = _backend.varying_like(jnp.zeros((n, n), jnp.float32), cost)  # inside shard_map: varies as cost
+  _, plan = jax.lax.fori_loop(0, t, round_, (cost, empty))
   return plan
 
 
