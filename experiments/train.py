@@ -84,6 +84,11 @@ def check_config(config: ml_collections.ConfigDict, num_devices: int) -> None:
     method = msda_jax.from_string(config.method)
   except (TypeError, ValueError) as error:
     raise ValueError(f"method: {error}") from error
+  if isinstance(method, msda_jax.masks.DataMixMethod):
+    try:
+      method.check_input((config.image_size, config.image_size))
+    except ValueError as error:
+      raise ValueError(f"method: {error} (image_size={config.image_size})") from error
   _check_choice(config, "mix_mode", msda_jax.mixing.MODES)
   # k-sample mixing (``mix_k_batch(...)``) has its own pairings: the reversal has no k-source form.
   pairings = msda_jax.kmix.PAIRINGS if isinstance(method, msda_jax.KMix) else msda_jax.mixing.PAIRINGS

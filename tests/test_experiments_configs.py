@@ -12,6 +12,7 @@ from ml_collections import config_flags
 import msda_jax
 from experiments import aggregate as aggregate_lib
 from experiments.configs import common, default, mnist_compare, table1, table2, table3
+from experiments.train import check_config
 from msda_jax.train.models import MODELS
 
 CONFIG_DIR = pathlib.Path(__file__).resolve().parents[1] / "experiments" / "configs"
@@ -56,13 +57,14 @@ METHOD_TYPES = {
   "stochastic_mixup_cutmix": msda_jax.StochasticMixupCutMix,
   "hmix": msda_jax.HMix,
   "gmix": msda_jax.GMix,
+  "puzzlemix": msda_jax.PuzzleMix,
 }
 # (module, every arg its get_config accepts)
 ALL_ARGS = [
-  (table1, [f"{s},{m}" for s in table1.SCENARIOS for m in common.METHOD_NAMES]),
-  (table2, [f"{a},{m}" for a in table2.MODELS for m in common.METHOD_NAMES]),
+  (table1, [f"{s},{m}" for s in table1.SCENARIOS for m in table1.METHODS]),
+  (table2, list(table2.ARGS)),
   (table3, list(common.METHOD_NAMES)),
-  (mnist_compare, [f"{m},{s}" for m in common.METHOD_NAMES for s in (0, 1, 2)] + list(common.METHOD_NAMES)),
+  (mnist_compare, [f"{m},{s}" for m in mnist_compare.METHODS for s in (0, 1, 2)] + list(mnist_compare.METHODS)),
 ]
 CASES = [(module, arg) for module, args in ALL_ARGS for arg in args]
 
@@ -97,6 +99,7 @@ def test_every_arg_builds_and_its_method_parses(module, arg):
   _check(config)
   name = arg.split(",")[1] if module in (table1, table2) else arg.split(",")[0]
   assert isinstance(msda_jax.from_string(config.method), METHOD_TYPES[name])
+  check_config(config, num_devices=1)  # PuzzleMix's grid sides divide every config's image size
 
 
 @pytest.mark.parametrize(
@@ -104,7 +107,7 @@ def test_every_arg_builds_and_its_method_parses(module, arg):
   [
     (table2, "preact_resnet18"),
     (table2, "resnet50,hmix"),
-    (table2, "preact_resnet18,puzzlemix"),
+    (table2, "preact_resnet18,saliencymix"),
     (table3, "preact_resnet18,hmix"),
     (table1, "scenario3,mixup"),
     (mnist_compare, "hmix,one"),
@@ -160,8 +163,13 @@ def test_table1_and_mnist_setting():
 
 
 def test_paper_numbers_for_every_cell():
-  assert set(table2.PAPER_RESULTS) == {f"{a},{m}" for a in table2.MODELS for m in common.METHOD_NAMES}
-  assert len(table2.PAPER_RESULTS) == 30
+  assert set(table2.PAPER_RESULTS) == {f"{a},{m}" for a in table2.MODELS for m in common.METHOD_NAMES} | {
+    f"{a},puzzlemix" for a in table2.MODELS[1:]
+  }
+  assert len(table2.PAPER_RESULTS) == 34 and len(table2.ARGS) == 35
+  assert [table2.PAPER_RESULTS[f"{a},puzzlemix"] for a in table2.MODELS[1:]] == [76.51, 79.38, 80.89, 82.46]
+  method = msda_jax.from_string(table2.get_config("resnet56,puzzlemix").method)
+  assert isinstance(method, msda_jax.PuzzleMix) and method.grid_sizes == (2, 4, 8, 16) and method.t_size == 4
   row = [table2.PAPER_RESULTS[f"preact_resnet18,{m}"] for m in common.METHOD_NAMES]
   assert row == [76.73, 77.21, 78.66, 79.25, 79.25, 79.17]
   column = [table2.PAPER_RESULTS[f"{a},gmix"] for a in table2.MODELS]

@@ -132,15 +132,17 @@ def solve_labels(unary: jax.Array, vertical: jax.Array, horizontal: jax.Array, l
 
 
 def window(block: int, size: int) -> int:
-  """The largest divisor of ``block`` that is at most ``size`` (``size = -1``: the block itself).
+  """The divisor of ``block`` nearest to ``size``, the larger on a tie (``size = -1``: the block).
 
   The pooling window of the boundary statistics (``neigh_size``) and the transport patch
-  (``t_size``) inside a block of ``block`` pixels; ``min(size, block)`` for the power-of-two
-  sides of the reference.
+  (``t_size``) inside a block of ``block`` pixels: ``min(size, block)`` for the power-of-two
+  sides of the reference; 7 for a block of 7 and size 4 (a 1-pixel patch would make a grid of
+  every pixel), 2 for a block of 14.
   """
   if size == -1 or size >= block:
     return block
-  return max(d for d in range(1, size + 1) if block % d == 0)
+  divisors = [d for d in range(1, block + 1) if block % d == 0]
+  return min(divisors, key=lambda d: (abs(d - size), -d))
 
 
 def solve_pair(
@@ -186,8 +188,8 @@ def solve_pair(
   mask_t = jnp.repeat(jnp.repeat(block_mask, t // b, axis=0), t // b, axis=1)
   indices = []
   for s, kept in ((saliency, mask_t > 0), (partner_saliency, (1.0 - mask_t) > 0)):
-    plan = _transport.transport_plan(block_saliency(s, t).reshape(-1), kept.reshape(-1), t=t, eps=t_eps)
-    indices.append(_transport.plan_index(plan, t=t, side=h))
+    cost = _transport.transport_cost(block_saliency(s, t).reshape(-1), kept.reshape(-1), t=t, eps=t_eps)
+    indices.append(_transport.plan_index(_transport.transport_sources(cost, t=t), t=t, side=h))
   return mask, indices[0], indices[1]
 
 

@@ -62,23 +62,60 @@ def transport_cost(saliency: ArrayLike, kept: ArrayLike, *, t: int, eps: ArrayLi
 
 def plan_from_cost(cost: ArrayLike, *, t: int) -> jax.Array:
   """The plan of the last of ``t`` auction rounds started from ``cost`` (float32 ``[N, N]``)."""
+  n = jnp.shape(cost)[0]
+  sources = transport_sources(cost, t=t)
+  return ((sources[None, :] == jnp.arange(n)[:, None]) & (sources[None, :] >= 0)).astype(jnp.float32)
+
+
+def transport_sources(cost: ArrayLike, *, t: int) -> jax.Array:
+  """For each place, the patch that won it in the last of ``t`` auction rounds, or -1 (int32 ``[N]``).
+
+  The rounds of the module docstring, computed without ``[N, N]`` work per round: a patch only
+  ever claims among its ``t`` cheapest places (in ``t`` rounds at most ``t - 1`` of its claims
+  are raised by 1, so its cheapest place is always among its ``t`` cheapest at the start, ties
+  to the lower index as ``argmin`` breaks them), so one ``top_k`` of the cost and ``[N, t]``
+  rounds suffice. A place goes to the lowest claim when it is negative; to the first claim of
+  cost 0 unless a patch that did not claim it comes first (the zeros of the non-claimants
+  count, as in the reference); with positive claims only, to a non-claimant (no patch) unless
+  every patch claimed it. The same plan as the ``[N, N]`` rounds, bit for bit
+  (``tests/test_transport.py``).
+  """
   cost = jnp.asarray(cost, jnp.float32)
   n = cost.shape[0]
-
-  def auction(cost: jax.Array) -> tuple[jax.Array, jax.Array]:
-    claims = jax.nn.one_hot(jnp.argmin(cost, axis=1), n, dtype=jnp.float32)
-    winners = jax.nn.one_hot(jnp.argmin(claims * cost, axis=0), n, dtype=jnp.float32).T * claims
-    return claims, winners
+  k = min(t, n)
+  neg, cols = jax.lax.top_k(-cost, k)  # the k cheapest places of each patch, ties to the lower index
+  current = -neg
+  rows = jnp.arange(n, dtype=jnp.int32)
+  cols = cols.astype(jnp.int32)
 
   def round_(step: int, state: tuple[jax.Array, jax.Array]) -> tuple[jax.Array, jax.Array]:
     del step
-    cost = state[0]
-    claims, winners = auction(cost)
-    return jnp.where(claims > winners, cost + 1.0, cost), winners  # a select: no rounding of kept costs
+    current, _ = state
+    # Each patch claims its cheapest place (the lowest place index among equal costs).
+    cheapest = jnp.min(current, axis=1, keepdims=True)
+    pick = jnp.argmin(jnp.where(current == cheapest, cols, n), axis=1)
+    claimed = jnp.take_along_axis(cols, pick[:, None], axis=1)[:, 0]
+    value = jnp.take_along_axis(current, pick[:, None], axis=1)[:, 0]
+    low = jax.ops.segment_min(value, claimed, num_segments=n)  # +inf where nobody claims
+    first = jax.ops.segment_min(jnp.where(value == low[claimed], rows, n), claimed, num_segments=n)
+    count = jax.ops.segment_sum(jnp.ones_like(rows), claimed, num_segments=n)
+    # The first patch that did not claim a place: 0, except for the place patch 0 claimed.
+    others = claimed != claimed[0]
+    after = jnp.where(jnp.any(others), jnp.argmax(others), n).astype(jnp.int32)
+    first_other = jnp.where(jnp.arange(n) == claimed[0], after, 0)
+    winner = jnp.where(
+      low < 0,
+      first,
+      jnp.where(low == 0, jnp.where(first < first_other, first, -1), jnp.where(count < n, -1, first)),
+    )
+    lost = winner[claimed] != rows
+    raised = jnp.where(lost, value + 1.0, value)  # the same float32 steps as the [N, N] rounds
+    current = jnp.where(jnp.arange(k)[None, :] == pick[:, None], raised[:, None], current)
+    return current, winner.astype(jnp.int32)
 
-  empty = _backend.varying_like(jnp.zeros((n, n), jnp.float32), cost)  # inside shard_map: varies as cost
-  _, plan = jax.lax.fori_loop(0, t, round_, (cost, empty))
-  return plan
+  start = jnp.full((n,), -1, jnp.int32) + _backend.varying_like(jnp.float32(0.0), cost).astype(jnp.int32)
+  _, sources = jax.lax.fori_loop(0, t, round_, (current, start))
+  return sources
 
 
 def apply_plan(plan: ArrayLike, image: ArrayLike, *, t: int) -> jax.Array:
@@ -96,24 +133,27 @@ def apply_plan(plan: ArrayLike, image: ArrayLike, *, t: int) -> jax.Array:
   return moved.reshape(t, t, ph, pw, c).transpose(0, 2, 1, 3, 4).reshape(h, w, c).astype(image.dtype)
 
 
-def plan_index(plan: ArrayLike, *, t: int, side: int) -> jax.Array:
+def plan_index(sources: ArrayLike, *, t: int, side: int) -> jax.Array:
   """The plan as a gather: for each pixel of the moved ``side x side`` image, its source pixel.
 
+  Args:
+    sources: int ``[t^2]`` the patch each place receives, or -1 (``transport_sources``).
+    t: static grid side; divides ``side``.
+    side: static image side.
+
   Returns int32 ``[side^2]`` (row-major) holding the flat index of the pixel that lands there, or
-  ``-1`` where the place received no patch. ``gather_pixels(plan_index(p), x)`` equals
-  ``apply_plan(p, x)`` at every place some patch won, for a plan with at most one 1 per column
-  (every plan of ``transport_plan``); the index has the same shape for every grid ``t``.
+  ``-1`` where the place received no patch; ``gather_pixels`` with it equals ``apply_plan`` of
+  the plan at every place some patch won. The index has the same shape for every grid ``t``.
   """
-  plan = jnp.asarray(plan, jnp.float32)
+  sources = jnp.asarray(sources, jnp.int32)
   if side % t:
     raise ValueError(f"the image side {side} must be a multiple of the transport grid t={t}.")
   patch = side // t
   rows, cols = np.divmod(np.arange(side * side), side)
   place = (rows // patch) * t + cols // patch  # static: the place of each destination pixel
-  source = jnp.argmax(plan, axis=0)[place]  # the patch that won that place
-  filled = (jnp.max(plan, axis=0) > 0)[place]
+  source = sources[place]
   pixel = ((source // t) * patch + rows % patch) * side + (source % t) * patch + cols % patch
-  return jnp.where(filled, pixel, -1).astype(jnp.int32)
+  return jnp.where(source >= 0, pixel, -1).astype(jnp.int32)
 
 
 def gather_pixels(index: ArrayLike, image: ArrayLike) -> jax.Array:
