@@ -106,3 +106,10 @@ def test_mix_pair_mixes_by_its_mask_and_reports_its_mean(b):
   full = mask == 1.0
   pixels = {tuple(p) for p in np.round(x1.reshape(-1, 3), 6)}  # a place no patch won keeps its own
   assert all(tuple(p) in pixels for p in np.round(moved[full], 6))
+
+
+def test_window_is_the_divisor_nearest_the_size():
+  """min(size, block) for the reference's powers of two; otherwise the nearest divisor, ties up."""
+  assert [_puzzle_energy.window(block, 4) for block in (16, 8, 4, 2)] == [4, 4, 4, 2]
+  assert _puzzle_energy.window(7, 4) == 7 and _puzzle_energy.window(14, 4) == 2 and _puzzle_energy.window(9, 4) == 3
+  assert _puzzle_energy.window(12, -1) == 12 and _puzzle_energy.window(6, 100) == 6
