@@ -9,9 +9,10 @@ ships with the ``[train]`` extra, so a run needs no download.
 The network is ``small_cnn`` at width 16 (three 3 x 3 convolutions of 16, 32 and 64 channels,
 24,058 parameters), trained for 6 epochs (186 steps of 128 images) with SGD, learning rate 0.1
 and cosine decay: on 2 CPU cores a step takes about 70 ms (1,800 images/s) and a run about
-20 s with compilation and evaluation (a PuzzleMix run about 50 s: its saliency pass and masks), so
-``experiments/compare.py`` (7 methods x 3 seeds) takes about 9 minutes. The schedule is far shorter than the paper's, and mixing regularises, so it
-costs accuracy this early; the comparison shows the methods on real data, not the paper's ranking.
+20 s with compilation and evaluation (a PuzzleMix run about 50 s: its saliency pass and masks),
+so ``experiments/compare.py`` (7 methods x 3 seeds) takes about 9 minutes. The schedule is far
+shorter than the paper's, and mixing regularises, so it costs accuracy this early; the comparison
+shows the methods on real data, not the paper's ranking.
 
 Command (all methods, three seeds, the table, the plot and Figure 3)::
 
