@@ -29,6 +29,7 @@ from msda_jax import _backend, _batched, _sharding, _validate
 from msda_jax import kmix as kmix_lib
 from msda_jax import labels as labels_lib
 from msda_jax import pairing as pairing_lib
+from msda_jax import saliency as saliency_lib
 from msda_jax._dataclass import pytree_dataclass, static_field
 from msda_jax.masks._base import MixMethod, Sample
 from msda_jax.masks._data import DataMixMethod, PairData
@@ -181,7 +182,10 @@ def mix_batch(
     saliency: float ``[B, *S]`` non-negative saliency of each image, required by the methods that
       read the data (``method.needs_saliency``: PuzzleMix, SaliencyMix; ``msda_jax.saliency``
       computes it in a train step); moved with the images by the pairing. Checked and unused
-      by the other methods.
+      by the other methods. A ``msda_jax.saliency.Saliency`` (map and adversarial noise, from
+      ``adversarial_saliency``) adds the noise to the images and partners mixed by a
+      data-dependent method (clipped to the pixel range), after the mask is solved on the clean
+      images.
 
   Returns:
     ``(mixed_images, mixed_targets)`` (and ``info``): images like ``images``; targets float32
@@ -234,6 +238,11 @@ def mix_batch(
   needs_saliency = isinstance(method, DataMixMethod)
   if needs_saliency:
     method.check_input(spatial)  # type: ignore[union-attr]
+  perturbation = None
+  if isinstance(saliency, saliency_lib.Saliency):
+    saliency, perturbation = saliency.map, saliency.perturbation
+    if perturbation is not None:
+      _check_perturbation(perturbation, np.shape(images))
   given_saliency = saliency
   saliency = _check_saliency(saliency, batch, spatial, required=method if needs_saliency else None)
   targets, dense = labels_lib.prepare_targets(
@@ -273,7 +282,9 @@ def mix_batch(
   # Pair: the partners' images and targets, and their indices (and saliency), moved alike.
   index = jnp.arange(batch, dtype=jnp.int32)
   paired = (images, targets, index) if saliency is None else (images, targets, index, saliency)
-  partner_images, partner_targets, partner, *partner_saliency = pairing_lib.pair(
+  if perturbation is not None and needs_saliency:
+    paired = (*paired, jnp.asarray(perturbation.noise, jnp.float32))
+  partner_images, partner_targets, partner, *partner_extra = pairing_lib.pair(
     key_pair, paired, pairing=pairing, groups=groups
   )
   # Sample lam, M, its weight and whether each example is mixed (prob, valid values, a partner).
@@ -282,7 +293,7 @@ def mix_batch(
   prob = jnp.where(usable, jnp.clip(jnp.asarray(prob, jnp.float32), 0.0, 1.0), 0.0)  # NaN never mixes
   keep = None
   if needs_saliency and saliency is not None:
-    data = PairData(images, partner_images, saliency, partner_saliency[0])
+    data = PairData(images, partner_images, saliency, partner_extra[0])
     lams, mask, weight, applied, paste, keep = _draw_pairs(
       batch,
       method.sanitized(usable),  # type: ignore[arg-type]
@@ -303,6 +314,11 @@ def mix_batch(
   applied = applied & (partner != index)  # an example paired with itself is not mixed
   if label_weight == "nominal":
     weight = jnp.where(applied, lams, 1.0)
+  images_in = images
+  if perturbation is not None and needs_saliency:
+    # The adversarial noise on the images mixed (the energy above read the clean ones).
+    images_in = _perturb(images, perturbation.noise, applied & perturbation.on_image)
+    partner_images = _perturb(partner_images, partner_extra[1], applied & perturbation.on_partner)
   if paste is not None:
     partner_images = paste(partner_images)
     if dense:
@@ -310,9 +326,9 @@ def mix_batch(
   if keep is not None:
     # Only the examples that are mixed are transformed (an unmixed one is returned as it is).
     kept = lambda x: jnp.where(applied.reshape((batch,) + (1,) * (x.ndim - 1)), keep(x), x)
-    images_in, targets_in = kept(images), (kept(targets) if dense else targets)
+    images_in, targets_in = kept(images_in), (kept(targets) if dense else targets)
   else:
-    images_in, targets_in = images, targets
+    targets_in = targets
   # Eq. 1 for the images, the realised weight (or the mask, for dense maps) for the labels.
   mixed_images = _mix_images(images_in, partner_images, mask[..., None], clip=unbounded)
   target_weight = mask[..., None] if dense else weight[:, None]
@@ -399,6 +415,29 @@ def _check_saliency(saliency: Any, batch: int, spatial: tuple[int, ...], require
       raise ValueError(f"saliency must be >= 0 and finite; got {float(array[bad].ravel()[0])!r}.")
   saliency = jnp.asarray(saliency, jnp.float32)
   return jnp.where(jnp.isfinite(saliency) & (saliency >= 0), saliency, 0.0)
+
+
+def _check_perturbation(perturbation: Any, shape: tuple[int, ...]) -> None:
+  """Raises naming the field unless the noise has the images' shape and the flags are scalars."""
+  if tuple(np.shape(perturbation.noise)) != tuple(shape):
+    raise ValueError(
+      f"saliency.perturbation.noise must have the images' shape {tuple(shape)}; got {np.shape(perturbation.noise)}."
+    )
+  for name in ("on_image", "on_partner"):
+    if np.shape(getattr(perturbation, name)) != ():
+      raise ValueError(
+        f"saliency.perturbation.{name} must be a scalar bool; got shape {np.shape(getattr(perturbation, name))}."
+      )
+
+
+def _perturb(images: jax.Array, noise: jax.Array, where: jax.Array) -> jax.Array:
+  """``clip(x + noise)`` to the pixel range (0-255 for uint8, else [0, 1]) where ``where`` [B], else ``x``."""
+  top = 255.0 if images.dtype == jnp.uint8 else 1.0
+  moved = jnp.clip(images.astype(jnp.float32) + noise, 0.0, top)
+  if images.dtype == jnp.uint8:
+    moved = jnp.round(moved)
+  moved = moved.astype(images.dtype)
+  return jnp.where(where.reshape((-1,) + (1,) * (images.ndim - 1)), moved, images)
 
 
 def _unmixed_info(batch: int, spatial: tuple[int, ...]) -> MixInfo:

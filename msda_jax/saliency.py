@@ -5,12 +5,15 @@ PuzzleMix reference uses is the norm over channels of the gradient of the mean c
 the clean batch with respect to the (preprocessed) input, the model in inference mode:
 ``sqrt(mean_c (d loss / d x_c)^2)``. ``input_saliency`` computes it from any loss of the images,
 so a train step spends one more forward-backward pass on it (``msda_jax.train.make_train_step``
-does this when its mixer's method needs saliency, and nothing otherwise).
+does this when its mixer's method needs saliency, and nothing otherwise). PuzzleMix's optional
+adversarial step reuses that gradient: ``adversarial_saliency`` returns the map with the noise
+(``Saliency``), which ``mix_batch`` adds to the images it mixes.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -45,3 +48,78 @@ def input_saliency(loss_fn: Callable[[jax.Array], jax.Array], images: ArrayLike)
   images = jnp.asarray(images, jnp.float32)
   gradient = jax.grad(loss_fn)(images)
   return jax.lax.stop_gradient(gradient_saliency(gradient))
+
+
+class Perturbation(NamedTuple):
+  """PuzzleMix's adversarial noise for a batch, added to the images it mixes (not to its energy).
+
+  Attributes:
+    noise: float32 ``[B, *S, C]`` in the images' units (0-255 for uint8, else [0, 1]).
+    on_image: bool ``[]`` whether each image receives its noise.
+    on_partner: bool ``[]`` whether each partner receives its own noise (moved with it by the
+      pairing).
+  """
+
+  noise: jax.Array
+  on_image: jax.Array
+  on_partner: jax.Array
+
+
+class Saliency(NamedTuple):
+  """A saliency map with an optional ``Perturbation``: what ``adversarial_saliency`` returns.
+
+  ``mix_batch(..., saliency=Saliency(map, perturbation))`` takes it where a map is taken.
+  """
+
+  map: jax.Array
+  perturbation: Perturbation | None = None
+
+
+def adversarial_saliency(
+  key: jax.Array,
+  loss_fn: Callable[[jax.Array], jax.Array],
+  images: ArrayLike,
+  *,
+  adv_p: ArrayLike,
+  adv_eps: ArrayLike,
+  to_input: Callable[[jax.Array], jax.Array] | None = None,
+) -> Saliency:
+  """The saliency of ``input_saliency`` and PuzzleMix's adversarial noise, from one gradient.
+
+  As the PuzzleMix reference: per batch the images and the partners are each perturbed with
+  probability ``adv_p``. When either is, the gradient is taken at a random start (uniform noise
+  of size ``adv_eps / 255`` of the pixel range, clipped to the range), and the noise takes a
+  signed gradient step of ``(adv_eps + 2) / 255`` (ascent), is clipped to ``adv_eps / 255`` and
+  scaled by one ``Uniform(0, 1)`` factor; otherwise the gradient is the clean one and the noise
+  is 0. Either way one forward-backward pass.
+
+  Args:
+    key: the batch's key.
+    loss_fn: maps the model input ``[B, *S, C]`` to a scalar loss.
+    images: ``[B, *S, C]`` uint8 (range 0-255) or float (range [0, 1]).
+    adv_p: traced probability of perturbing the images, and the partners.
+    adv_eps: traced size in 1/255 of the pixel range.
+    to_input: maps float images in the units of ``images`` to the model input (default: as they
+      are); an increasing map per channel (a normalisation), so the gradient's sign is the same
+      in either units. The map and the sign come from the gradient at the model input, as in the
+      reference.
+
+  Returns:
+    ``Saliency(map [B, *S], Perturbation(noise, on_image, on_partner))``.
+  """
+  images = jnp.asarray(images)
+  top = 255.0 if images.dtype == jnp.uint8 else 1.0
+  x = images.astype(jnp.float32)
+  key_masks, key_start, key_scale = jax.random.split(key, 3)
+  on_image, on_partner = jax.random.uniform(key_masks, (2,)) < jnp.asarray(adv_p, jnp.float32)
+  size = jnp.asarray(adv_eps, jnp.float32) / 255.0 * top
+  start = jax.random.uniform(key_start, x.shape, jnp.float32, -1.0, 1.0) * size
+  noised = jnp.clip(x + start, 0.0, top)
+  either = on_image | on_partner
+  point = jnp.where(either, noised, x)
+  gradient = jax.grad(loss_fn)((to_input or (lambda v: v))(point))
+  step = (size + 2.0 / 255.0 * top) * jnp.sign(gradient)
+  noise = jnp.clip(point - x + step, -size, size) * jax.random.uniform(key_scale)
+  noise = jnp.where(either, noise, 0.0)
+  stop = jax.lax.stop_gradient
+  return Saliency(stop(gradient_saliency(gradient)), Perturbation(stop(noise), on_image, on_partner))

@@ -276,3 +276,64 @@ def test_inside_shard_map_each_device_mixes_its_shard(mode):
     want = msda_jax.mix_batch(key, x[rows], y[rows], method, num_classes=K, mode=mode, pairing="roll", saliency=s[rows])
     np.testing.assert_allclose(np.asarray(mixed)[rows], np.asarray(want[0]), atol=1e-6)
     np.testing.assert_allclose(np.asarray(targets)[rows], np.asarray(want[1]), atol=1e-6)
+
+
+# -- the adversarial step ------------------------------------------------------------------------
+def test_adversarial_noise_is_a_signed_step_of_bounded_size():
+  """A linear loss with a known gradient sign: the noise has that sign (or is 0), at most
+  adv_eps / 255; with adv_p 0 there is none and the map is the clean input saliency."""
+  x, _, _ = batch(seed=6)
+  w = jnp.asarray(np.random.default_rng(1).normal(size=(16, 16, 3)), jnp.float32)
+  loss = lambda z: jnp.sum(z * w[None])
+  clean = msda_jax.saliency.adversarial_saliency(jax.random.key(0), loss, x, adv_p=0.0, adv_eps=10.0)
+  np.testing.assert_array_equal(np.asarray(clean.perturbation.noise), 0.0)
+  np.testing.assert_allclose(np.asarray(clean.map), np.asarray(msda_jax.saliency.input_saliency(loss, x)), rtol=1e-6)
+  for seed in range(3):
+    out = msda_jax.saliency.adversarial_saliency(jax.random.key(seed), loss, x, adv_p=1.0, adv_eps=10.0)
+    noise = np.asarray(out.perturbation.noise)
+    assert bool(out.perturbation.on_image) and bool(out.perturbation.on_partner)
+    assert np.abs(noise).max() <= 10.0 / 255 + 1e-7 and np.abs(noise).max() > 0
+    signs = np.sign(noise[noise != 0])
+    np.testing.assert_array_equal(signs, np.broadcast_to(np.sign(np.asarray(w)), noise.shape)[noise != 0])
+
+
+def test_mix_batch_adds_the_noise_to_the_images_mixed_not_to_the_energy():
+  method = msda_jax.puzzlemix(grid_sizes=(4,), transport=False)
+  x, y, s = batch(seed=7)
+  noise = jnp.asarray(np.random.default_rng(2).uniform(-0.04, 0.04, x.shape), jnp.float32)
+  key = jax.random.key(3)
+  plain = msda_jax.mix_batch(key, x, y, method, num_classes=K, saliency=s, return_info=True)
+  for on_image, on_partner in ((True, False), (False, True), (True, True)):
+    sal = msda_jax.saliency.Saliency(
+      s, msda_jax.saliency.Perturbation(noise, jnp.array(on_image), jnp.array(on_partner))
+    )
+    mixed, _, info = msda_jax.mix_batch(key, x, y, method, num_classes=K, saliency=sal, return_info=True)
+    np.testing.assert_array_equal(np.asarray(info.mask), np.asarray(plain[2].mask))  # energy on clean images
+    xi = np.clip(np.asarray(x) + on_image * np.asarray(noise), 0, 1)
+    xj = np.clip(np.asarray(x) + on_partner * np.asarray(noise), 0, 1)[np.asarray(info.partner)]
+    m = np.asarray(info.mask)[..., None]
+    np.testing.assert_allclose(np.asarray(mixed), m * xi + (1 - m) * xj, atol=1e-6)
+  with pytest.raises(ValueError, match=r"saliency.perturbation.noise must have the images' shape"):
+    bad = msda_jax.saliency.Saliency(s, msda_jax.saliency.Perturbation(noise[:2], jnp.array(True), jnp.array(True)))
+    msda_jax.mix_batch(key, x, y, method, num_classes=K, saliency=bad)
+
+
+def test_the_train_step_takes_the_adversarial_step_only_when_asked():
+  from msda_jax.train import init_train_state, make_train_step
+  from msda_jax.train.models import SmallCNN
+
+  tx = optax.sgd(0.1)
+  graphdef, state, opt = init_train_state(SmallCNN(K, width=4, in_channels=3, rngs=nnx.Rngs(0)), tx)
+  x, y, _ = batch()
+  data = {"image": x, "label": y}
+  outs = {}
+  for adv_p in (0.0, 1.0):
+    method = msda_jax.puzzlemix(grid_sizes=(4,), adv_p=adv_p)
+    step = make_train_step(graphdef=graphdef, tx=tx, mixer=msda_jax.Mixer(method, num_classes=K), weight_decay=0.0)
+    jaxpr = jax.make_jaxpr(step)(state, opt, data, jax.random.key(0)).jaxpr
+    outs[adv_p] = (jax.jit(step)(state, opt, data, jax.random.key(0))[2], count_convolutions(jaxpr), str(jaxpr))
+    assert all(np.isfinite(float(v)) for v in outs[adv_p][0].values())
+  assert outs[0.0][1] == outs[1.0][1], "the adversarial step reuses the saliency gradient: no more convolutions"
+  signed = re.compile(r"f32\[4,16,16,3\] = sign ")  # the signed gradient step on the images
+  assert signed.search(outs[1.0][2]) and not signed.search(outs[0.0][2])
+  assert float(outs[0.0][0]["loss"]) != float(outs[1.0][0]["loss"])

@@ -47,7 +47,11 @@ class PuzzleMix(DataMixMethod):
   """PuzzleMix with ``lam ~ Beta(alpha, alpha)`` and the reference's CIFAR-100 settings as defaults.
 
   Traced: ``alpha``, ``beta`` (boundary weight, divided by ``16 b``), ``gamma`` (its data
-  share), ``eta`` (prior weight), ``t_eps`` (transport distance weight). Static: ``n_labels``
+  share), ``eta`` (prior weight), ``t_eps`` (transport distance weight), ``adv_p`` and
+  ``adv_eps`` (the optional adversarial step: the probability of perturbing the images, and the
+  partners, of a batch, and the size in 1/255 of the pixel range; the train step computes the
+  noise with ``msda_jax.saliency.adversarial_saliency`` when ``adv_p`` is not the constant 0,
+  the reference's adversarial runs use 0.1 and 10). Static: ``n_labels``
   (mask values ``1 - k / (n - 1)``), ``neigh_size`` (pooling of the boundary statistics),
   ``transport``, ``t_size`` (transport patch side; -1: the blocks), ``grid_sizes``.
 
@@ -64,13 +68,16 @@ class PuzzleMix(DataMixMethod):
 
   name = "puzzlemix"
   _positive = ("alpha",)
-  _nonnegative = ("beta", "gamma", "eta", "t_eps")
+  _nonnegative = ("beta", "gamma", "eta", "t_eps", "adv_eps")
+  _unit = ("adv_p",)
 
   alpha: ArrayLike = 1.0
   beta: ArrayLike = 1.2
   gamma: ArrayLike = 0.5
   eta: ArrayLike = 0.2
   t_eps: ArrayLike = 0.8
+  adv_p: ArrayLike = 0.0
+  adv_eps: ArrayLike = 10.0
   n_labels: int = static_field(default=3)
   neigh_size: int = static_field(default=4)
   transport: bool = static_field(default=True)

@@ -41,6 +41,7 @@ out, is baked into the program as a constant).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
@@ -116,6 +117,28 @@ def _targets(labels: jax.Array, num_classes: int) -> jax.Array:
   return labels.astype(jnp.float32)
 
 
+def clean_loss_input(model: nnx.Module, labels: jax.Array, x: jax.Array) -> jax.Array:
+  """The mean cross-entropy of ``model`` on the model input ``x`` against ``labels``."""
+  logits = model(x)
+  return jnp.mean(optax.softmax_cross_entropy(logits, _targets(labels, logits.shape[-1])))
+
+
+def _adversarial(method: Any) -> tuple[Any, Any] | None:
+  """``(adv_p, adv_eps)`` of a method with the adversarial step on, ``None`` otherwise.
+
+  A concrete ``adv_p`` of 0 leaves the step out of the program; a traced one keeps it in.
+  """
+  adv_p = getattr(method, "adv_p", None)
+  if adv_p is None:
+    return None
+  try:
+    if float(adv_p) == 0.0:
+      return None
+  except (TypeError, jax.errors.ConcretizationTypeError):
+    pass
+  return adv_p, method.adv_eps
+
+
 def make_train_step(
   *,
   graphdef: nnx.GraphDef,
@@ -163,16 +186,26 @@ def make_train_step(
   to_input = preprocess if preprocess is not None else _float_images
   default_mixer = mixer
 
-  def clean_saliency(params: nnx.State, rest: nnx.State, images: jax.Array, labels: jax.Array) -> jax.Array:
-    """The input-gradient saliency ``[B, H, W]`` of the clean batch, the model in inference mode."""
+  def clean_saliency(
+    params: nnx.State,
+    rest: nnx.State,
+    images: jax.Array,
+    labels: jax.Array,
+    key: jax.Array | None = None,
+    adversarial: tuple[Any, Any] | None = None,
+  ) -> Any:
+    """The input-gradient saliency ``[B, H, W]`` of the clean batch, the model in inference mode.
+
+    With ``adversarial = (adv_p, adv_eps)``: the ``Saliency`` with PuzzleMix's noise, from the
+    same one gradient (at the random start when the batch is perturbed).
+    """
     model = nnx.merge(graphdef, params, rest, copy=True)
     model.eval()
-
-    def clean_loss(x: jax.Array) -> jax.Array:
-      logits = model(x)
-      return jnp.mean(optax.softmax_cross_entropy(logits, _targets(labels, logits.shape[-1])))
-
-    return saliency_lib.input_saliency(clean_loss, to_input(images))
+    loss = functools.partial(clean_loss_input, model, labels)
+    if adversarial is None or key is None:
+      return saliency_lib.input_saliency(loss, to_input(images))
+    adv_p, adv_eps = adversarial
+    return saliency_lib.adversarial_saliency(key, loss, images, adv_p=adv_p, adv_eps=adv_eps, to_input=to_input)
 
   def train_step(
     model_state: nnx.State,
@@ -189,7 +222,12 @@ def make_train_step(
     if mixer is not None:
       saliency = None
       if mixer.needs_saliency:
-        saliency = clean_saliency(params, rest, images, labels)
+        adversarial = _adversarial(mixer.method)
+        if adversarial is None:
+          saliency = clean_saliency(params, rest, images, labels)
+        else:
+          key, key_adv = jax.random.split(key)
+          saliency = clean_saliency(params, rest, images, labels, key=key_adv, adversarial=adversarial)
       images, labels = mixer(key, images, labels, saliency=saliency)
     images = to_input(images)
 
