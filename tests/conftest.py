@@ -23,8 +23,7 @@ METHOD_SPECS = [
   "fmix",
   "resizemix",
   "saliencymix",
-  "puzzlemix(grid_sizes=(2, 4, 8))",
-  "puzzlemix(transport=False, n_labels=2, grid_sizes=(4,))",
+  "puzzlemix(grid_sizes=(2, 4))",
 ]
 
 

@@ -21,7 +21,7 @@ from conftest import METHOD_SPECS
 import msda_jax
 
 BATCH, SHAPE, CHANNELS, CLASSES = 6, (10, 13), 3, 5
-SQUARE = (16, 16)  # for the methods that mix square images only
+SQUARE = (8, 8)  # for the methods that mix square images only
 MODES = ("batch", "example")
 STATIC = ("num_classes", "mode", "pairing", "spatial_ndim", "return_info", "groups", "unbounded")
 

@@ -230,7 +230,7 @@ def test_groups_keep_pairs_on_their_device(mode):
   one-device numbers; with groups 1 the same program moves data (the check has power)."""
   mesh = jax.make_mesh((DEVICES,), ("data",))
   x, y, s = batch(shape=(8, 8), size=16, seed=4)
-  methods = (msda_jax.puzzlemix(grid_sizes=(2, 4)), msda_jax.saliencymix())
+  methods = (msda_jax.puzzlemix(grid_sizes=(4,)), msda_jax.saliencymix())
 
   def mix_all(key, x, y, s, groups):
     return [
@@ -245,9 +245,10 @@ def test_groups_keep_pairs_on_their_device(mode):
   with jax.set_mesh(mesh):
     program = jax.jit(mix_all, static_argnums=4).lower(key, *args, DEVICES).compile()
     out = program(key, *args)
-    crossing = jax.jit(mix_all, static_argnums=4).lower(key, *args, 1).compile()
+    if mode == "batch":  # the power of the check, once
+      crossing = jax.jit(mix_all, static_argnums=4).lower(key, *args, 1).compile()
+      assert MOVES_DATA.search(crossing.as_text())
   assert not MOVES_DATA.search(program.as_text())
-  assert MOVES_DATA.search(crossing.as_text())
   for got, want in zip(jax.tree.leaves(out), jax.tree.leaves(single), strict=True):
     np.testing.assert_allclose(np.asarray(got), np.asarray(want), atol=1e-6)
   assert out[0][0].sharding.is_equivalent_to(sharding, 4)
@@ -270,10 +271,13 @@ def test_inside_shard_map_each_device_mixes_its_shard(mode):
     jax.shard_map(local, mesh=mesh, in_specs=(P(), P("data"), P("data"), P("data")), out_specs=P("data"))
   )
   mixed, targets = map(np.asarray, mapped(jax.random.key(2), *[jax.device_put(a, sharding) for a in (x, y, s)]))
+  one = jax.jit(
+    lambda key, x, y, s: msda_jax.mix_batch(key, x, y, method, num_classes=K, mode=mode, pairing="roll", saliency=s)
+  )
   for d in range(DEVICES):
     rows = slice(2 * d, 2 * d + 2)
     key = jax.random.fold_in(jax.random.key(2), d)
-    want = msda_jax.mix_batch(key, x[rows], y[rows], method, num_classes=K, mode=mode, pairing="roll", saliency=s[rows])
+    want = one(key, x[rows], y[rows], s[rows])
     np.testing.assert_allclose(np.asarray(mixed)[rows], np.asarray(want[0]), atol=1e-6)
     np.testing.assert_allclose(np.asarray(targets)[rows], np.asarray(want[1]), atol=1e-6)
 
@@ -298,7 +302,7 @@ def test_adversarial_noise_is_a_signed_step_of_bounded_size():
 
 
 def test_mix_batch_adds_the_noise_to_the_images_mixed_not_to_the_energy():
-  method = msda_jax.puzzlemix(grid_sizes=(4,), transport=False)
+  method = msda_jax.puzzlemix(grid_sizes=(4,), transport=False, n_labels=2)
   x, y, s = batch(seed=7)
   noise = jnp.asarray(np.random.default_rng(2).uniform(-0.04, 0.04, x.shape), jnp.float32)
   key = jax.random.key(3)
