@@ -34,17 +34,8 @@ from flax import nnx
 
 import msda_jax
 from benchmarks.mixing.machine import cpu_model
+from benchmarks.theory_regularizers import median_seconds
 from msda_jax.train import get_model, init_train_state, make_train_step
-
-
-def median_seconds(fn, *args, repeats: int) -> float:
-  jax.block_until_ready(fn(*args))
-  times = []
-  for _ in range(repeats):
-    start = time.perf_counter()
-    jax.block_until_ready(fn(*args))
-    times.append(time.perf_counter() - start)
-  return statistics.median(times)
 
 
 def measure(model_name: str, width: int | None, batch: int, size: int, repeats: int) -> dict:

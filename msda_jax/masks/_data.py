@@ -87,7 +87,8 @@ class DataMixMethod(MixMethod):
     return _sharding.map_local(lambda k, lam_k, d: self._pair(k, lam_k, shape, d), keys, lam, data)
 
   def _pair(self, key: jax.Array, lam: jax.Array, shape: tuple[int, ...], data: PairData) -> Sample:
-    raise NotImplementedError
+    """One pair's draw, for the default ``_sample_pairs``: a subclass overrides one of the two."""
+    raise TypeError(f"{type(self).__name__} must override _pair (one pair) or _sample_pairs (a batch of pairs).")
 
   def _sample(
     self, key_lam: jax.Array, key_mask: jax.Array, lam: jax.Array | None, shape: tuple[int, ...], data: Any
