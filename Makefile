@@ -25,7 +25,8 @@ figure3: $(VENV)/.installed-figures
 	$(PY) -m theory.figure3 --out $(OUT)/figure3.png
 
 figures: $(VENV)/.installed-figures $(VENV)/.installed-train
-	for n in 1 2 3 4 5; do $(PY) -m theory.figure$$n --out $(OUT)/figure$$n.png || exit 1; done
+	for n in figure1 figure2 figure3 figure4 figure5 figure4_design theorem3; do \
+	  $(PY) -m theory.$$n --out $(OUT)/$$n.png || exit 1; done
 
 lint: $(VENV)/.installed-test
 	$(PY) -m ruff format --check .

@@ -23,6 +23,7 @@ from msda_jax.masks._cutmix import CutMix
 from msda_jax.masks._fmix import FMix
 from msda_jax.masks._gmix import GMix
 from msda_jax.masks._hmix import HMix
+from msda_jax.masks._mixture import Mixture
 from msda_jax.masks._mixup import Mixup
 from msda_jax.masks._puzzlemix import PuzzleMix
 from msda_jax.masks._resizemix import ResizeMix
@@ -45,6 +46,7 @@ METHODS: dict[str, type[Any]] = {
     ResizeMix,
     PuzzleMix,
     SaliencyMix,
+    Mixture,
     KMix,
   )
 }

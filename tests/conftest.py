@@ -9,23 +9,6 @@ import pytest
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
 
-# Every method preset, by name, for the conformance suite.
-METHOD_SPECS = [
-  "mixup",
-  "cutmix",
-  "cutmix(placement='inside')",
-  "stochastic_mixup_cutmix",
-  "hmix",
-  "hmix(r_alpha=0.5)",
-  "gmix",
-  "gmix(scale='text', symmetric=False)",
-  "bernoulli",
-  "fmix",
-  "resizemix",
-  "saliencymix",
-  "puzzlemix(grid_sizes=(2, 4))",
-]
-
 
 @pytest.fixture
 def key():

@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import METHOD_SPECS
+from method_specs import METHOD_SPECS
 
 import msda_jax
 

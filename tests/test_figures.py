@@ -4,13 +4,15 @@ import json
 
 import pytest
 
-from theory import figure1, figure2, figure3, figure4, figure5
+from theory import figure1, figure2, figure3, figure4, figure4_design, figure5, theorem3
 
 SMALL = {
   "figure1": (figure1, ["--num", "24", "--steps", "3"]),
   "figure2": (figure2, ["--size", "32"]),
   "figure3": (figure3, ["--size", "32"]),
   "figure4": (figure4, ["--size", "12", "--draws", "256"]),
+  "figure4_design": (figure4_design, ["--size", "6", "--draws", "500"]),
+  "theorem3": (theorem3, ["--examples", "6", "--steps", "20", "--methods", "CutMix"]),
   "figure5": (figure5, ["--epochs", "1", "--train-size", "128", "--batch", "32", "--num-test", "8"]),
 }
 

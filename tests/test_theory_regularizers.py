@@ -157,20 +157,6 @@ def test_printed_form_does_not_shrink_for_box_masks():
   assert printed[-1] > 100 * general[-1], f"printed {printed} vs general {general}"
 
 
-def test_exact_msda_loss_atoms_agree_with_sampled_atoms():
-  # Seed 4, 20000 draws of (lam, M) for CutMix: the sampled loss is within 4 standard errors of the exact one.
-  f = make_model()
-  x, y = make_data()
-  x, y = x.astype(jnp.float32), y.astype(jnp.float32)
-  exact = float(msda_loss(f, x, y, atoms_lib.box_atoms(1.0, shape=GRID, placement="clip")))
-  draws = atoms_lib.sampled_atoms(jax.random.key(4), laws.msda_law(msda_jax.cutmix(), 1.0, shape=GRID), num_draws=20000)
-  per_draw = jax.vmap(
-    lambda m, o, p: msda_loss(f, x, y, atoms_lib.MaskAtoms(m[None], o[None] * 20000, p[None] * 20000))
-  )(draws.masks, draws.own, draws.partner)
-  sampled, se = float(per_draw.mean()), float(per_draw.std() / np.sqrt(per_draw.size))
-  assert abs(sampled - exact) < 4 * se, (exact, sampled, se)
-
-
 def test_exact_and_printed_coincide_for_mixup_on_centred_data():
   with jax.enable_x64(True):
     f = make_model()

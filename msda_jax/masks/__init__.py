@@ -13,6 +13,7 @@ from msda_jax.masks._data import DataMixMethod, PairData
 from msda_jax.masks._fmix import FMix
 from msda_jax.masks._gmix import GMix
 from msda_jax.masks._hmix import HMix
+from msda_jax.masks._mixture import Mixture
 from msda_jax.masks._mixup import Mixup
 from msda_jax.masks._puzzlemix import PuzzleMix
 from msda_jax.masks._resizemix import ResizeMix
@@ -27,6 +28,7 @@ __all__ = [
   "GMix",
   "HMix",
   "MixMethod",
+  "Mixture",
   "Mixup",
   "PairData",
   "PuzzleMix",

@@ -27,6 +27,18 @@ matrix; ``regularizers_sampled`` never forms a ``d x d`` matrix: it samples mask
 and evaluates ``J u`` and ``u^T nabla^2 f u`` by one nested ``jax.jvp`` (a Hessian-vector
 product along ``u``), giving unbiased estimates with standard errors.
 
+The label weight. The derivation holds for any weight ``w`` of the first image's label: the
+own branch of the swap law carries ``w`` and the swapped one ``1 - w``, so the realised objective
+that ``mix_batch`` trains (``w = mean(M)``) has the same R1-R3 with its own coefficients
+(``swap_coefficients`` of realised atoms, ``method_coefficients``, ``swap_law(label_weight=
+"realised")``, the default for a library method). The printed form is nominal by derivation.
+
+R3 and piecewise-linear networks. R3 contracts the input Hessian ``nabla^2 f``. A ReLU network
+(ReLU, max-pooling, linear layers) is piecewise linear in its input, so its Hessian is 0 almost
+everywhere and R3 is exactly 0 (``jax.hessian`` and the nested ``jvp`` return 0 off the kinks).
+Study R3 with a smooth network: softplus or GELU activations (``SmallCNN(activation="softplus")``
+in ``msda_jax.train.models``).
+
 Every entry point checks the model's output and the labels first (``_inputs.check_model_inputs``):
 binary models return one logit ``[]`` (``[1]`` is squeezed) and labels are ``[m]`` in [0, 1];
 softmax models return ``[K]`` and labels are probability rows ``[m, K]`` (one-hot encode class
@@ -36,14 +48,15 @@ indices with ``jax.nn.one_hot``). Shapes are checked at trace time, label values
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from msda_jax import _validate
-from msda_jax.theory import _inputs, losses
+from msda_jax._dataclass import pytree_dataclass, static_field
+from msda_jax.theory import _inputs, laws, losses
 from msda_jax.theory.laws import MaskLaw
 
 FORMS = ("printed", "general")
@@ -70,31 +83,83 @@ class Regularizers(NamedTuple):
     return self.r1 + self.r2 + self.r3
 
 
-class Coefficients(NamedTuple):
-  """Mask coefficients over the spatial grid: ``mean = E[1 - M]`` ``[*S]``, ``second`` ``[d, d]``."""
+@pytree_dataclass
+class Coefficients:
+  """Mask coefficients: ``mean = E[1 - M]`` and ``second = E[(1 - M)(1 - M)^T]`` (Eq. 9).
+
+  Attributes:
+    mean: ``[*S]`` over the spatial grid, or flat ``[d]`` in row-major order (the layout of
+      ``MaskMoments``); either is read against the examples' shape.
+    second: ``[d, d]``.
+    form: static, the form they were built for: ``"general"`` (the swap law, ``swap_coefficients``),
+      ``"printed"`` (the D~ law, ``printed_coefficients``) or ``None`` (not recorded: any form).
+    label_weight: static ``"realised"``, ``"nominal"`` or ``None`` (not recorded).
+    beta: static ``(a, b)`` of the ``lam`` law, or ``None``.
+  """
 
   mean: jax.Array
   second: jax.Array
+  form: str | None = static_field(default=None)
+  label_weight: str | None = static_field(default=None)
+  beta: tuple[float, float] | None = static_field(default=None)
+
+  @classmethod
+  def from_moments(cls, moments: Any, *, form: str | None = None) -> Coefficients:
+    """From ``MaskMoments`` or ``ExactMoments`` (flat ``[d]`` mean and ``[d, d]`` second moment).
+
+    ``mask_moments`` of a ``swap_law`` gives ``form="general"`` coefficients, of a ``printed_law``
+    the printed form's second moment (its mean is then ``printed_mean``).
+    """
+    if form is not None:
+      _check_form(form)
+    return cls(jnp.asarray(moments.mean), jnp.asarray(moments.second), form=form)
 
 
 def _check_form(form: str) -> None:
   _validate.check_choice("form", form, FORMS)
 
 
-def _check_grid(coefficients: Coefficients, example_shape: tuple[int, ...]) -> None:
-  """Raises unless the coefficients are over the examples' spatial grid (checked before the model)."""
+def _grid_ndim(coefficients: Coefficients, example_shape: tuple[int, ...]) -> int:
+  """The number of leading example axes the coefficients' grid covers; raises if none fits.
+
+  A ``[*S]`` mean must be a prefix of the example's shape; a flat ``[d]`` mean fits the first
+  ``k`` axes with ``prod(example_shape[:k]) = d`` (every such ``k`` flattens alike, row-major).
+  """
   spatial = tuple(coefficients.mean.shape)
-  if example_shape[: len(spatial)] != spatial:
-    raise ValueError(f"coefficients are over the grid {spatial} but examples have shape {example_shape}.")
-  d = coefficients.mean.size
+  d = math.prod(spatial)
   if coefficients.second.shape != (d, d):
     raise ValueError(f"coefficients.second must be [{d}, {d}] for the grid {spatial}; got {coefficients.second.shape}.")
+  if example_shape[: len(spatial)] == spatial:
+    return len(spatial)
+  if len(spatial) == 1:
+    for k in range(1, len(example_shape) + 1):
+      if math.prod(example_shape[:k]) == d:
+        return k
+  raise ValueError(
+    f"coefficients are over the grid {spatial} (d = {d}) but examples have shape {example_shape}: the mean must be "
+    "the example's leading axes [*S] or flat [d] with d their product."
+  )
+
+
+def _check_grid(coefficients: Coefficients, example_shape: tuple[int, ...]) -> None:
+  """Raises unless the coefficients are over the examples' spatial grid (checked before the model)."""
+  _grid_ndim(coefficients, example_shape)
+
+
+def _check_coefficient_form(coefficients: Coefficients, form: str) -> None:
+  recorded = getattr(coefficients, "form", None)
+  if recorded is not None and recorded != form:
+    builder = "swap_coefficients" if recorded == "general" else "printed_coefficients"
+    raise ValueError(
+      f"coefficients were built for form={recorded!r} ({builder}) but form={form!r} was asked; build them for "
+      f"form={form!r} ({'swap_coefficients' if form == 'general' else 'printed_coefficients'})."
+    )
 
 
 def _expand_channels(coefficients: Coefficients, example_shape: tuple[int, ...]) -> tuple[jax.Array, jax.Array]:
   """``b`` and ``A`` over the flattened input ``[D]`` (pixels x channels)."""
-  _check_grid(coefficients, example_shape)
-  channels = math.prod(example_shape[coefficients.mean.ndim :])
+  grid = _grid_ndim(coefficients, example_shape)
+  channels = math.prod(example_shape[grid:])
   b = jnp.repeat(coefficients.mean.reshape(-1), channels)
   a = jnp.kron(coefficients.second, jnp.ones((channels, channels), coefficients.second.dtype))
   return b, a
@@ -132,6 +197,7 @@ def regularizers_exact(
   """
   _check_form(form)
   losses.check_loss(loss)
+  _check_coefficient_form(coefficients, form)
   _check_grid(coefficients, tuple(jnp.shape(x)[1:]))
   f, x, y = _inputs.check_model_inputs(f, x, y, loss=loss)
   data = x if data is None else jnp.asarray(data)
@@ -225,6 +291,11 @@ def regularizers_sampled(
   """
   _check_form(form)
   losses.check_loss(loss)
+  kind = laws.law_attribute(law, "kind")
+  wanted = "swap" if form == "general" else "printed"
+  if kind is not None and kind != wanted:
+    builder = "swap_law" if form == "general" else "printed_law"
+    raise ValueError(f"form={form!r} needs a law of kind {wanted!r} ({builder}); got a law of kind {kind!r}.")
   if not isinstance(num_samples, int) or num_samples < 2:
     raise ValueError(f"num_samples must be an int >= 2 (for a standard error); got {num_samples!r}.")
   f, x, y = _inputs.check_model_inputs(f, x, y, loss=loss)

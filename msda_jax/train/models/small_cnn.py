@@ -1,7 +1,10 @@
 """A small convolutional network for quick runs and tests (MNIST-sized or CIFAR-sized inputs).
 
-Three 3x3 convolutions of ``width * (1, 2, 4)`` channels, each followed by BatchNorm and ReLU,
-the first two by a 2x2 max-pool; global average pooling and a linear classifier. It works on
+Three 3x3 convolutions of ``width * (1, 2, 4)`` channels, each followed by BatchNorm and ReLU
+(or a smooth activation, ``activation=``), the first two by a 2x2 max-pool; global average
+pooling and a linear classifier. With ReLU the network is piecewise linear in its input, so its
+input Hessian is 0 almost everywhere and Theorem 1's R3 vanishes exactly; ``"softplus"`` or
+``"gelu"`` make it smooth where R3 is to be studied. It works on
 any input of at least 4x4 pixels (28x28x1 and 32x32x3 included). Full-size parameter count
 (``width=32``, 3 input channels, 10 classes): 94,762.
 """
@@ -14,7 +17,10 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from msda_jax import _validate
 from msda_jax.train.models import _layers
+
+ACTIVATIONS = {"relu": nnx.relu, "softplus": nnx.softplus, "gelu": nnx.gelu}
 
 
 class SmallCNN(nnx.Module):
@@ -24,6 +30,7 @@ class SmallCNN(nnx.Module):
     num_classes: static number of classes ``K``.
     width: static channels of the first convolution (the others have 2x and 4x).
     in_channels: static image channels ``C`` (1 for MNIST, 3 for CIFAR).
+    activation: ``"relu"`` (default), ``"softplus"`` or ``"gelu"`` (smooth: R3 is not 0).
     dtype: computation dtype; parameters are float32 and logits are returned in float32.
     rngs: random streams for the initialisation.
 
@@ -38,9 +45,12 @@ class SmallCNN(nnx.Module):
     *,
     width: int = 32,
     in_channels: int = 3,
+    activation: str = "relu",
     dtype: Any = jnp.float32,
     rngs: nnx.Rngs,
   ):
+    _validate.check_choice("activation", activation, tuple(ACTIVATIONS))
+    self.activation = activation
     channels = (width, 2 * width, 4 * width)
     self.convs = nnx.List(
       [
@@ -54,7 +64,7 @@ class SmallCNN(nnx.Module):
   def __call__(self, x: jax.Array) -> jax.Array:
     out = x
     for index, (conv, bn) in enumerate(zip(self.convs, self.bns, strict=True)):
-      out = nnx.relu(bn(conv(out)))
+      out = ACTIVATIONS[self.activation](bn(conv(out)))
       if index < len(self.convs) - 1:
         out = _layers.max_pool(out, window=2, stride=2)
     return _layers.logits_float32(self.head(_layers.global_average_pool(out)))

@@ -1,0 +1,18 @@
+"""Every method preset, by name, for the conformance suite (one module: imported by the tests)."""
+
+METHOD_SPECS = [
+  "mixup",
+  "cutmix",
+  "cutmix(placement='inside')",
+  "stochastic_mixup_cutmix",
+  "hmix",
+  "hmix(r_alpha=0.5)",
+  "gmix",
+  "gmix(scale='text', symmetric=False)",
+  "bernoulli",
+  "fmix",
+  "resizemix",
+  "saliencymix",
+  "puzzlemix(grid_sizes=(2, 4))",
+  "mixture(methods=('mixup', 'cutmix(alpha=0.5)'), probs=(0.4, 0.6))",
+]
