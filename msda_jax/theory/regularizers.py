@@ -315,7 +315,11 @@ def regularizers_sampled(
     return jnp.stack([first, g_r + g_x, h_r + h_x])
 
   keys = jax.random.split(key, (x.shape[0], num_samples))
-  samples = jax.vmap(lambda ks, xi, yi: jax.vmap(lambda k: draw(k, xi, yi))(ks))(keys, x, y)  # [m, S, 3]
+  # One compiled program (eagerly, every primitive of the law and the nested jvp compiled alone).
+  sample_all = jax.jit(
+    lambda k, xs, ys: jax.vmap(lambda ks, xi, yi: jax.vmap(lambda kk: draw(kk, xi, yi))(ks))(k, xs, ys)
+  )
+  samples = sample_all(keys, x, y)  # [m, S, 3]
   per_example = jnp.mean(samples, axis=1)
   means = jnp.mean(per_example, axis=0)
   variance = jnp.var(samples, axis=1, ddof=1) / num_samples  # [m, 3]
