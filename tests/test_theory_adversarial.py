@@ -76,6 +76,21 @@ def test_attack_on_a_linear_logit_reaches_the_closed_form(radius):
   np.testing.assert_allclose(moved, radius, atol=1e-9)
 
 
+def test_softmax_attack_on_two_linear_classes_reaches_the_closed_form():
+  """K = 2 linear logits ``W z``: only the margin ``(w_y - w_other) . z`` matters, so the worst
+  point moves it by ``||w_y - w_other|| rho`` and the loss is ``softplus(-(margin - ||..|| rho))``."""
+  w = np.random.default_rng(4).normal(size=(2, *SHAPE))
+  f = lambda z: jnp.einsum("kij,ij->k", jnp.asarray(w), z)
+  x, labels = data()
+  y = jax.nn.one_hot(labels.astype(jnp.int32), 2, dtype=jnp.float64)
+  attack = theory.pgd_l2(f, x, y, radius=0.7, num_steps=10, loss="softmax")
+  k = np.asarray(labels).astype(int)
+  direction = w[k] - w[1 - k]  # [m, 3, 2]
+  margin = np.einsum("mij,mij->m", direction, np.asarray(x))
+  expected = softplus(-(margin - np.linalg.norm(direction.reshape(len(k), -1), axis=1) * 0.7))
+  np.testing.assert_allclose(np.asarray(attack.losses), expected, rtol=1e-9, atol=1e-12)
+
+
 def test_attack_is_feasible_and_beats_random_points_of_the_ball():
   """Seed 3, 64 random directions per example on the ReLU net: the attack is at least as bad."""
   f = relu_model()
