@@ -91,6 +91,22 @@ def test_softmax_attack_on_two_linear_classes_reaches_the_closed_form():
   np.testing.assert_allclose(np.asarray(attack.losses), expected, rtol=1e-9, atol=1e-12)
 
 
+def test_robust_accuracy_of_two_linear_classes():
+  """An example stays correct iff its margin exceeds ``||w_y - w_other|| rho``; counted by hand."""
+  w = np.random.default_rng(4).normal(size=(2, *SHAPE))
+  f = lambda z: jnp.einsum("kij,ij->k", jnp.asarray(w), z)
+  x, labels = data()
+  k = np.asarray(labels).astype(int)
+  direction = w[k] - w[1 - k]
+  margin = np.einsum("mij,mij->m", direction, np.asarray(x))
+  for rho in (0.0, 0.3, 1.0):
+    expected = np.mean(margin > np.linalg.norm(direction.reshape(len(k), -1), axis=1) * rho)
+    got = float(theory.robust_accuracy(f, x, jnp.asarray(k), radius=rho, num_steps=10))
+    assert got == pytest.approx(expected), rho
+  with pytest.raises(ValueError, match="integer classes"):
+    theory.robust_accuracy(f, x, labels, radius=0.1)
+
+
 def test_attack_is_feasible_and_beats_random_points_of_the_ball():
   """Seed 3, 64 random directions per example on the ReLU net: the attack is at least as bad."""
   f = relu_model()

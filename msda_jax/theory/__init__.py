@@ -32,6 +32,7 @@ from msda_jax.theory.adversarial import (
   pgd_l2,
   quadratic_adversarial_loss,
   quadratic_crossing_radius,
+  robust_accuracy,
   theorem3_check,
 )
 from msda_jax.theory.atoms import (
@@ -178,6 +179,7 @@ __all__ = [
   "regularizers_exact",
   "regularizers_sampled",
   "residual",
+  "robust_accuracy",
   "sampled_atoms",
   "sampled_coefficients",
   "stochastic_atoms",

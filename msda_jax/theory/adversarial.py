@@ -306,6 +306,37 @@ def adversarial_loss(
   return jnp.mean(attack.losses)
 
 
+def robust_accuracy(
+  f: Model,
+  x: ArrayLike,
+  labels: ArrayLike,
+  *,
+  radius: ArrayLike,
+  num_steps: int = 20,
+  step_size: ArrayLike | None = None,
+) -> jax.Array:
+  """The share of examples still classified correctly after ``pgd_l2`` on the softmax loss.
+
+  An upper bound of the true robust accuracy (the attack finds a feasible point, not always the
+  worst one). A model returning ``[K]`` logits, integer ``labels`` ``[m]``.
+
+  >>> f = lambda z: jnp.stack([jnp.sum(z), -jnp.sum(z)])  # class 0 iff sum(z) > 0; margin 2 sum(z)
+  >>> x = jnp.array([[[0.1]], [[1.0]]])
+  >>> float(robust_accuracy(f, x, jnp.array([0, 0]), radius=0.5))  # only the second keeps its class
+  0.5
+  """
+  labels = jnp.asarray(labels)
+  if labels.ndim != 1 or not jnp.issubdtype(labels.dtype, jnp.integer):
+    raise ValueError(f"labels must be integer classes [m]; got shape {labels.shape} and dtype {labels.dtype}.")
+  out = jax.eval_shape(f, jax.ShapeDtypeStruct(tuple(np.shape(x)[1:]), jnp.result_type(float)))
+  if len(out.shape) != 1:
+    raise ValueError(f"robust_accuracy needs a model returning logits [K]; got shape {out.shape}.")
+  y = jax.nn.one_hot(labels, out.shape[0], dtype=out.dtype)
+  attack = pgd_l2(f, x, y, radius=radius, num_steps=num_steps, step_size=step_size, loss="softmax")
+  predicted = jnp.argmax(jax.vmap(f)(attack.examples), axis=-1)
+  return jnp.mean((predicted == labels).astype(jnp.float32))
+
+
 def _binary_only(loss: str) -> None:
   losses.check_loss(loss)
   if loss != "binary":
