@@ -374,3 +374,17 @@ def test_closed_forms_and_averages_do_not_recompile_for_new_values():
   for lam, q, a in [(0.2, 0.5, 1.0), (0.7, 0.1, 0.4)]:
     jax.block_until_ready(coefficient(lam, q, a))
   assert len(traces) == 1
+
+
+def test_distance_profile_of_a_hand_made_map():
+  """A 2 x 2 grid's 3 x 3 map: distance 0 the centre, 1 the four axis neighbours, 1.41 -> 1 the corners."""
+  values = np.array([[1.0, 2.0, 3.0], [4.0, 10.0, 6.0], [7.0, 8.0, 9.0]])
+  distances, means = theory.distance_profile(values)
+  assert distances.tolist() == [0, 1]
+  assert means.tolist() == [10.0, (2 + 4 + 6 + 8 + 1 + 3 + 7 + 9) / 8]
+  _, maxima = theory.distance_profile(values, reduce="max")
+  assert maxima.tolist() == [10.0, 9.0]
+  flat = theory.distance_profile(np.asarray(theory.mixup_translation_map(0.3, shape=(5, 5))))[1]
+  np.testing.assert_allclose(flat, 0.49, rtol=1e-6)  # Mixup's map is (1 - lam)^2 at every offset
+  with pytest.raises(ValueError, match="odd"):
+    theory.distance_profile(np.zeros((4, 4)))

@@ -104,6 +104,7 @@ from msda_jax.theory.theorem2 import (
 from msda_jax.theory.translation import (
   TranslationMap,
   cutmix_translation_map,
+  distance_profile,
   gmix_plane_translation_map,
   hmix_translation_map,
   mixup_translation_map,
@@ -142,6 +143,7 @@ __all__ = [
   "cutmix_coefficients",
   "cutmix_translation_map",
   "design_mask_law",
+  "distance_profile",
   "empirical_loss",
   "enumerated_moments",
   "eq10_difference",

@@ -294,3 +294,33 @@ def gmix_plane_translation_map(
     view[axis] = 2 * n - 1
     squared = squared + jnp.asarray(offsets(n) ** 2, jnp.float32).reshape(view)
   return closed_forms.gmix_plane_kernel(lam, squared, shape=shape, scale=scale, symmetric=symmetric)
+
+
+def distance_profile(values: ArrayLike, *, reduce: str = "mean") -> tuple[np.ndarray, np.ndarray]:
+  """A map over offsets as a function of the pixel distance ``|p|`` (rounded to an integer).
+
+  For Figure 5 beside Figure 4: a translation map ``E_i a_{i, i+p}`` or a partial gradient
+  product map (both ``[2 n_1 - 1, ...]`` with ``p = 0`` in the centre) reduced over the offsets
+  whose Euclidean length rounds to the same integer ``r = 0, 1, ...``.
+
+  Args:
+    values: a map of shape ``[2 n_1 - 1, ..., 2 n_d - 1]``.
+    reduce: ``"mean"`` or ``"max"`` over the offsets of one distance.
+
+  Returns:
+    ``(distances, profile)``: int ``[R]`` and float64 ``[R]`` numpy arrays, ``R`` the number of
+    distances that occur.
+
+  >>> distance_profile(np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0], [7.0, 8.0, 9.0]]))[1].tolist()
+  [5.0, 5.0]
+  """
+  if reduce not in ("mean", "max"):
+    raise ValueError(f"reduce must be one of ('mean', 'max'); got {reduce!r}.")
+  array = np.asarray(values, np.float64)
+  if array.ndim < 1 or any(n % 2 == 0 for n in array.shape):
+    raise ValueError(f"values must be a map over offsets, every side 2 n - 1 (odd); got shape {array.shape}.")
+  grids = np.meshgrid(*[offsets((n + 1) // 2) for n in array.shape], indexing="ij")
+  distance = np.rint(np.sqrt(sum(g.astype(np.float64) ** 2 for g in grids))).astype(int)
+  distances = np.unique(distance)
+  pick = np.mean if reduce == "mean" else np.max
+  return distances, np.array([pick(array[distance == r]) for r in distances])
