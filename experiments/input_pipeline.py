@@ -2,10 +2,11 @@
 
 Two readers, chosen by the config's dataset:
 
-* ``mnist_subset`` with ``augment="none"``: the embedded arrays through
-  ``msda_jax.data.arrays.ArrayIterator`` (in memory, no per-record Python work). Its batches
-  do not depend on the number of processes, so a run on two processes sees the same global
-  batches as a run on one.
+* ``mnist_subset`` with ``augment="none"`` or a crop scenario (``"scenario1"``,
+  ``"scenario2"``): the embedded arrays through ``msda_jax.data.arrays.ArrayIterator`` (in
+  memory; a scenario's crops drawn per example by ``transforms.augment_image``, without the
+  loader's per-record overhead). Its batches do not depend on the number of processes, so a
+  run on two processes sees the same global batches as a run on one.
 * every other dataset (CIFAR-10/100, ImageNet-2012, ImageNet-100 prepared with
   ``experiments/prepare_data.py``, or the embedded set with an augmentation): the grain loaders
   of ``msda_jax.data.pipeline``, each process reading its own shard of the records.
@@ -18,13 +19,14 @@ Eval batches carry a ``"mask"`` (0 on the padding that fills the last global bat
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 import ml_collections
 import numpy as np
 
-from msda_jax.data import arrays, datasets, pipeline
+from msda_jax.data import arrays, datasets, pipeline, transforms
 from msda_jax.data.embedded import load_mnist_subset
 
 
@@ -50,41 +52,88 @@ class GrainIterator:
 
 
 def _in_memory(config: ml_collections.ConfigDict) -> bool:
-  return config.dataset == "mnist_subset" and config.augment == "none"
+  return config.dataset == "mnist_subset" and config.augment in ("none", *transforms.SCENARIO_AREAS)
 
 
-def _embedded(train: bool) -> tuple[np.ndarray, np.ndarray]:
-  """The embedded split's images as exact uint8 (they are stored grey levels) and its labels."""
+def subset_indices(num_records: int, train_examples: int) -> np.ndarray:
+  """The records a run with ``train_examples`` trains on: all when ``<= 0``, else a fixed random subset.
+
+  The subset is the first ``train_examples`` of ``permutation(num_records)`` drawn from
+  ``numpy.random.default_rng(0)``, sorted: the same records for every seed and method, and a
+  smaller subset is contained in a larger one.
+
+  >>> subset_indices(10, 0).tolist(), subset_indices(10, 3).tolist()
+  ([0, 1, 2, 3, 4, 5, 6, 7, 8, 9], [2, 4, 6])
+  """
+  if train_examples <= 0:
+    return np.arange(num_records)
+  if train_examples > num_records:
+    raise ValueError(f"train_examples must be <= the {num_records} training records; got {train_examples}.")
+  return np.sort(np.random.default_rng(0).permutation(num_records)[:train_examples])
+
+
+@functools.cache
+def embedded_split(train: bool, image_size: int = 28) -> tuple[np.ndarray, np.ndarray]:
+  """The embedded split's images as exact uint8 (stored grey levels), resized to ``image_size``, and labels."""
   split = load_mnist_subset()[0 if train else 1]
-  return np.rint(split.images * 255.0).astype(np.uint8), split.labels
+  images = np.rint(split.images * 255.0).astype(np.uint8)
+  if image_size != images.shape[1]:
+    images = np.stack([transforms.center_crop_resize(image, image_size=image_size) for image in images])
+  images.flags.writeable = False
+  return images, split.labels
 
 
 def num_train_examples(config: ml_collections.ConfigDict) -> int:
-  """Records in the training split of ``config.dataset`` (reads only the index, not the images)."""
+  """Records a run of ``config`` trains on (reads only the index, not the images).
+
+  ``config.train_examples`` (optional; ``<= 0`` or absent: the whole split) selects a fixed
+  random subset (``subset_indices``).
+  """
   if config.dataset == "mnist_subset":
-    return len(load_mnist_subset()[0].labels)
-  info = datasets.dataset_info(config.dataset)
-  return len(datasets.load_source(config.dataset, info.train_split, data_dir=config.get("data_dir")))
+    total = len(load_mnist_subset()[0].labels)
+  else:
+    info = datasets.dataset_info(config.dataset)
+    total = len(datasets.load_source(config.dataset, info.train_split, data_dir=config.get("data_dir")))
+  return len(subset_indices(total, config.get("train_examples", -1)))
 
 
 def train_iterator(config: ml_collections.ConfigDict, process_index: int, process_count: int) -> Iterator[Any]:
   """This process's shuffled, augmented train batches of ``config``, repeating forever.
 
   Fields read: ``dataset``, ``data_dir``, ``image_size``, ``augment``, ``crop_area`` (optional
-  ``(low, high)`` area fractions), ``batch_size`` (global), ``seed``, ``data_workers``.
+  ``(low, high)`` area fractions), ``train_examples`` (optional, see ``num_train_examples``),
+  ``batch_size`` (global), ``seed``, ``data_workers``.
   """
+  train_examples = config.get("train_examples", -1)
+  crop_area = config.get("crop_area")
   if _in_memory(config):
+    transform = None
+    if config.augment != "none":  # a crop scenario: crops of the stored 28 x 28 digits, resized
+      augment = functools.partial(
+        transforms.augment_image,
+        augment=config.augment,
+        image_size=config.image_size,
+        crop_area=tuple(crop_area) if crop_area else None,
+      )
+      transform = lambda image, rng: augment(image, rng)
+    images, labels = embedded_split(True, config.image_size if transform is None else 28)
+    keep = subset_indices(len(labels), train_examples)
     return arrays.ArrayIterator(
-      *_embedded(train=True),
+      images[keep],
+      labels[keep],
       batch_size=config.batch_size,
       seed=config.seed,
       process_index=process_index,
       process_count=process_count,
+      transform=transform,
     )
-  crop_area = config.get("crop_area")
-  loader = pipeline.make_train_loader(
-    dataset=config.dataset,
-    data_dir=config.get("data_dir"),
+  info = datasets.dataset_info(config.dataset)
+  source = datasets.load_source(config.dataset, info.train_split, data_dir=config.get("data_dir"))
+  if train_examples > 0:
+    keep = subset_indices(len(source), train_examples)
+    source = datasets.SubsetSource(source, keep, np.arange(info.num_classes))
+  loader = pipeline.train_loader_from_source(
+    source,
     image_size=config.image_size,
     augment=config.augment,
     crop_area=tuple(crop_area) if crop_area else None,
@@ -103,7 +152,7 @@ def eval_batches(
   """One pass over the eval split in this process's rows of padded global batches of ``eval_batch_size``."""
   if _in_memory(config):
     return arrays.padded_batches(
-      *_embedded(train=False),
+      *embedded_split(False, config.image_size),
       batch_size=config.eval_batch_size,
       process_index=process_index,
       process_count=process_count,

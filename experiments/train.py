@@ -158,6 +158,43 @@ def create_model(config: ml_collections.ConfigDict, key: jax.Array, mesh: jax.sh
   return parallel.sync_batch_norm(model, _axis(mesh)) if config.get("sync_batch_norm", False) else model
 
 
+def create_optimizer(config: ml_collections.ConfigDict) -> tuple[optax.GradientTransformation, optax.Schedule, int]:
+  """``(tx, learning_rate_schedule, total_steps)`` of ``config`` (SGD with momentum, ``config.schedule``)."""
+  steps_per_epoch = max(input_pipeline.num_train_examples(config) // config.batch_size, 1)
+  total_steps = config.num_train_steps if config.num_train_steps > 0 else config.num_epochs * steps_per_epoch
+  optimiser = {
+    "learning_rate": config.learning_rate,
+    "total_steps": total_steps,
+    "schedule": config.schedule,
+    "warmup_steps": min(int(config.warmup_epochs * steps_per_epoch), total_steps - 1),
+  }
+  tx = make_optimizer(**optimiser, momentum=config.momentum, nesterov=config.nesterov)
+  return tx, make_schedule(**optimiser), total_steps
+
+
+def load_model(config: ml_collections.ConfigDict, workdir: str) -> tuple[nnx.GraphDef, nnx.State]:
+  """``(graphdef, model_state)`` of the newest intact checkpoint of the run of ``config`` in ``workdir``.
+
+  On this process's first device. Merge them (``nnx.merge``) and call ``.eval()`` to evaluate
+  with BatchNorm's running averages.
+
+  Raises:
+    FileNotFoundError: naming the directory when the run has no checkpoint.
+  """
+  mesh = parallel.make_mesh(1)
+  tx, _, _ = create_optimizer(config)
+  graphdef, template = create_train_state(config, tx, mesh)
+  directory = os.path.join(workdir, "checkpoints")
+  checkpoints = checkpoint.Checkpointer(directory, every_steps=1, keep=1)
+  try:
+    restored = checkpoints.restore(template)
+  finally:
+    checkpoints.close()
+  if restored is None:
+    raise FileNotFoundError(f"no checkpoint of a finished run in {directory}.")
+  return graphdef, restored[1].model
+
+
 def create_train_state(
   config: ml_collections.ConfigDict, tx: optax.GradientTransformation, mesh: jax.sharding.Mesh
 ) -> tuple[nnx.GraphDef, TrainState]:
@@ -213,16 +250,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   num_devices = config.get("num_devices", -1)
   mesh = parallel.make_mesh(num_devices if num_devices > 0 else None)
   check_config(config, mesh.size)
-  steps_per_epoch = max(input_pipeline.num_train_examples(config) // config.batch_size, 1)
-  total_steps = config.num_train_steps if config.num_train_steps > 0 else config.num_epochs * steps_per_epoch
-  optimiser = {
-    "learning_rate": config.learning_rate,
-    "total_steps": total_steps,
-    "schedule": config.schedule,
-    "warmup_steps": min(int(config.warmup_epochs * steps_per_epoch), total_steps - 1),
-  }
-  tx = make_optimizer(**optimiser, momentum=config.momentum, nesterov=config.nesterov)
-  learning_rate = make_schedule(**optimiser)
+  tx, learning_rate, total_steps = create_optimizer(config)
   graphdef, state = create_train_state(config, tx, mesh)
   train_fn, eval_fn = create_step_fns(config, graphdef, tx, mesh)
   mixer = parallel.replicate(create_mixer(config), mesh)

@@ -1,24 +1,67 @@
-"""The main job (``experiments.compare``) end to end at a few steps per run, and its resumption."""
+"""The main job (``experiments.compare``) in miniature: two methods, one seed, a few steps, every metric; resumption."""
 
 import json
+import math
 
 from experiments import compare
 
+ARGV = [
+  "--seeds", "1", "--methods", "none", "cutmix", "--num-train-steps", "3", "--scenario-seeds", "1",
+  "--scenario-methods", "mixup", "cutmix", "--laws", "mixup", "cutmix", "--analysis-examples", "8",
+  "--no-figure3", "--progress", "lines", "--num-devices", "1",
+  "--compilation-cache", "none",
+]  # fmt: skip
 
-def test_compare_writes_the_table_and_resumes(tmp_path, capsys):
-  argv = ["--out", str(tmp_path), "--seeds", "2", "--methods", "hmix", "--num-train-steps", "2"]
-  assert compare.main([*argv, "--no-figure"]) == 0
+
+def _finite(value):
+  return value is not None and math.isfinite(value)
+
+
+def test_compare_measures_every_model_and_resumes(tmp_path, capsys):
+  argv = ["--out", str(tmp_path), *ARGV]
+  assert compare.main(argv) == 0
   out = capsys.readouterr()
-  rows = json.loads((tmp_path / "results.json").read_text())["rows"]
-  assert [row["method"] for row in rows] == ["hmix(alpha=1.0, r=0.5)"]
-  (row,) = rows
-  assert row["num_seeds"] == 2 and row["seeds"] == [0, 1] and row["std"] is not None
-  assert row["mean"] == sum(row["accuracies"]) / 2 and 0.0 <= row["mean"] <= 100.0
-  assert "| small_cnn | hmix(alpha=1.0, r=0.5) |" in out.out and "±" in out.out
+  document = json.loads((tmp_path / "results.json").read_text())
+  summary = document["summary"]
+  assert list(summary["methods"]) == ["none", "cutmix"] and summary["laws"] == ["mixup", "cutmix"]
+  for method, entry in summary["methods"].items():
+    assert entry["seeds"] == [0]
+    for name in ("test_accuracy", "test_nll", "test_ece", "train_accuracy", "train_nll"):
+      assert _finite(entry[name][0]) and entry[name][1] == 0.0, (method, name)
+    assert 0.0 <= entry["test_ece"][0] <= 1.0
+    robust = [entry["robust_accuracy"][eps][0] for eps in ("0.005", "0.01", "0.02")]
+    assert all(0.0 <= r <= 1.0 for r in robust)
+    for law in ("mixup", "cutmix"):
+      terms = entry["regularizers"][law]
+      assert all(_finite(terms[name][0]) for name in ("r1", "r2", "r3", "L_m", "L_tilde"))
+      assert terms["r3"][0] == 0.0  # ReLU network: the input Hessian vanishes
+      total = terms["L_m"][0] + terms["r1"][0] + terms["r2"][0] + terms["r3"][0]
+      assert math.isclose(terms["L_tilde"][0], total, rel_tol=1e-6)
+    profile = entry["gradprod"]
+    assert profile["distance"][0] == 0 and math.isclose(profile["value"][0], 1.0, rel_tol=1e-5)
+    assert all(0.0 <= v <= 1.0 + 1e-6 for v in profile["value"])
+  # the crossing radius exists for the model trained with a law, not for vanilla training
+  assert summary["methods"]["none"]["crossing_radius"] is None
+  crossing = summary["methods"]["cutmix"]["crossing_radius"][0]
+  assert 0.0 <= crossing <= 4.0
+  # the laws' exact a_jk profiles: Mixup's is flat, CutMix's decays with the distance
+  profiles = document["profiles"]
+  assert max(profiles["mixup"]["value"]) - min(profiles["mixup"]["value"]) < 1e-5
+  assert profiles["cutmix"]["value"][0] > profiles["cutmix"]["value"][-1]
+  # the miniature Table 1: both scenarios, both methods
+  assert sorted(summary["table1"]) == ["scenario1", "scenario2"]
+  assert all(sorted(cells) == ["cutmix", "mixup"] for cells in summary["table1"].values())
   assert all((tmp_path / name).is_file() for name in ("results.md", "results.csv", "results.png"))
-  assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["hmix-s0", "hmix-s1"]
-  # A second call trains nothing and gives the same table.
-  assert compare.main([*argv, "--no-figure"]) == 0
+  assert "| Vanilla | 1 |" in out.out and "Miniature Table 1" in out.out and "(64.4)" in out.out
+  assert out.err.count(" runs ") == 6 and "6/6 runs" in out.err
+  runs = sorted(p.name for p in (tmp_path / "runs").iterdir())
+  assert runs == sorted(
+    ["none-s0", "cutmix-s0", "scenario1-mixup-s0", "scenario1-cutmix-s0", "scenario2-mixup-s0", "scenario2-cutmix-s0"]
+  )
+  stamps = {p: p.stat().st_mtime_ns for p in (tmp_path / "runs").glob("*/*.json")}
+  # A second call trains and measures nothing and gives the same results.
+  assert compare.main(argv) == 0
   again = capsys.readouterr()
-  assert again.err.count("done before") == 2
-  assert json.loads((tmp_path / "results.json").read_text())["rows"] == rows
+  assert "     0 img/s" in again.err.splitlines()[-1]
+  assert {p: p.stat().st_mtime_ns for p in (tmp_path / "runs").glob("*/*.json")} == stamps
+  assert json.loads((tmp_path / "results.json").read_text())["summary"] == summary

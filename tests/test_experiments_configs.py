@@ -26,6 +26,7 @@ FIELDS = {
   "data_dir",
   "crop_area",
   "data_workers",
+  "train_examples",
   "method",
   "mix_mode",
   "mix_pairing",
@@ -158,7 +159,8 @@ def test_table1_and_mnist_setting():
   )
   assert table1.get_config("scenario1,mixup").augment == "scenario1"
   config = mnist_compare.get_config("gmix,7")
-  assert (config.model, config.dataset, config.image_size, config.num_classes) == ("small_cnn", "mnist_subset", 28, 10)
+  assert (config.model, config.dataset, config.image_size, config.num_classes) == ("small_cnn", "mnist_subset", 16, 10)
+  assert (config.train_examples, config.model_width, config.weight_decay) == (500, 8, 0.0)  # the sweep's choice
   assert config.seed == 7 and mnist_compare.get_config("gmix").seed == 0
 
 

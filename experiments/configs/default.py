@@ -40,6 +40,9 @@ def get_config() -> ml_collections.ConfigDict:
   # per process (0 reads in the training process).
   config.crop_area = config_dict.placeholder(tuple)
   config.data_workers = 0
+  # Train on a fixed random subset of this many training records (<= 0: all of them), the same
+  # subset for every seed and method (``experiments.input_pipeline.subset_indices``).
+  config.train_examples = -1
 
   # Mixing: a ``msda_jax.from_string`` spec ("none" trains on one-hot labels) and the Mixer's
   # mode ("batch": one lam and mask per batch, as the official code), pairing and probability.

@@ -20,7 +20,7 @@ and epoch, independent of the number of processes), global batch ``b`` of the ep
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -44,6 +44,10 @@ class ArrayIterator:
     process_index: this process's index ``p`` (``jax.process_index()``).
     process_count: the number of processes ``P`` (``jax.process_count()``).
     shuffle: draw a new order every epoch (else the stored order).
+    transform: optional ``transform(image, rng) -> image`` applied to each of this process's
+      examples (an augmentation); ``rng`` is ``numpy.random.default_rng([seed, epoch, k])`` for
+      the example at position ``k`` of the epoch's order, so the augmented batches do not depend
+      on the number of processes and a resumed run draws what an uninterrupted one would.
 
   >>> images, labels = np.arange(10.0).reshape(10, 1, 1, 1), np.arange(10)
   >>> it = ArrayIterator(images, labels, batch_size=4, seed=0, process_index=1, process_count=2)
@@ -64,6 +68,7 @@ class ArrayIterator:
     process_index: int = 0,
     process_count: int = 1,
     shuffle: bool = True,
+    transform: Callable[[np.ndarray, np.random.Generator], np.ndarray] | None = None,
   ):
     if len(images) != len(labels):
       raise ValueError(f"images and labels must have the same length; got {len(images)} and {len(labels)}.")
@@ -74,6 +79,7 @@ class ArrayIterator:
     self.batch_size = batch_size
     self.seed = seed
     self.shuffle = shuffle
+    self.transform = transform
     self.rows = _local_rows(batch_size, process_index, process_count)
     self.batches_per_epoch = len(images) // batch_size
     self.epoch = 0
@@ -93,9 +99,18 @@ class ArrayIterator:
     if self.batch == self.batches_per_epoch:
       self.epoch, self.batch, self._order = self.epoch + 1, 0, None
     start = self.batch * self.batch_size
-    index = self._epoch_order()[start : start + self.batch_size][self.rows]
+    positions = np.arange(start, start + self.batch_size)[self.rows]
+    index = self._epoch_order()[positions]
     self.batch += 1
-    return {"image": self.images[index], "label": self.labels[index]}
+    images = self.images[index]
+    if self.transform is not None:
+      images = np.stack(
+        [
+          self.transform(image, np.random.default_rng([self.seed, self.epoch, k]))
+          for image, k in zip(images, positions, strict=True)
+        ]
+      )
+    return {"image": images, "label": self.labels[index]}
 
   def get_state(self) -> dict[str, Any]:
     """The position, ``{"epoch": e, "batch": b}``: the next batch is batch ``b`` of epoch ``e``."""
