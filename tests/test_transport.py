@@ -1,9 +1,15 @@
 """PuzzleMix's greedy transport against a numpy rewriting of the same rounds, and the patch moves."""
 
+import jax
 import numpy as np
 import pytest
 
 from msda_jax.masks import _transport
+
+# Compiled once per grid: the same functions, without the op-by-op dispatch of eager loops.
+transport_cost = jax.jit(_transport.transport_cost, static_argnames="t")
+transport_plan = jax.jit(_transport.transport_plan, static_argnames="t")
+plan_from_cost = jax.jit(_transport.plan_from_cost, static_argnames="t")
 
 
 def cost_np(saliency, kept, t, eps):
@@ -36,9 +42,9 @@ def test_plan_matches_the_rounds_written_in_numpy(t):
     s = rng.dirichlet(np.ones(t * t)).astype(np.float32)
     kept = (rng.uniform(size=t * t) < 0.6).astype(np.float32)
     eps = float(rng.uniform(0.05, 1.0))
-    cost = np.asarray(_transport.transport_cost(s, kept, t=t, eps=eps))
+    cost = np.asarray(transport_cost(s, kept, t=t, eps=eps))
     np.testing.assert_allclose(cost, cost_np(s.astype(np.float64), kept, t, np.float32(eps)), atol=3e-7)
-    plan = np.asarray(_transport.transport_plan(s, kept, t=t, eps=eps))
+    plan = np.asarray(transport_plan(s, kept, t=t, eps=eps))
     np.testing.assert_array_equal(plan, plan_np(cost, t))
     assert plan.sum(0).max() <= 1 and plan.sum(1).max() <= 1
 
@@ -68,8 +74,8 @@ def test_plan_matches_the_rounds_on_ties(t):
     s = rng.choice(np.float32([0.0, 0.25, 0.5]), size=n)
     kept = (rng.uniform(size=n) < [0.0, 0.1, 0.5][i % 3]).astype(np.float32)
     eps = [0.0, 0.8, 1e-3][i % 3 if i < 15 else (i + 1) % 3]
-    cost = np.asarray(_transport.transport_cost(s, kept, t=t, eps=eps))
-    np.testing.assert_array_equal(np.asarray(_transport.plan_from_cost(cost, t=t)), plan_np(cost, t), err_msg=str(i))
+    cost = np.asarray(transport_cost(s, kept, t=t, eps=eps))
+    np.testing.assert_array_equal(np.asarray(plan_from_cost(cost, t=t)), plan_np(cost, t), err_msg=str(i))
 
 
 def test_gather_equals_apply_plan_where_a_patch_landed():
