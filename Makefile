@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 OUT ?= outputs
 
-.PHONY: main test lint compare figure3 figures clean
+.PHONY: main test lint docs compare figure3 figures clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV) || { $(PYTHON) -m pip install --user virtualenv && $(PYTHON) -m virtualenv $(VENV); }
@@ -35,6 +35,9 @@ lint: $(VENV)/.installed-test
 
 test: lint
 	$(PY) -m pytest -q -n 2
+
+docs: $(VENV)/.installed-docs
+	$(PY) -m sphinx -W --keep-going -q -b html docs docs/_build/html
 
 clean:
 	rm -rf $(VENV) $(OUT) *.egg-info

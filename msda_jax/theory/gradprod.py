@@ -1,4 +1,4 @@
-"""Partial gradient products (Eq. 12): how strongly a model couples pixels ``p`` apart.
+"""Partial gradient products (Eq. 12): how strongly a model couples pixels ``p`` apart::
 
     PartialGradProd(x, p) = max_v |d_v f(x) d_{v+p} f(x)|                          (Eq. 12)
 

@@ -2,7 +2,7 @@
 
 The confidence of an example is its top softmax probability, its prediction the arg-max class.
 With ``num_bins`` equal-width bins of (0, 1], bin ``b`` holding the confidences in
-``(b / num_bins, (b + 1) / num_bins]`` (a confidence of exactly 0 falls in the first bin),
+``(b / num_bins, (b + 1) / num_bins]`` (a confidence of exactly 0 falls in the first bin)::
 
     ECE = sum_b (n_b / N) | accuracy_b - confidence_b |,
 
