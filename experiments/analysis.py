@@ -184,7 +184,6 @@ class Analyser:
         theory.model_partial_grad_prod(model(state), grad_x, grad_y, batch_reduce="none", normalize=True), axis=0
       )
     )
-    del shape
 
   def logits(self, state: nnx.State, images: np.ndarray, chunk: int = 500) -> np.ndarray:
     """``[N, K]`` logits of ``images`` ``[N, H, W, C]`` in chunks of ``chunk`` (the last one padded)."""

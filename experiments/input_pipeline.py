@@ -115,7 +115,7 @@ def train_iterator(config: ml_collections.ConfigDict, process_index: int, proces
         image_size=config.image_size,
         crop_area=tuple(crop_area) if crop_area else None,
       )
-      transform = lambda image, rng: augment(image, rng)
+      transform = augment
     images, labels = embedded_split(True, config.image_size if transform is None else 28)
     keep = subset_indices(len(labels), train_examples)
     return arrays.ArrayIterator(
