@@ -37,7 +37,7 @@ test: lint
 	$(PY) -m pytest -q -n 2
 
 docs: $(VENV)/.installed-docs
-	$(PY) -m sphinx -W --keep-going -q -b html docs docs/_build/html
+	$(PY) -m sphinx -W --keep-going -q -j auto -b html docs docs/_build/html
 
 clean:
 	rm -rf $(VENV) $(OUT) *.egg-info

@@ -50,7 +50,8 @@ def pastes(method):
   """Whether the method transforms the partner or the image (its samples carry ``paste`` or ``keep``)."""
   if method.needs_saliency:
     return moves_pixels(method)
-  return method.sample(jax.random.key(0), shape=(2, 2)).paste is not None
+  # Traced only (no compilation): whether ``paste`` is present is part of the sample's structure.
+  return jax.eval_shape(lambda k: method.sample(k, shape=(2, 2)), jax.random.key(0)).paste is not None
 
 
 def moves_pixels(method):
@@ -215,8 +216,12 @@ def test_vmap_over_keys(spec):
   run = jax.vmap(lambda k: msda_jax.mix_batch(k, images, labels, method, num_classes=CLASSES, mode="example", **more))
   mixed, targets = jax.jit(run)(keys)
   assert mixed.shape == (3, *images.shape) and targets.shape == (3, BATCH, CLASSES)
-  one = msda_jax.mix_batch(keys[1], images, labels, method, num_classes=CLASSES, mode="example", **more)
+  # One call alone, by the program ``run`` compiles (determinism compares that one with eager).
+  one = jitted_mix()(
+    keys[1], images, labels, method, num_classes=CLASSES, mode="example", prob=1.0, return_info=True, **more
+  )
   np.testing.assert_allclose(np.asarray(mixed[1]), np.asarray(one[0]), atol=1e-5)
+  np.testing.assert_allclose(np.asarray(targets[1]), np.asarray(one[1]), atol=1e-6)
 
 
 HYPER = {
