@@ -27,6 +27,9 @@ import jax  # noqa: E402  (after the environment above, which jax reads at impor
 import pytest  # noqa: E402
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
+if os.environ[_CACHE_VARIABLE] != "none":  # also when a plugin imported jax before this file
+  jax.config.update("jax_compilation_cache_dir", os.environ["JAX_COMPILATION_CACHE_DIR"])
+  jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.1)
 
 
 def pytest_unconfigure(config):
