@@ -62,11 +62,10 @@ def sample_d_tilde(key: jax.Array, a: ArrayLike, b: ArrayLike | None = None, sha
   _validate.check_positive("beta", b)
   a = jnp.asarray(a, jnp.float32)
   b = jnp.asarray(b, jnp.float32)
-  key_choice, key_first, key_second = jax.random.split(key, 3)
+  key_choice, key_lam = jax.random.split(key)
   first = jax.random.uniform(key_choice, shape) < a / (a + b)
-  lam_first = jax.random.beta(key_first, a + 1.0, b, shape=shape)
-  lam_second = jax.random.beta(key_second, b + 1.0, a, shape=shape)
-  return jnp.where(first, lam_first, lam_second)
+  # The chosen component's Beta, one vectorised draw per element (sample_beta's sampler).
+  return _gamma.beta(key_lam, jnp.where(first, a + 1.0, b + 1.0), jnp.where(first, b, a), shape)
 
 
 def d_tilde_mean_one_minus_lam(a: ArrayLike, b: ArrayLike | None = None) -> jax.Array:
@@ -94,7 +93,9 @@ def sample_dirichlet(key: jax.Array, alpha: ArrayLike, k: int, shape: tuple[int,
     shape: static batch shape of the draw.
 
   Returns:
-    float32 array ``[*shape, k]`` whose rows sum to 1.
+    float32 array ``[*shape, k]`` whose rows sum to 1: ``k`` Gamma draws normalised, in log space
+    (``sample_beta``'s sampler, so small concentrations neither underflow nor divide 0 by 0); NaN
+    rows where ``alpha`` is not a finite number > 0.
 
   >>> w = sample_dirichlet(jax.random.key(0), 1.0, 3)
   >>> w.shape
@@ -104,4 +105,4 @@ def sample_dirichlet(key: jax.Array, alpha: ArrayLike, k: int, shape: tuple[int,
   if int(k) < 2:
     raise ValueError(f"k must be an int >= 2 (the number of mixed samples); got {k!r}.")
   alpha = jnp.broadcast_to(jnp.asarray(alpha, jnp.float32), (k,))
-  return jax.random.dirichlet(key, alpha, shape=shape, dtype=jnp.float32)
+  return jax.nn.softmax(_gamma.log_gamma(key, alpha, (*shape, k)), axis=-1)

@@ -27,7 +27,7 @@ import numpy as np
 
 from msda_jax import _validate
 from msda_jax._dataclass import pytree_dataclass, static_field
-from msda_jax.theory import laws
+from msda_jax.theory import _compiled, laws
 from msda_jax.theory.enumeration import box_masks
 from msda_jax.theory.lam_average import box_lam_edges, interval_moments, lam_quadrature
 from msda_jax.theory.laws import MaskLaw
@@ -212,13 +212,18 @@ def sampled_atoms(key: jax.Array, law: MaskLaw, *, num_draws: int) -> MaskAtoms:
   kind = laws.law_attribute(law, "kind")
   if kind is not None and kind != "msda":
     raise ValueError(f"sampled_atoms needs the MSDA law of Eq. (4) (msda_law); got a law of kind {kind!r}.")
-  weight, masks = jax.vmap(law)(jax.random.split(key, num_draws))
+  weight, masks = _compiled.call(_draws, (law, int(num_draws)), key)
   label_weight = str(laws.law_attribute(law, "label_weight") or "nominal")
   beta = laws.law_attribute(law, "beta")
   recorded = beta if isinstance(beta, tuple) else None
   return MaskAtoms(
     masks.astype(jnp.float32), weight / num_draws, (1.0 - weight) / num_draws, label_weight, recorded, num_draws
   )
+
+
+def _draws(law: MaskLaw, num_draws: int, key: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """``num_draws`` draws ``(w [N], M [N, *S])`` of ``law``, one per key of ``split(key, num_draws)``."""
+  return jax.vmap(law)(jax.random.split(key, num_draws))
 
 
 def _moments(masks: jax.Array, weights: jax.Array) -> tuple[jax.Array, jax.Array]:

@@ -34,6 +34,7 @@ import numpy as np
 from jax.typing import ArrayLike
 
 from msda_jax import _validate
+from msda_jax.theory import _compiled
 
 CHANNEL_REDUCTIONS = ("l2", "sum")
 BATCH_REDUCTIONS = ("max", "mean", "none")
@@ -42,6 +43,19 @@ BATCH_REDUCTIONS = ("max", "mean", "none")
 def _check_images(images: jax.Array) -> None:
   if images.ndim != 4:
     raise ValueError(f"images must be a batch [B, H, W, C]; got shape {tuple(images.shape)}.")
+
+
+def _input_gradients(fn: Callable[[jax.Array], jax.Array], images: jax.Array, labels: jax.Array | None) -> jax.Array:
+  """``[B, H, W, C]`` gradients of each image's scalar (its logit ``labels[i]``, else the predicted one)."""
+
+  def score(x: jax.Array, label: jax.Array | None) -> jax.Array:
+    value = fn(x)
+    if value.ndim == 0:
+      return value
+    index = jnp.argmax(jax.lax.stop_gradient(value)) if label is None else label
+    return value[index]
+
+  return jax.vmap(jax.grad(score))(images, labels)
 
 
 def pixel_gradients(
@@ -85,14 +99,7 @@ def pixel_gradients(
     if labels.shape != images.shape[:1] or not jnp.issubdtype(labels.dtype, jnp.integer):
       raise ValueError(f"labels must be int [B] = [{images.shape[0]}]; got {labels.dtype} {tuple(labels.shape)}.")
 
-  def score(x: jax.Array, label: jax.Array | None) -> jax.Array:
-    value = fn(x)
-    if value.ndim == 0:
-      return value
-    index = jnp.argmax(jax.lax.stop_gradient(value)) if label is None else label
-    return value[index]
-
-  grads = jax.vmap(jax.grad(score))(images, labels)
+  grads = _compiled.call(_input_gradients, (fn,), images, labels)
   if channel_reduce == "sum":
     return jnp.sum(grads, axis=-1)
   return jnp.sqrt(jnp.sum(grads * grads, axis=-1))
