@@ -2,9 +2,10 @@
 
 A few operations have a CPU form and an accelerator form with equal results:
 
-* the one mask of a batch is made in a conditional apart from the mixing pass on the CPU (XLA:CPU
-  fuses nothing across a conditional, so a mask computed per pixel is not recomputed for every
-  example and channel), and is a ``where`` on an accelerator;
+* the one mask of a batch (or 1 where the batch is not mixed) is chosen by a conditional on the
+  CPU, which makes it apart from the mixing pass (XLA:CPU fuses nothing across a conditional, so
+  a mask computed per pixel is not recomputed for every example and channel), and by a
+  ``where`` on an accelerator;
 * per-example work runs a few examples at a time on the CPU (``_batched.map_in_chunks``) and as
   one ``vmap`` on an accelerator, where a loop of small steps would serialise the device;
 * ResizeMix's resample gathers the few nonzero weights on the CPU and is one dense contraction on

@@ -466,24 +466,21 @@ def _draw_batch(
   """
   given, lam_ok = (None, True) if lam is None else _given_lam(lam, unbounded)
   applied = (jax.random.uniform(key_prob) < prob) & lam_ok
-  sample = functools.partial(method.sample, key_mix, shape=spatial, lam=given)
+  # One draw, traced once for both forms below (an unmixed batch keeps its lam, for the info).
+  s = method.sample(key_mix, shape=spatial, lam=given)
 
-  def on_cpu() -> Sample:
+  def on_cpu(mask: jax.Array, weight: jax.Array) -> tuple[jax.Array, jax.Array]:
     # The one mask made apart from the mixing pass (XLA:CPU fuses nothing across a conditional):
     # fused into it, a mask computed per pixel (Bernoulli's random words) is computed again for
-    # every example and channel. An unmixed batch makes no mask (only lam, for the info).
-    def unmixed() -> Sample:
-      s = sample()
-      one = _backend.varying_like(jnp.float32(1.0), key_mix, s.lam)
-      return s._replace(mask=jnp.broadcast_to(one, spatial), weight=one)
+    # every example and channel.
+    one = _backend.varying_like(jnp.float32(1.0), key_mix, s.lam)
+    return jax.lax.cond(applied, lambda: (mask, weight), lambda: (jnp.broadcast_to(one, spatial), one))
 
-    return jax.lax.cond(applied, sample, unmixed)
+  def on_accelerator(mask: jax.Array, weight: jax.Array) -> tuple[jax.Array, jax.Array]:
+    return jnp.where(applied, mask, 1.0), jnp.where(applied, weight, 1.0)
 
-  def on_accelerator() -> Sample:
-    s = sample()
-    return s._replace(mask=jnp.where(applied, s.mask, 1.0), weight=jnp.where(applied, s.weight, 1.0))
-
-  s = _backend.by_platform(on_cpu, on_accelerator)
+  mask, weight = _backend.by_platform(on_cpu, on_accelerator, s.mask, s.weight)
+  s = s._replace(mask=mask, weight=weight)
   paste = None
   if s.paste is not None:
     paste = functools.partial(_batched.map_in_chunks, s.paste, groups=groups)
