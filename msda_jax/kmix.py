@@ -10,12 +10,15 @@ pixel and a weight vector ``w ~ Dirichlet(alpha 1_k)``. Two mask styles:
 
 Labels are mixed with the realised weights ``mean(M_m)`` (rows) or per pixel (dense maps).
 For ``k = 2`` and the ``"mixup"`` style this is ``mix_batch`` with Mixup and ``"roll"`` pairing.
-The library does not jit; keep the options static and ``alpha`` traced in the caller's jit.
+``mix_k_batch`` checks its arguments where it is called, then does the work in ``_mix_k``: traced
+into the caller's program inside its ``jit``, compiled (one program per shapes and options) when
+called outside any trace. Keep the options static and ``alpha`` traced in the caller's jit.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any, NamedTuple
 
 import jax
@@ -301,6 +304,46 @@ def mix_k_batch(
     if weights is not None:
       checks.append(("weights must be finite, non-negative rows summing to 1", _weights_ok(weights), weights))
     _validate.runtime_check([c for c in checks if not isinstance(c[1], (bool, np.bool_))])
+  # Numbers given as lists are arrays to the compiled function (not one argument per entry).
+  listed = lambda v: np.asarray(v) if isinstance(v, (list, tuple)) else v
+  alpha, weights, prob = listed(alpha), listed(weights), listed(prob)
+  arguments = (key, images, targets, alpha, weights, prob)
+  inside_a_trace = any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves(arguments))
+  # Inside the caller's jit (or vmap, grad): traced into the caller's program. Outside: compiled.
+  mix = _mix_k if inside_a_trace else _compiled_mix_k(pairing_lib.DERANGE_ROUNDS)
+  return mix(
+    *arguments,
+    k=k,
+    style=style,
+    mode=mode,
+    pairing=pairing,
+    groups=groups,
+    spatial=spatial,
+    dense=dense,
+    return_info=return_info,
+  )
+
+
+def _mix_k(
+  key: jax.Array,
+  images: ArrayLike,
+  targets: jax.Array,
+  alpha: ArrayLike,
+  weights: ArrayLike | None,
+  prob: ArrayLike,
+  *,
+  k: int,
+  style: str,
+  mode: str,
+  pairing: str,
+  groups: int,
+  spatial: tuple[int, ...],
+  dense: bool,
+  return_info: bool,
+) -> tuple[Any, ...]:
+  """``mix_k_batch``'s work on checked arguments: pair, draw the weights and masks, mix; ``targets`` as prepared."""
+  batch = np.shape(images)[0]
+  alpha_ok = _validate.positive_ok(alpha)
   images = jnp.asarray(images)
   if not isinstance(alpha_ok, (bool, np.bool_)):  # traced: draw from a valid stand-in, use e_0 below
     alpha = jnp.where(alpha_ok, jnp.asarray(alpha, jnp.float32), 1.0)
@@ -344,3 +387,15 @@ def mix_k_batch(
     mask=jnp.broadcast_to(masks, (batch, k, *spatial)),
   )
   return mixed_images, mixed_targets, info
+
+
+@functools.cache
+def _compiled_mix_k(*settings: Any) -> Any:
+  """``_mix_k`` jitted (options static), for calls outside any trace: one program per shapes and options.
+
+  ``settings``: the module switches read while tracing (the derangement's rounds); a program is
+  kept per setting.
+  """
+  del settings
+  static = ("k", "style", "mode", "pairing", "groups", "spatial", "dense", "return_info")
+  return jax.jit(_mix_k, static_argnames=static)

@@ -9,8 +9,12 @@ label maps. Two modes, both fully vectorised:
   batch mode);
 * ``mode="example"``: one ``lam`` and one mask per example (``jax.vmap`` of the method).
 
-The library does not jit; jit the caller, passing the method as an argument (its
-hyper-parameters are then traced) and the keyword options as static arguments.
+``mix_batch`` checks its arguments where it is called, then does the work (pairing, drawing,
+mixing) in ``_mix``. Inside the caller's ``jit`` (or ``vmap``, ``grad``, ``shard_map``) that work
+is traced into the caller's program. Called outside any trace (a notebook, a data pipeline), it
+is compiled: the first call per shapes and options compiles one program and later calls reuse
+it, instead of running primitive by primitive. Jit the train step as usual, passing the method
+as an argument (its hyper-parameters are then traced) and the keyword options as static arguments.
 """
 
 from __future__ import annotations
@@ -272,12 +276,63 @@ def mix_batch(
     _validate.runtime_check(_traced(checks))
   if dense and label_weight == "nominal":
     raise ValueError("label_weight='nominal' weights label rows by lam; dense label maps are mixed by the mask itself.")
-  images = jnp.asarray(images)
-
-  key_pair, key_mix, key_prob = jax.random.split(key, 3)
   if method is None:
+    images = jnp.asarray(images)
     info = _unmixed_info(batch, spatial)
     return (images, targets, info) if return_info else (images, targets)
+  # Numbers given as lists are arrays to the compiled function (not one argument per entry).
+  if isinstance(prob, (list, tuple)):
+    prob = np.asarray(prob)
+  if isinstance(lam, (list, tuple)):
+    lam = np.asarray(lam)
+  arguments = (key, images, targets, method, prob, lam, saliency, perturbation)
+  inside_a_trace = any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves(arguments))
+  # Inside the caller's jit (or vmap, grad): traced into the caller's program. Outside: compiled.
+  mix = _mix if inside_a_trace else _compiled_mix(_backend.FORCE, _batched.CHUNK_BYTES, pairing_lib.DERANGE_ROUNDS)
+  return mix(
+    key,
+    images,
+    targets,
+    method,
+    prob,
+    lam,
+    saliency,
+    perturbation,
+    spatial=spatial,
+    dense=dense,
+    mode=mode,
+    pairing=pairing,
+    groups=groups,
+    unbounded=unbounded,
+    label_weight=label_weight,
+    return_info=return_info,
+  )
+
+
+def _mix(
+  key: jax.Array,
+  images: ArrayLike,
+  targets: jax.Array,
+  method: MixMethod,
+  prob: ArrayLike,
+  lam: ArrayLike | None,
+  saliency: jax.Array | None,
+  perturbation: saliency_lib.Perturbation | None,
+  *,
+  spatial: tuple[int, ...],
+  dense: bool,
+  mode: str,
+  pairing: str,
+  groups: int,
+  unbounded: bool,
+  label_weight: str,
+  return_info: bool,
+) -> tuple[Any, ...]:
+  """``mix_batch``'s work on checked arguments: pair, draw, mix (Eq. 1); ``targets`` as prepared."""
+  images = jnp.asarray(images)
+  batch = images.shape[0]
+  needs_saliency = isinstance(method, DataMixMethod)
+  key_pair, key_mix, key_prob = jax.random.split(key, 3)
 
   # Pair: the partners' images and targets, and their indices (and saliency), moved alike.
   index = jnp.arange(batch, dtype=jnp.int32)
@@ -337,6 +392,18 @@ def mix_batch(
     return mixed_images, mixed_targets
   info = MixInfo(lams, weight, partner, applied, jnp.broadcast_to(mask, (batch, *spatial)))
   return mixed_images, mixed_targets, info
+
+
+@functools.cache
+def _compiled_mix(*settings: Any) -> Callable[..., tuple[Any, ...]]:
+  """``_mix`` jitted (options static), for calls outside any trace: one program per shapes and options.
+
+  ``settings``: the module switches read while tracing (the platform form forced, the chunk size,
+  the derangement's rounds); a program is kept per setting, so changing one compiles anew.
+  """
+  del settings
+  static = ("spatial", "dense", "mode", "pairing", "groups", "unbounded", "label_weight", "return_info")
+  return jax.jit(_mix, static_argnames=static)
 
 
 def _mix_k(
