@@ -2,6 +2,7 @@
 
 import itertools
 
+import jax
 import numpy as np
 import pytest
 
@@ -113,3 +114,53 @@ def test_window_is_the_divisor_nearest_the_size():
   assert [_puzzle_energy.window(block, 4) for block in (16, 8, 4, 2)] == [4, 4, 4, 2]
   assert _puzzle_energy.window(7, 4) == 7 and _puzzle_energy.window(14, 4) == 2 and _puzzle_energy.window(9, 4) == 3
   assert _puzzle_energy.window(12, -1) == 12 and _puzzle_energy.window(6, 100) == 6
+
+
+def test_energy_terms_are_independent_references_and_sum_to_what_the_solver_reads():
+  """seed 5, a 16 x 16 pair at b = 4 and b = 2 (lam 0.3, eta 0.4): the saliency term is the pooled,
+  normalised saliency (numpy), the prior scipy's binomial, the three terms sum to the unary cost
+  (1e-6); unary and edge weights are ``puzzle_energy``'s (rtol 1e-6); the labels are the mask
+  ``sample`` makes, and at b = 2 the minimum over all 81 labelings."""
+  from scipy.stats import binom
+
+  import msda_jax
+  from msda_jax.masks import PairData
+
+  rng = np.random.default_rng(5)
+  s1, s2 = rng.gamma(0.5, size=(2, 16, 16))
+  x1, x2 = rng.uniform(size=(2, 16, 16, 3)).astype(np.float32)
+  data, lam = PairData(x1, x2, s1, s2), 0.3
+  method = msda_jax.puzzlemix(eta=0.4, transport=False)
+  for b in (4, 2):
+    e = method.energy(data, lam, grid_size=b)
+    unary, vertical, horizontal = _puzzle_energy.puzzle_energy(s1, s2, x1, x2, lam, b=b, eta=0.4)
+    for got, want in ((e.unary, unary), (e.vertical, vertical), (e.horizontal, horizontal)):
+      # One compiled program against primitives one by one: equal up to float32 rounding.
+      np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-6, atol=0)
+    side = 16 // b
+    n1, n2 = (p / p.sum() for p in (s.reshape(b, side, b, side).mean(axis=(1, 3)) for s in (s1, s2)))
+    lost = LEVELS * n2[..., None] + (1 - LEVELS) * n1[..., None]  # mask 1 loses the partner's
+    np.testing.assert_allclose(np.asarray(e.saliency), lost, atol=1e-6)
+    prior = 0.4 / b**2 * -np.log(binom.pmf(2 - np.arange(3), 2, lam) + 1e-8)
+    np.testing.assert_allclose(np.asarray(e.prior), np.broadcast_to(prior, (b, b, 3)), rtol=1e-5)
+    assert np.abs(np.asarray(e.boundary)).max() > 0  # random images make boundaries cost something
+    np.testing.assert_allclose(np.asarray(e.saliency + e.boundary + e.prior), np.asarray(e.unary), atol=1e-6)
+    mask = method.replace(grid_sizes=(b,)).sample(jax.random.key(0), shape=(16, 16), lam=lam, data=data).mask
+    blocks = LEVELS[np.asarray(e.labels)]
+    np.testing.assert_array_equal(np.asarray(mask), np.repeat(np.repeat(blocks, side, 0), side, 1))
+  every = np.asarray(list(itertools.product(range(3), repeat=4))).reshape(-1, 2, 2)
+  energies = np.asarray(jax.vmap(e.energy)(every))
+  assert float(e.energy(e.labels)) == pytest.approx(energies.min(), abs=1e-7)
+
+
+def test_energy_rejects_a_grid_that_does_not_divide_the_side_and_batches():
+  import msda_jax
+  from msda_jax.masks import PairData
+
+  x, s = np.zeros((12, 12, 1), np.float32), np.ones((12, 12))
+  with pytest.raises(ValueError, match=r"grid_size must divide the image side 12; got 8"):
+    msda_jax.puzzlemix().energy(PairData(x, x, s, s), 0.5, grid_size=8)
+  with pytest.raises(ValueError, match=r"data must hold one pair"):
+    msda_jax.puzzlemix().energy(PairData(x[None], x[None], s[None], s[None]), 0.5, grid_size=2)
+  with pytest.raises(ValueError, match=r"grid_size must be an int >= 2; got 1"):
+    msda_jax.puzzlemix().energy(PairData(x, x, s, s), 0.5, grid_size=1)

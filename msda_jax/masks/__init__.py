@@ -15,6 +15,7 @@ from msda_jax.masks._gmix import GMix
 from msda_jax.masks._hmix import HMix
 from msda_jax.masks._mixture import Mixture
 from msda_jax.masks._mixup import Mixup
+from msda_jax.masks._puzzle_energy import PuzzleEnergy
 from msda_jax.masks._puzzlemix import PuzzleMix
 from msda_jax.masks._resizemix import ResizeMix
 from msda_jax.masks._saliencymix import SaliencyMix
@@ -31,6 +32,7 @@ __all__ = [
   "Mixture",
   "Mixup",
   "PairData",
+  "PuzzleEnergy",
   "PuzzleMix",
   "ResizeMix",
   "SaliencyMix",

@@ -14,7 +14,8 @@ the solvers in ``_labeling`` take. Images are in pixel units (``[0, 1]``).
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -54,6 +55,70 @@ def boundary_differences(upper: jax.Array, lower: jax.Array, k: int) -> tuple[ja
   return rows.reshape(b - 1, b, k).mean(-1), cols.reshape(b, k, b - 1).mean(1)
 
 
+class PuzzleEnergy(NamedTuple):
+  """PuzzleMix's labeling energy of one pair, term by term, with the labeling its solver returns.
+
+  Label ``k`` of ``n`` keeps ``levels[k]`` of the first image in its block. The solver minimises
+  ``E(l) = sum_i unary[i, l_i] + sum_(u,v) w_uv (levels[l_u] - levels[l_v])^2`` (``energy``).
+
+  Attributes:
+    saliency: float32 ``[b, b, n]`` saliency lost: ``m A + (1 - m) B`` with ``A`` (``B``) the
+      partner's (image's) block saliency normalised to sum 1, ``m = levels[k]``.
+    boundary: float32 ``[b, b, n]`` the boundary costs' shares that depend on one block only.
+    prior: float32 ``[b, b, n]`` ``eta / b^2 * -log Binomial(n - 1 - k; n - 1, lam)`` (the same
+      in every block).
+    unary: float32 ``[b, b, n]`` the unary cost the solver reads: the three above summed (in the
+      solver's order of additions; equal to their sum up to float32 rounding).
+    vertical: float32 ``[b - 1, b]`` weight of the edge between blocks ``(r, c)`` and ``(r + 1, c)``.
+    horizontal: float32 ``[b, b - 1]`` weight of the edge between ``(r, c)`` and ``(r, c + 1)``.
+    levels: float32 ``[n]`` mask value of each label.
+    labels: int32 ``[b, b]`` the labeling the method's solver returns for this energy.
+  """
+
+  saliency: jax.Array
+  boundary: jax.Array
+  prior: jax.Array
+  unary: jax.Array
+  vertical: jax.Array
+  horizontal: jax.Array
+  levels: jax.Array
+  labels: jax.Array
+
+  def energy(self, labels: ArrayLike) -> jax.Array:
+    """``E(labels)`` (float32 scalar) for an int ``[b, b]`` labeling."""
+    return _labeling.grid_energy(labels, self.unary, self.vertical, self.horizontal, self.levels)
+
+
+@functools.partial(jax.jit, static_argnames=("b", "n_labels", "neigh_size"))
+def energy_terms(
+  saliency: ArrayLike,
+  partner_saliency: ArrayLike,
+  image: ArrayLike,
+  partner: ArrayLike,
+  lam: ArrayLike,
+  *,
+  b: int,
+  n_labels: int = 3,
+  beta: ArrayLike = 1.2,
+  gamma: ArrayLike = 0.5,
+  eta: ArrayLike = 0.2,
+  neigh_size: int = 4,
+) -> PuzzleEnergy:
+  """``puzzle_energy`` term by term, and the labels ``solve_labels`` returns (a ``PuzzleEnergy``).
+
+  Arguments as ``puzzle_energy``'s; ``unary``, ``vertical`` and ``horizontal`` are its outputs.
+  Jitted (``b``, ``n_labels`` and ``neigh_size`` static): one compiled program per grid and
+  shapes when called outside a trace, as in a notebook.
+  """
+  unary, vertical, horizontal, parts = _energy(
+    saliency, partner_saliency, image, partner, lam,
+    b=b, n_labels=n_labels, beta=beta, gamma=gamma, eta=eta, neigh_size=neigh_size,
+  )  # fmt: skip
+  levels = jnp.asarray(_labeling.labeling_levels(n_labels))
+  labels = solve_labels(unary, vertical, horizontal, levels).astype(jnp.int32)
+  return PuzzleEnergy(*parts, unary, vertical, horizontal, levels, labels)
+
+
 def puzzle_energy(
   saliency: ArrayLike,
   partner_saliency: ArrayLike,
@@ -81,6 +146,28 @@ def puzzle_energy(
     beta, gamma, eta: traced weights of the boundary and prior terms.
     neigh_size: static pooling window of the local statistics (``window(H / b, neigh_size)`` is used).
   """
+  unary, vertical, horizontal, _ = _energy(
+    saliency, partner_saliency, image, partner, lam,
+    b=b, n_labels=n_labels, beta=beta, gamma=gamma, eta=eta, neigh_size=neigh_size,
+  )  # fmt: skip
+  return unary, vertical, horizontal
+
+
+def _energy(
+  saliency: ArrayLike,
+  partner_saliency: ArrayLike,
+  image: ArrayLike,
+  partner: ArrayLike,
+  lam: ArrayLike,
+  *,
+  b: int,
+  n_labels: int,
+  beta: ArrayLike,
+  gamma: ArrayLike,
+  eta: ArrayLike,
+  neigh_size: int,
+) -> tuple[jax.Array, jax.Array, jax.Array, tuple[jax.Array, jax.Array, jax.Array]]:
+  """``(unary, vertical, horizontal, (saliency, boundary, prior))``: ``puzzle_energy`` and its unary terms."""
   image = jnp.asarray(image, jnp.float32)
   partner = jnp.asarray(partner, jnp.float32)
   h, w = image.shape[:2]
@@ -99,6 +186,7 @@ def puzzle_energy(
   rows = [[weight * boundary_differences(sources[a], sources[c], k)[0] for c in (0, 1)] for a in (0, 1)]
   cols = [[weight * boundary_differences(sources[a], sources[c], k)[1] for c in (0, 1)] for a in (0, 1)]
   keep_first, keep_partner = s2, s1  # the cost of a block taking the image / the partner
+  edges_first, edges_partner = jnp.zeros_like(s1), jnp.zeros_like(s1)  # their boundary shares alone
   for table, axis in ((rows, 0), (cols, 1)):
     share_first_u = (table[1][0] + table[1][1]) / 2  # the upper (left) block takes the image
     share_partner_u = (table[0][1] + table[0][0]) / 2
@@ -108,13 +196,17 @@ def puzzle_energy(
     pad_v = ((1, 0), (0, 0)) if axis == 0 else ((0, 0), (1, 0))
     keep_first = keep_first + jnp.pad(share_first_u, pad_u) + jnp.pad(share_first_v, pad_v)
     keep_partner = keep_partner + jnp.pad(share_partner_u, pad_u) + jnp.pad(share_partner_v, pad_v)
+    edges_first = edges_first + jnp.pad(share_first_u, pad_u) + jnp.pad(share_first_v, pad_v)
+    edges_partner = edges_partner + jnp.pad(share_partner_u, pad_u) + jnp.pad(share_partner_v, pad_v)
   vertical = (rows[1][0] + rows[0][1] - rows[1][1] - rows[0][0]) / 2 + scale
   horizontal = (cols[1][0] + cols[0][1] - cols[1][1] - cols[0][0]) / 2 + scale
   levels = jnp.asarray(_labeling.labeling_levels(n_labels))
   prior = jnp.asarray(eta, jnp.float32) / (b * b) * _labeling.binomial_prior(lam, n_labels)
   levels, prior = levels[None, None, :], prior[None, None, :]
   unary = levels * keep_first[..., None] + (1.0 - levels) * keep_partner[..., None] + prior
-  return unary, vertical, horizontal
+  lost = levels * s2[..., None] + (1.0 - levels) * s1[..., None]
+  edges = levels * edges_first[..., None] + (1.0 - levels) * edges_partner[..., None]
+  return unary, vertical, horizontal, (lost, edges, jnp.broadcast_to(prior, unary.shape))
 
 
 def solve_labels(unary: jax.Array, vertical: jax.Array, horizontal: jax.Array, levels: jax.Array) -> jax.Array:

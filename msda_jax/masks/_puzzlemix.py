@@ -117,6 +117,41 @@ class PuzzleMix(DataMixMethod):
     out = _sharding.map_local(solve, image, partner, data.saliency, data.partner_saliency, lam)
     return tuple(v for v in out if v is not None)
 
+  def energy(self, data: PairData, lam: ArrayLike, *, grid_size: int) -> _puzzle_energy.PuzzleEnergy:
+    """The labeling energy of one pair on the ``grid_size x grid_size`` block grid, term by term.
+
+    Args:
+      data: one pair, ``PairData(image [H, H, C], partner [H, H, C], saliency [H, H],
+        partner_saliency [H, H])`` (images in [0, 1] or uint8, read in [0, 1] units as ``sample``
+        reads them).
+      lam: the mixing ratio in [0, 1] (the prior's target).
+      grid_size: static grid side ``b``, dividing ``H`` (need not be one of ``grid_sizes``).
+
+    Returns:
+      A ``PuzzleEnergy``: the saliency, boundary and prior terms, the unary cost and edge weights
+      the solver reads, and the labels it returns (``levels[labels]`` is the block mask that
+      ``sample`` makes at this grid side, before transport).
+
+    >>> import msda_jax
+    >>> x = jnp.zeros((8, 8, 1)); s = jnp.ones((8, 8))
+    >>> e = msda_jax.puzzlemix().energy(PairData(x, x, s, s), 0.5, grid_size=2)
+    >>> e.unary.shape, e.labels.shape
+    ((2, 2, 3), (2, 2))
+    """
+    if not _is_int(grid_size) or grid_size < 2:
+      raise ValueError(f"grid_size must be an int >= 2; got {grid_size!r}.")
+    image, partner = pixel_units(data.image), pixel_units(data.partner)
+    if image.ndim != 3 or image.shape[0] != image.shape[1] or image.shape != partner.shape:
+      raise ValueError(
+        f"data must hold one pair: image and partner [H, H, C] alike; got {image.shape} and {partner.shape}."
+      )
+    if image.shape[0] % grid_size:
+      raise ValueError(f"grid_size must divide the image side {image.shape[0]}; got {grid_size}.")
+    return _puzzle_energy.energy_terms(
+      data.saliency, data.partner_saliency, image, partner, lam,
+      b=grid_size, n_labels=self.n_labels, beta=self.beta, gamma=self.gamma, eta=self.eta, neigh_size=self.neigh_size,
+    )  # fmt: skip
+
   def _sample_pairs(self, key: jax.Array, shape: tuple[int, ...], lam: jax.Array, data: PairData) -> Sample:
     branches = [functools.partial(self._solve, b) for b in self.grid_sizes]
     if len(branches) == 1:
