@@ -36,6 +36,16 @@ def concrete_value(value: Any) -> np.ndarray | None:
   return array
 
 
+def traced(tree: Any) -> bool:
+  """Whether any leaf of ``tree`` is traced (the call is inside a ``jit``, ``vmap``, ``grad`` ...)."""
+  return any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves(tree))
+
+
+def listed_as_array(value: Any) -> Any:
+  """A list or tuple of numbers as one numpy array (one argument to a compiled function); else ``value``."""
+  return np.asarray(value) if isinstance(value, (list, tuple)) else value
+
+
 def check_range(
   name: str,
   value: Any,

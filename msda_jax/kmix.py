@@ -305,12 +305,10 @@ def mix_k_batch(
       checks.append(("weights must be finite, non-negative rows summing to 1", _weights_ok(weights), weights))
     _validate.runtime_check([c for c in checks if not isinstance(c[1], (bool, np.bool_))])
   # Numbers given as lists are arrays to the compiled function (not one argument per entry).
-  listed = lambda v: np.asarray(v) if isinstance(v, (list, tuple)) else v
-  alpha, weights, prob = listed(alpha), listed(weights), listed(prob)
+  alpha, weights, prob = (_validate.listed_as_array(v) for v in (alpha, weights, prob))
   arguments = (key, images, targets, alpha, weights, prob)
-  inside_a_trace = any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves(arguments))
   # Inside the caller's jit (or vmap, grad): traced into the caller's program. Outside: compiled.
-  mix = _mix_k if inside_a_trace else _compiled_mix_k(pairing_lib.DERANGE_ROUNDS)
+  mix = _mix_k if _validate.traced(arguments) else _compiled_mix_k(pairing_lib.DERANGE_ROUNDS)
   return mix(
     *arguments,
     k=k,

@@ -281,14 +281,14 @@ def mix_batch(
     info = _unmixed_info(batch, spatial)
     return (images, targets, info) if return_info else (images, targets)
   # Numbers given as lists are arrays to the compiled function (not one argument per entry).
-  if isinstance(prob, (list, tuple)):
-    prob = np.asarray(prob)
-  if isinstance(lam, (list, tuple)):
-    lam = np.asarray(lam)
+  prob, lam = _validate.listed_as_array(prob), _validate.listed_as_array(lam)
   arguments = (key, images, targets, method, prob, lam, saliency, perturbation)
-  inside_a_trace = any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves(arguments))
   # Inside the caller's jit (or vmap, grad): traced into the caller's program. Outside: compiled.
-  mix = _mix if inside_a_trace else _compiled_mix(_backend.FORCE, _batched.CHUNK_BYTES, pairing_lib.DERANGE_ROUNDS)
+  mix = (
+    _mix
+    if _validate.traced(arguments)
+    else _compiled_mix(_backend.FORCE, _batched.CHUNK_BYTES, pairing_lib.DERANGE_ROUNDS)
+  )
   return mix(
     key,
     images,
