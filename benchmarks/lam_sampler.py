@@ -4,7 +4,9 @@ Times, on the default JAX device, ``B`` Beta(1, 1) draws made by ``jax.vmap`` ov
 (as a per-example mixing op draws them) with ``jax.random.beta`` and with
 ``msda_jax.lam_laws.sample_beta``, ``B`` uniform draws as the floor of any sampler, and a per-example
 Mixup of a ``B x 32 x 32 x 3`` uint8 batch with ``lam`` drawn and with ``lam`` given. Warm medians
-of jitted calls, each call with its own key.
+of jitted calls, each call with its own key, and the seconds XLA takes to compile each program
+(the sampler is in every mixing program that draws ``lam``, so its compile time is paid by every
+train step and test that mixes).
 
   python -m benchmarks.lam_sampler --batch 128 --repeats 200
 """
@@ -24,6 +26,15 @@ import numpy as np
 
 import msda_jax
 from msda_jax import lam_laws
+
+
+def compile_s(fn: Callable[..., Any], *args: Any) -> float:
+  """Seconds to compile ``fn`` for these arguments (traced and lowered first, not counted), cold."""
+  jax.clear_caches()
+  lowered = fn.lower(jax.random.key(0), *args)
+  start = time.perf_counter()
+  lowered.compile()
+  return time.perf_counter() - start
 
 
 def median_ms(fn: Callable[..., Any], *args: Any, repeats: int) -> float:
@@ -51,9 +62,10 @@ def main(argv: list[str] | None = None) -> int:
   }
   device = jax.devices()[0]
   print(f"device: {device.platform}: {device.device_kind}; batch {batch}; {args.repeats} timed calls each")
-  print("| what | ms |\n|---|---|")
+  print("| what | ms | compile s |\n|---|---|---|")
   for name, fn in rows.items():
-    print(f"| {batch} draws, {name} | {median_ms(fn, alpha, repeats=args.repeats):.3f} |")
+    seconds = compile_s(fn, alpha)
+    print(f"| {batch} draws, {name} | {median_ms(fn, alpha, repeats=args.repeats):.3f} | {seconds:.2f} |")
   images = jnp.asarray(np.random.default_rng(0).integers(0, 256, (batch, 32, 32, 3), dtype=np.uint8))
   labels = jnp.zeros((batch,), jnp.int32)
   mixer = msda_jax.Mixer(msda_jax.mixup(), num_classes=100, mode="example")
@@ -61,8 +73,10 @@ def main(argv: list[str] | None = None) -> int:
   given = jax.jit(
     lambda key, x, y, m: msda_jax.mix_batch(key, x, y, m.method, num_classes=100, mode="example", lam=0.4)
   )
-  print(f"| Mixup per example, lam drawn | {median_ms(drawn, images, labels, mixer, repeats=args.repeats):.3f} |")
-  print(f"| Mixup per example, lam given | {median_ms(given, images, labels, mixer, repeats=args.repeats):.3f} |")
+  for name, fn in (("drawn", drawn), ("given", given)):
+    seconds = compile_s(fn, images, labels, mixer)
+    ms = median_ms(fn, images, labels, mixer, repeats=args.repeats)
+    print(f"| Mixup per example, lam {name} | {ms:.3f} | {seconds:.2f} |")
   return 0
 
 

@@ -50,12 +50,6 @@ def threefry2x32(k0: jax.Array, k1: jax.Array, c0: jax.Array, c1: jax.Array) -> 
   return x0, x1
 
 
-def _key_words(key: jax.Array) -> tuple[jax.Array, jax.Array]:
-  data = jax.random.key_data(key) if jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key) else key
-  data = jnp.asarray(data, jnp.uint32)
-  return data[..., 0], data[..., 1]
-
-
 def _partitionable() -> bool:
   return bool(getattr(jax.config, "jax_threefry_partitionable", False))
 
@@ -67,15 +61,27 @@ def _layout_matches() -> bool:
   with jax.ensure_compile_time_eval():
     key = jax.random.key(20221128)
     expected = np.asarray(jax.random.bits(key, (3, 5), jnp.uint32))
-    k0, k1 = _key_words(key)
+    k0, k1 = key_words(key)
     counters = jnp.arange(15, dtype=jnp.uint32).reshape(3, 5)
     x0, x1 = threefry2x32(k0, k1, jnp.zeros_like(counters), counters)
     return bool(np.array_equal(np.asarray(x0 ^ x1), expected))
 
 
+def is_threefry(key: jax.Array) -> bool:
+  """Whether ``key`` is a Threefry-2x32 key (JAX's default), whose two words ``threefry2x32`` takes."""
+  return str(jax.random.key_impl(key)) == "threefry2x32"
+
+
+def key_words(key: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """The two uint32 words of a threefry key (typed or raw), each shaped like the key's batch."""
+  data = jax.random.key_data(key) if jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key) else key
+  data = jnp.asarray(data, jnp.uint32)
+  return data[..., 0], data[..., 1]
+
+
 def fusable(key: jax.Array) -> bool:
   """Whether ``bits_at`` computes ``key``'s words itself (a threefry key on a matching JAX)."""
-  return str(jax.random.key_impl(key)) == "threefry2x32" and _partitionable() and _layout_matches()
+  return is_threefry(key) and _partitionable() and _layout_matches()
 
 
 def bits_at(key: jax.Array, index: jax.Array, size: int) -> jax.Array:
@@ -98,7 +104,7 @@ def bits_at(key: jax.Array, index: jax.Array, size: int) -> jax.Array:
   if not fusable(key):
     return jax.random.bits(key, (size,), jnp.uint32)[index]
   counters = jnp.asarray(index).astype(jnp.uint32)
-  k0, k1 = _key_words(key)
+  k0, k1 = key_words(key)
   x0, x1 = threefry2x32(k0, k1, jnp.zeros_like(counters), counters)
   return x0 ^ x1
 

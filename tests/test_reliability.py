@@ -83,7 +83,7 @@ HANG_SCRIPT = textwrap.dedent(
       })
 
   # The rejection loop stops after MAX_ROUNDS even if no proposal is ever accepted.
-  never = lambda key, d, c, proposals: (jnp.zeros(d.shape, bool), jnp.zeros(d.shape))
+  never = lambda key, round_, d, c, proposals: jnp.full(d.shape, jnp.nan)
   _gamma._propose = never
   log_g = jax.jit(lambda a: _gamma.log_gamma(jax.random.key(0), a, (3,)))(2.0)
   out.append({"case": "never accepted", "nan": bool(jnp.isnan(log_g).all())})

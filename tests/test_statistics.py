@@ -690,6 +690,26 @@ def test_vectorised_gamma_law(a):
   assert p > P_MIN, f"Gamma({a}): KS p = {p:.2e}, N = 20000"
 
 
+def test_vectorised_beta_law_with_a_key_of_another_implementation():
+  # seed 1503, N = 20000, an "rbg" key (its words come from jax.random.bits, not the inline
+  # Threefry hash): KS against scipy's Beta(0.4, 0.4) at p > 1e-3, and rejects Beta(0.4, 0.6).
+  lam = np.asarray(_beta_draws(jax.random.key(1503, impl="rbg"), 0.4, 0.4, n=20000, proposals=4), np.float64)
+  assert ks_pvalue(lam, stats.beta(0.4, 0.4).cdf) > P_MIN
+  assert ks_pvalue(lam, stats.beta(0.4, 0.6).cdf) < P_POWER
+
+
+def test_vectorised_gamma_words_are_apart_from_jax_random_draws():
+  """The sampler's words carry a tag bit in the hash's high counter, so a key also given to
+  jax.random yields other words (threefry keys hash counters (0, i) for draws below 2^32 words)."""
+  key = jax.random.key(1504)
+  ours = np.asarray(_gamma._words(key, jnp.int32(0), (4096,)))
+  theirs = np.asarray(jax.random.bits(key, (4096,), jnp.uint32))
+  assert len(np.intersect1d(ours, theirs)) < 4  # by chance: 4096^2 / 2^32 = 0.004 expected; the same words: 4096
+  assert len(np.unique(ours)) > 4090
+  other_round = np.asarray(_gamma._words(key, jnp.int32(1), (4096,)))
+  assert len(np.intersect1d(ours, other_round)) < 4
+
+
 def test_vectorised_beta_under_vmap_equals_one_key_at_a_time():
   """The loop's extra rounds under vmap never overwrite a draw accepted earlier."""
   keys = jax.random.split(jax.random.key(1502), 64)
