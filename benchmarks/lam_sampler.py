@@ -6,7 +6,8 @@ Times, on the default JAX device, ``B`` Beta(1, 1) draws made by ``jax.vmap`` ov
 Mixup of a ``B x 32 x 32 x 3`` uint8 batch with ``lam`` drawn and with ``lam`` given. Warm medians
 of jitted calls, each call with its own key, and the seconds XLA takes to compile each program
 (the sampler is in every mixing program that draws ``lam``, so its compile time is paid by every
-train step and test that mixes).
+train step and test that mixes); last, the summed compile seconds of twelve small ``mix_batch``
+programs (six methods, two modes) with ``lam`` drawn and given.
 
   python -m benchmarks.lam_sampler --batch 128 --repeats 200
 """
@@ -77,7 +78,29 @@ def main(argv: list[str] | None = None) -> int:
     seconds = compile_s(fn, images, labels, mixer)
     ms = median_ms(fn, images, labels, mixer, repeats=args.repeats)
     print(f"| Mixup per example, lam {name} | {ms:.3f} | {seconds:.2f} |")
+  print_program_compiles()
   return 0
+
+
+#: the methods of the summed compile: one program per method and mode.
+COMPILED_METHODS = ("mixup", "cutmix", "hmix", "bernoulli", "fmix", "stochastic_mixup_cutmix")
+
+
+def print_program_compiles() -> None:
+  """Compile seconds of ``mix_batch`` for each method in ``COMPILED_METHODS`` and mode on a small
+  6 x 10 x 13 x 3 batch (as the test suite compiles them), summed, with ``lam`` drawn and given."""
+  x, y = jnp.ones((6, 10, 13, 3)), jnp.arange(6) % 5
+  print("\n| mix_batch programs (6 x 10 x 13 x 3) | compile s, summed |\n|---|---|")
+  for lam in (None, 0.5):
+    total = 0.0
+    for spec in COMPILED_METHODS:
+      for mode in ("batch", "example"):
+        step = jax.jit(
+          lambda k, m, mode=mode, lam=lam: msda_jax.mix_batch(k, x, y, m, num_classes=5, mode=mode, lam=lam)
+        )
+        total += compile_s(step, msda_jax.from_string(spec))
+    what = "drawn" if lam is None else "given"
+    print(f"| {len(COMPILED_METHODS)} methods x 2 modes, lam {what} | {total:.1f} |")
 
 
 if __name__ == "__main__":

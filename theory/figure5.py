@@ -13,6 +13,7 @@ test accuracies and the mean normalised value near and far from ``p = 0``).
 
 from __future__ import annotations
 
+import functools
 import pathlib
 import sys
 
@@ -52,6 +53,24 @@ def train(spec: str, train_set, *, epochs: int, batch: int, seed: int):
   return graphdef, state
 
 
+@functools.partial(jax.jit, static_argnums=0)
+def evaluate(graphdef: nnx.GraphDef, state: nnx.State, batch: dict[str, jax.Array]) -> dict[str, jax.Array]:
+  """The eval step's metrics of the model ``(graphdef, state)``: one program for the three models."""
+  return make_eval_step(graphdef=graphdef)(state, batch)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def gradient_map(graphdef: nnx.GraphDef, state: nnx.State, images: jax.Array) -> jax.Array:
+  """Eq. (12)'s normalised map of the model ``(graphdef, state)`` in eval mode on ``images``.
+
+  The weights are an argument, not constants of the program, so the three models share one
+  compiled program.
+  """
+  model = nnx.merge(graphdef, state)
+  model.eval()
+  return model_partial_grad_prod(lambda x: model(x[None])[0], images, normalize=True)
+
+
 def near_far(mapping: np.ndarray, near: int, far: int) -> tuple[float, float]:
   h, w = (mapping.shape[0] + 1) // 2, (mapping.shape[1] + 1) // 2
   py, px = np.meshgrid(np.arange(-(h - 1), h), np.arange(-(w - 1), w), indexing="ij")
@@ -75,13 +94,8 @@ def main(argv: list[str] | None = None) -> int:
   results = {}
   for title, spec in METHODS.items():
     graphdef, state = train(spec, train_set, epochs=args.epochs, batch=args.batch, seed=args.seed)
-    metrics = jax.jit(make_eval_step(graphdef=graphdef))(
-      state, {"image": jnp.asarray(test_set.images), "label": jnp.asarray(test_set.labels)}
-    )
-    model = nnx.merge(graphdef, state)
-    model.eval()
-    f = lambda x, model=model: model(x[None])[0]
-    mapping = np.asarray(jax.jit(lambda x, f=f: model_partial_grad_prod(f, x, normalize=True))(images))
+    metrics = evaluate(graphdef, state, {"image": jnp.asarray(test_set.images), "label": jnp.asarray(test_set.labels)})
+    mapping = np.asarray(gradient_map(graphdef, state, images))
     near, far = near_far(mapping, 2, 10)
     results[title] = {
       "test_accuracy": float(metrics["correct"] / metrics["count"]),
