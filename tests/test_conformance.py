@@ -87,11 +87,18 @@ def run(spec, mode, dtype=jnp.float32, seed=4, prob=1.0):
   return (images, labels, method, *out)
 
 
-def cases():
-  return [pytest.param(spec, mode, id=f"{spec}-{mode}") for spec in METHOD_SPECS for mode in MODES]
+# Module-scoped parameters: pytest orders the items by method, then mode, so the checks that share
+# a method's programs (``run`` caches them) run one after another, on the same xdist worker.
+by_spec = pytest.mark.parametrize("spec", METHOD_SPECS, scope="module")
+by_mode = pytest.mark.parametrize("mode", MODES, scope="module")
 
 
-@pytest.mark.parametrize(("spec", "mode"), cases())
+def by_case(test):
+  """Every method in both modes (ids ``spec-mode``)."""
+  return by_mode(by_spec(test))
+
+
+@by_case
 def test_shapes_dtypes_and_label_rows(spec, mode):
   for dtype in (jnp.float32, jnp.uint8):
     images, _, _, mixed, targets, _ = run(spec, mode, dtype)
@@ -111,7 +118,7 @@ def test_shapes_dtypes_and_label_rows(spec, mode):
   assert info.mask.shape == (BATCH, *shape_for(method)) and info.mask.dtype == jnp.float32
 
 
-@pytest.mark.parametrize(("spec", "mode"), cases())
+@by_case
 def test_label_weight_is_realised_mask_mean_and_images_recompute(spec, mode):
   images, labels, method, mixed, targets, info = run(spec, mode)
   masks = np.asarray(info.mask, np.float64)
@@ -148,7 +155,7 @@ def assert_kept_pixels_are_the_images(images, mixed, masks):
     assert all(p.tobytes() in own for p in kept), f"example {i}: a kept pixel is not one of the image's"
 
 
-@pytest.mark.parametrize(("spec", "mode"), cases())
+@by_case
 def test_determinism_and_jit_equals_eager(spec, mode):
   images, labels, method, *first = run(spec, mode)
   again = run.__wrapped__(spec, mode)[3:]
@@ -168,7 +175,7 @@ def test_determinism_and_jit_equals_eager(spec, mode):
     np.testing.assert_allclose(np.asarray(a, np.float64), np.asarray(b, np.float64), atol=1e-5)
 
 
-@pytest.mark.parametrize(("spec", "mode"), cases())
+@by_case
 def test_uint8_rounds_the_float_mix(spec, mode):
   images, _, method, mixed, _, info = run(spec, mode, jnp.uint8)
   x = np.asarray(images, np.float64)
@@ -186,7 +193,7 @@ def test_uint8_rounds_the_float_mix(spec, mode):
   assert np.mean(np.asarray(mixed, np.float64) == expected) > 0.99
 
 
-@pytest.mark.parametrize("spec", METHOD_SPECS)
+@by_spec
 def test_uint8_extremes_stay_in_range(spec):
   """A uint8 mix rounds without a clip: with M in [0, 1] it cannot leave [0, 255] (no wrap-around).
 
@@ -212,7 +219,7 @@ def test_uint8_extremes_stay_in_range(spec):
     np.testing.assert_array_equal(np.asarray(mixed), np.asarray(images), err_msg=mode)
 
 
-@pytest.mark.parametrize(("spec", "mode"), cases())
+@by_case
 def test_prob_zero_leaves_the_batch_unmixed(spec, mode):
   images, labels, _, mixed, targets, info = run(spec, mode, prob=0.0)
   np.testing.assert_array_equal(np.asarray(mixed), np.asarray(images))
@@ -220,7 +227,7 @@ def test_prob_zero_leaves_the_batch_unmixed(spec, mode):
   assert not np.asarray(info.applied).any()
 
 
-@pytest.mark.parametrize("spec", METHOD_SPECS)
+@by_spec
 def test_vmap_over_keys(spec):
   method = msda_jax.from_string(spec)
   images, labels = make_batch(shape=shape_for(method))
@@ -287,7 +294,7 @@ def test_no_recompilation_when_hyper_parameters_change(name, mode):
   assert not np.allclose(outputs[0], outputs[1]), "new hyper-parameters must change the result"
 
 
-@pytest.mark.parametrize(("spec", "mode"), cases())
+@by_case
 def test_dense_label_maps_mix_per_pixel(spec, mode):
   method = msda_jax.from_string(spec)
   shape = shape_for(method)
@@ -337,7 +344,7 @@ def position_images(shape):
 
 
 @pytest.mark.parametrize("spatial", [(37,), (5, 6, 7)], ids=["1d", "3d"])
-@pytest.mark.parametrize("spec", METHOD_SPECS)
+@by_spec
 def test_other_spatial_ranks(spec, spatial):
   method = msda_jax.from_string(spec)
   images, labels = make_batch(shape=spatial)
@@ -362,7 +369,7 @@ def test_other_spatial_ranks(spec, spatial):
   np.testing.assert_allclose(np.asarray(targets).sum(-1), 1.0, atol=1e-6)
 
 
-@pytest.mark.parametrize("spec", METHOD_SPECS)
+@by_spec
 def test_probability_rows_and_smoothing(spec):
   method = msda_jax.from_string(spec)
   images, labels = make_batch(shape=shape_for(method))
@@ -391,7 +398,7 @@ MEAN_LAMS = (0.0, 1e-3, 0.37, 0.999, 1.0)
 
 
 @pytest.mark.parametrize("shape", MEAN_SHAPES, ids=lambda s: "x".join(map(str, s)))
-@pytest.mark.parametrize("spec", METHOD_SPECS)
+@by_spec
 def test_mask_mean_equals_the_mean_of_the_mask(spec, shape):
   # 40 keys per lam: clip placement puts many boxes across the border at these small shapes.
   method = msda_jax.from_string(spec)
