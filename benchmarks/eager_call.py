@@ -5,7 +5,7 @@ For each method and mode, on a ``B x 28 x 28 x 1`` float32 batch with integer la
 * ``jitted step``: the call inside the caller's ``jax.jit`` (the baseline: a train step's cost);
 * ``mix_batch``: the call outside any ``jit``; the first call per shapes and options compiles
   the work (pairing, drawing, mixing) as one program, later calls reuse it;
-* ``primitive by primitive``: the same work (``mixing._mix``, the function ``mix_batch`` compiles)
+* ``primitive by primitive``: the same work (``mixer._mix``, the function a ``Mixer`` call compiles)
   run without that compilation, one primitive dispatched at a time, as JAX runs unjitted code.
 
 ``first`` is the first call in the process for that method and mode (compilation included);
@@ -29,7 +29,7 @@ import numpy as np
 
 import msda_jax
 from msda_jax import labels as labels_lib
-from msda_jax import mixing
+from msda_jax import mixer as mixer_lib
 
 METHODS = ("mixup", "cutmix", "hmix", "fmix")
 
@@ -64,14 +64,12 @@ def main(argv: list[str] | None = None) -> int:
   for spec in METHODS:
     method = msda_jax.from_string(spec)
     for mode in ("batch", "example"):
-      options = {"num_classes": 10, "mode": mode, "return_info": True}
-      step = jax.jit(lambda k, m, o=options: msda_jax.mix_batch(k, images, labels, m, **o))
-      statics = {"spatial": (28, 28), "dense": False, "mode": mode, "pairing": "reverse", "groups": 1}
-      statics |= {"unbounded": False, "label_weight": "realised", "return_info": True}
+      mixer = msda_jax.Mixer(method, num_classes=10, mode=mode)
+      step = jax.jit(lambda k, m: m.with_info(k, images, labels))
       rows = {
-        "step": lambda k, m=method, s=step: s(k, m),
-        "eager": lambda k, m=method, o=options: msda_jax.mix_batch(k, images, labels, m, **o),
-        "primitives": lambda k, m=method, s=statics: mixing._mix(k, images, targets, m, 1.0, None, None, None, **s),
+        "step": lambda k, m=mixer, s=step: s(k, m),
+        "eager": lambda k, m=mixer: m.with_info(k, images, labels),
+        "primitives": lambda k, m=mixer: mixer_lib._mix(m, k, images, targets, {}, dense=False),
       }
       measured = {name: timed(fn, args.repeats) for name, fn in rows.items()}
       base = measured["step"][1]

@@ -275,7 +275,7 @@ def ours(
   FEED.lams, FEED.centres = lam32, centres
   FEED.values = (1.0 - lam32) * jnp.float32(r)
   given = lam32 if mode == "example" else lam32[0]
-  mixed, targets, info = msda_jax.mix_batch(
+  mixed, targets, info = msda_jax.mix_batch_with_info(
     jax.random.key(0),
     images,
     labels,
@@ -285,7 +285,6 @@ def ours(
     pairing=pairing,
     label_smoothing=label_smoothing,
     lam=given,
-    return_info=True,
   )
   return mixed, targets, info.mask
 

@@ -69,32 +69,17 @@ def _check_choice(config: ml_collections.ConfigDict, name: str, choices: tuple[s
     raise ValueError(f"{name} must be one of {choices}; got {config[name]!r}.")
 
 
-def _check_unit(config: ml_collections.ConfigDict, name: str) -> None:
-  value = config[name]
-  if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= value <= 1.0:
-    raise ValueError(f"{name} must be a number in [0, 1]; got {value!r}.")
-
-
 def check_config(config: ml_collections.ConfigDict, num_devices: int) -> None:
   """Raises ``ValueError`` naming the config field when ``config`` cannot run on ``num_devices`` devices.
 
   Reads nothing and builds no model: it runs before any work, so a typo fails in a second.
   """
-  try:
-    method = msda_jax.from_string(config.method)
-  except (TypeError, ValueError) as error:
-    raise ValueError(f"method: {error}") from error
-  if isinstance(method, msda_jax.masks.DataMixMethod):
+  mixer = _checked_mixer(config)
+  if mixer.method is not None:
     try:
-      method.check_input((config.image_size, config.image_size))
+      mixer.method.check_input((config.image_size, config.image_size), config.batch_size // max(num_devices, 1))
     except ValueError as error:
       raise ValueError(f"method: {error} (image_size={config.image_size})") from error
-  _check_choice(config, "mix_mode", msda_jax.mixing.MODES)
-  # k-sample mixing (``mix_k_batch(...)``) has its own pairings: the reversal has no k-source form.
-  pairings = msda_jax.kmix.PAIRINGS if isinstance(method, msda_jax.KMix) else msda_jax.mixing.PAIRINGS
-  _check_choice(config, "mix_pairing", pairings)
-  _check_unit(config, "mix_prob")
-  _check_unit(config, "label_smoothing")
   _check_choice(config, "model", tuple(MODELS))
   info = dataset_info(config.dataset)  # its error names the field
   if config.num_classes != info.num_classes:
@@ -104,6 +89,26 @@ def check_config(config: ml_collections.ConfigDict, num_devices: int) -> None:
       raise ValueError(f"{name} must be a positive multiple of the {num_devices} devices; got {config[name]}.")
   if config.num_train_steps <= 0 and config.num_epochs <= 0:
     raise ValueError(f"num_epochs must be positive when num_train_steps <= 0; got {config.num_epochs}.")
+
+
+#: the config field of each ``Mixer`` option that ``create_mixer`` sets.
+MIXER_FIELDS = {"mode": "mix_mode", "pairing": "mix_pairing", "prob": "mix_prob", "label_smoothing": "label_smoothing"}
+
+
+def _checked_mixer(config: ml_collections.ConfigDict) -> msda_jax.Mixer:
+  """``create_mixer(config)``, its errors naming the config field (the ``Mixer`` checks the options)."""
+  try:
+    method = msda_jax.from_string(config.method)
+  except (TypeError, ValueError) as error:
+    raise ValueError(f"method: {error}") from error
+  try:
+    return create_mixer(config, method)
+  except (TypeError, ValueError) as error:
+    message = str(error)
+    for option, field in MIXER_FIELDS.items():
+      if message.startswith(f"{option} "):
+        raise type(error)(field + message[len(option) :]) from error
+    raise ValueError(f"method: {message}") from error
 
 
 def _mean(history: list[dict[str, jax.Array]]) -> dict[str, float]:
@@ -126,17 +131,19 @@ def _axis(mesh: jax.sharding.Mesh) -> str | None:
   return parallel.AXIS if mesh.size > 1 else None
 
 
-def create_mixer(config: ml_collections.ConfigDict) -> msda_jax.Mixer:
+def create_mixer(config: ml_collections.ConfigDict, method: Any = None) -> msda_jax.Mixer:
   """The ``Mixer`` of ``config.method``, ``mix_mode``, ``mix_pairing``, ``mix_prob`` and ``label_smoothing``.
 
   ``groups=1``: under ``jax.shard_map`` each device mixes its own examples. ``method="none"``
-  gives a mixer without a method (one-hot targets, smoothed).
+  gives a mixer without a method (one-hot targets, smoothed). An empty ``mix_pairing`` is the
+  method's default (``"reverse"``; ``"roll"`` for k-sample mixing). ``method``: the method
+  already built from ``config.method``.
   """
   return msda_jax.Mixer(
-    msda_jax.from_string(config.method),
+    msda_jax.from_string(config.method) if method is None else method,
     num_classes=config.num_classes,
     mode=config.mix_mode,
-    pairing=config.mix_pairing,
+    pairing=config.mix_pairing or None,
     prob=config.mix_prob,
     label_smoothing=config.label_smoothing,
     groups=1,

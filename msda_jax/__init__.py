@@ -5,8 +5,8 @@ defaults and ``from_string``, pairing, label handling and the batch mixing op (`
 ``Mixer``), k-sample mixing (``mix_k_batch``, ``KMix``) and the laws of ``lam`` (``lam_laws``).
 """
 
-from msda_jax import lam_laws, masks, saliency
-from msda_jax.kmix import KMix, KMixInfo, kmix_masks, mix_k_batch
+from msda_jax import lam_laws, masks, needs, saliency
+from msda_jax.kmix import KMix, KMixInfo, kmix_masks
 from msda_jax.labels import prepare_targets, smooth
 from msda_jax.masks import (
   Bernoulli,
@@ -25,7 +25,9 @@ from msda_jax.masks import (
   Sample,
   StochasticMixupCutMix,
 )
-from msda_jax.mixing import Mixer, MixInfo, mix_batch
+from msda_jax.mixer import Mixer, MixInfo
+from msda_jax.mixing import mix_batch, mix_batch_with_info, mix_k_batch, mix_k_batch_with_info
+from msda_jax.needs import ModelView, Needs
 from msda_jax.pairing import pair, partner_indices
 from msda_jax.presets import (
   METHODS,
@@ -57,6 +59,8 @@ __all__ = [
   "KMixInfo",
   "MixInfo",
   "MixMethod",
+  "ModelView",
+  "Needs",
   "Mixer",
   "Mixture",
   "Mixup",
@@ -76,8 +80,11 @@ __all__ = [
   "kmix_masks",
   "lam_laws",
   "masks",
+  "needs",
   "mix_batch",
+  "mix_batch_with_info",
   "mix_k_batch",
+  "mix_k_batch_with_info",
   "mixup",
   "pair",
   "partner_indices",

@@ -13,8 +13,10 @@ A few operations have a CPU form and an accelerator form with equal results:
 
 ``by_platform`` picks the form with ``jax.lax.platform_dependent``: the choice is made when the
 program is lowered, for the platform it is compiled for (not JAX's default backend), and the
-other form is not part of the compiled program. ``FORCE`` overrides it (tests set it to
-``"cpu"`` or ``"accelerator"`` to run either form on any machine).
+other form is not part of the compiled program. The ``platform`` argument (``Mixer(platform=...)``,
+a static option) forces one form (``"cpu"`` or ``"accelerator"``) on any machine: the programs
+are then those of that form, the values the same. ResizeMix's resample always follows the
+compiled platform.
 """
 
 from __future__ import annotations
@@ -25,17 +27,21 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-#: ``None`` (choose by the compiled platform), ``"cpu"`` or ``"accelerator"``.
-FORCE: str | None = None
+#: the forms: ``"auto"`` (by the platform compiled for), or one forced everywhere.
+PLATFORMS = ("auto", "cpu", "accelerator")
 
 
-def by_platform(cpu: Callable[..., Any], accelerator: Callable[..., Any], *operands: Any) -> Any:
+def by_platform(
+  cpu: Callable[..., Any], accelerator: Callable[..., Any], *operands: Any, platform: str = "auto"
+) -> Any:
   """``cpu(*operands)`` in a program compiled for the CPU, ``accelerator(*operands)`` otherwise.
 
-  Both functions must return the same shapes and dtypes; they are traced either way.
+  Both functions must return the same shapes and dtypes. ``platform`` (static, one of
+  ``PLATFORMS``): ``"auto"`` traces both and lets the compiled platform choose; ``"cpu"`` or
+  ``"accelerator"`` traces only that form.
   """
-  if FORCE is not None:
-    return (cpu if FORCE == "cpu" else accelerator)(*operands)
+  if platform != "auto":
+    return (cpu if platform == "cpu" else accelerator)(*operands)
   return jax.lax.platform_dependent(*operands, cpu=cpu, default=accelerator)
 
 

@@ -27,28 +27,31 @@ import jax.numpy as jnp
 
 from msda_jax import _backend, _sharding, _validate
 
-# Working set of one step, in bytes of the widest per-example array: about an L2 cache.
+#: the default working set of one step, in bytes of the widest per-example array: about an L2 cache.
 CHUNK_BYTES = 2**20
 
 
-def chunk_size(per_group: int, example_bytes: int, target_bytes: int | None = None) -> int:
+def chunk_size(per_group: int, example_bytes: int, target_bytes: int = CHUNK_BYTES) -> int:
   """The largest divisor of ``per_group`` whose examples fit in ``target_bytes`` (at least 1).
 
   >>> chunk_size(128, 600_000), chunk_size(256, 12_288)
   (1, 64)
   """
-  target = CHUNK_BYTES if target_bytes is None else target_bytes
-  fit = max(1, target // max(1, example_bytes))
+  fit = max(1, target_bytes // max(1, example_bytes))
   return max(d for d in range(1, min(per_group, fit) + 1) if per_group % d == 0)
 
 
-def map_in_chunks(fn: Callable[..., Any], *args: jax.Array, groups: int = 1) -> Any:
+def map_in_chunks(
+  fn: Callable[..., Any], *args: jax.Array, groups: int = 1, chunk_bytes: int = CHUNK_BYTES, platform: str = "auto"
+) -> Any:
   """``jax.vmap(fn)(*args)``, computed ``chunk`` examples of each group at a time.
 
   Args:
     fn: a per-example function of one slice of each of ``args``, returning a pytree of arrays.
     *args: arrays (typed keys included) with the batch ``B`` on axis 0.
     groups: static number of contiguous blocks of the batch axis; divides ``B``.
+    chunk_bytes: static working set of one step, in bytes of the widest per-example array.
+    platform: static form (``_backend.PLATFORMS``): ``"auto"`` loops on the CPU only.
 
   Returns:
     the pytree of ``[B, ...]`` arrays that ``jax.vmap(fn)(*args)`` returns, with equal values.
@@ -63,14 +66,17 @@ def map_in_chunks(fn: Callable[..., Any], *args: jax.Array, groups: int = 1) -> 
   # Intermediates run in float32 at least: count 4 bytes an element of the largest array.
   arrays = [a for a in (*args, *jax.tree.leaves(out)) if not jax.dtypes.issubdtype(a.dtype, jax.dtypes.prng_key)]
   per_group = batch // groups
-  size = chunk_size(per_group, 4 * max(math.prod(a.shape[1:]) for a in arrays))
+  size = chunk_size(per_group, 4 * max(math.prod(a.shape[1:]) for a in arrays), chunk_bytes)
   steps = per_group // size
   if steps == 1 or _sharding.batch_shards(args[-1])[1] > 1:
     # One step, or a batch axis sharded in the type (explicit mesh, which vmap keeps): the whole
     # batch at once.
     return jax.vmap(fn)(*args)
   return _backend.by_platform(
-    lambda *a: _chunked(fn, a, out, groups, per_group, size, steps), lambda *a: jax.vmap(fn)(*a), *args
+    lambda *a: _chunked(fn, a, out, groups, per_group, size, steps),
+    lambda *a: jax.vmap(fn)(*a),
+    *args,
+    platform=platform,
   )
 
 

@@ -9,17 +9,16 @@ pixel and a weight vector ``w ~ Dirichlet(alpha 1_k)``. Two mask styles:
   independently (one-hot over the ``k`` sources; the k-way Bernoulli mask).
 
 Labels are mixed with the realised weights ``mean(M_m)`` (rows) or per pixel (dense maps).
-For ``k = 2`` and the ``"mixup"`` style this is ``mix_batch`` with Mixup and ``"roll"`` pairing.
-``mix_k_batch`` checks its arguments where it is called, then does the work in ``_mix_k``: traced
-into the caller's program inside its ``jit``, compiled (one program per shapes and options) when
-called outside any trace. Keep the options static and ``alpha`` traced in the caller's jit.
+For ``k = 2`` and the ``"mixup"`` style this is Mixup with Dirichlet (Beta) weights.
+``KMix`` is a method of the batch layer like the two-sample ones (``Mixer(KMix(k=3))``,
+``msda_jax.mix_k_batch``): the same pairing (``pairing.pair_k`` for ``k > 2``), the same
+``combine`` and label mixing, with ``k`` sources and ``k`` weights in its ``draw``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -27,9 +26,10 @@ import numpy as np
 from jax.typing import ArrayLike
 
 from msda_jax import _validate, lam_laws
-from msda_jax import labels as labels_lib
 from msda_jax import pairing as pairing_lib
 from msda_jax._dataclass import pytree_dataclass, static_field
+from msda_jax.draws import Draw
+from msda_jax.needs import Needs
 
 STYLES = ("mixup", "categorical")
 PAIRINGS = pairing_lib.K_PAIRINGS
@@ -58,17 +58,18 @@ class KMixInfo(NamedTuple):
 
 @pytree_dataclass
 class KMix:
-  """k-sample mixing by name (``from_string("mix_k_batch(k=3)")``, ``Mixer``, training configs).
+  """k-sample mixing: ``w ~ Dirichlet(alpha 1_k)`` and the masks of ``kmix_masks``.
 
-  The options of ``mix_k_batch``: ``alpha`` traced, ``k`` and ``style`` static. ``mix_batch``
-  (and so ``Mixer``) given a ``KMix`` calls ``mix_k_batch`` with its own ``mode``, ``pairing``
-  (``"roll"`` or ``"permute"``: the reversal has no k-source form), ``groups`` and label options.
+  ``alpha`` traced (a scalar or ``[k]``), ``k`` and ``style`` static. A method of the batch layer
+  (``Mixer(KMix(k=3))``, ``from_string("mix_k_batch(k=3)")``, training configs) with ``k``
+  sources: a ``Mixer``'s default pairing is then ``"roll"`` (``k > 2`` takes ``"roll"`` or
+  ``"permute"``), and its ``lam`` is the weight vector.
 
   >>> KMix(k=3)
   KMix(alpha=1.0, k=3, style='mixup')
   """
 
-  name = "mix_k_batch"
+  name: ClassVar[str] = "mix_k_batch"
 
   alpha: ArrayLike = 1.0
   k: int = static_field(default=3)
@@ -77,8 +78,15 @@ class KMix:
   def __post_init__(self) -> None:
     _check_k(self.k)
     _validate.check_choice("style", self.style, STYLES)
-    object.__setattr__(self, "alpha", _validate.hyperparameter("alpha", self.alpha))
-    _validate.check_positive("alpha", self.alpha)
+    alpha = _validate.listed_as_array(self.alpha)
+    if tuple(np.shape(alpha)) not in ((), (self.k,)):
+      raise ValueError(f"alpha must be a scalar or a vector [k]=({self.k},); got shape {tuple(np.shape(alpha))}.")
+    if np.shape(alpha) == ():
+      alpha = _validate.hyperparameter("alpha", alpha)
+    elif not isinstance(alpha, jax.core.Tracer):
+      alpha = jnp.asarray(alpha, jnp.float32) if isinstance(alpha, jax.Array) else np.asarray(alpha, np.float32)
+    object.__setattr__(self, "alpha", alpha)
+    self.check_values()
 
   def __repr__(self) -> str:
     concrete = _validate.concrete_value(self.alpha)
@@ -88,6 +96,92 @@ class KMix:
   def replace(self, **changes: Any) -> KMix:
     """A copy with ``changes``, checked as construction checks."""
     return dataclasses.replace(self, **changes)
+
+  # -- the method protocol of the batch layer (``msda_jax.masks.MixMethod``) --------------------
+  @property
+  def sources(self) -> int:
+    """``k``: the example and ``k - 1`` partners."""
+    return int(self.k)
+
+  def needs(self) -> Needs:
+    """Nothing beyond the images and labels."""
+    return Needs()
+
+  def relabel(self, targets: jax.Array, info: Any, outputs: dict[str, Any]) -> jax.Array:
+    """The unmixed ``targets [B, K]`` mixed by the realised weights of ``info`` (outputs unread)."""
+    del outputs
+    return jnp.einsum("bm,bmk->bk", info.weight, targets[info.partner])
+
+  def constraints(self) -> list[_validate.Check]:
+    """``alpha`` finite and > 0."""
+    return [(_validate.positive_message("alpha", self.alpha), _validate.positive_ok(self.alpha), self.alpha)]
+
+  def check_values(self) -> None:
+    """Raises naming ``alpha`` when a concrete value is not finite and > 0."""
+    _validate.check_positive("alpha", self.alpha)
+
+  def valid(self) -> Any:
+    """``True`` when ``alpha`` is concrete (checked), else a traced bool."""
+    ok = _validate.positive_ok(self.alpha)
+    return True if isinstance(ok, (bool, np.bool_)) else ok
+
+  def sanitized(self, ok: Any) -> KMix:
+    """This method with ``alpha`` 1 where ``ok`` is false (the batch layer then mixes nothing)."""
+    if isinstance(ok, (bool, np.bool_)) and ok:
+      return self
+    rebuilt = object.__new__(KMix)
+    for name, value in (
+      ("alpha", jnp.where(ok, jnp.asarray(self.alpha, jnp.float32), 1.0)),
+      ("k", self.k),
+      ("style", self.style),
+    ):
+      object.__setattr__(rebuilt, name, value)
+    return rebuilt
+
+  def check_input(self, spatial: tuple[int, ...], block: int | None = None) -> None:
+    """Raises unless ``k`` distinct sources fit in a block of ``block`` examples."""
+    del spatial
+    _check_k(self.k, block)
+
+  def check_weights(self, name: str, weights: Any) -> None:
+    """Raises naming ``name`` for concrete weight rows that are not finite, non-negative and summing to 1."""
+    _check_weight_values(name, weights)
+
+  def lam_checks(self, lam: Any, unbounded: bool) -> list[_validate.Check]:
+    """The run-time condition on given weights (``check=True``)."""
+    del unbounded
+    if lam is None:
+      return []
+    return [("weights must be finite, non-negative rows summing to 1", _weights_ok(lam), lam)]
+
+  def draw(self, key: jax.Array, sources: tuple[Any, ...], lam: Any, prob: Any, mixer: Any) -> Draw:
+    """The weights and masks of the batch's ``k`` sources: a ``Draw`` with a source axis.
+
+    Key use: ``split(key, 3)`` gives the weights' key (second) and the masks' (third);
+    ``fold_in(key, 3)`` the ``prob`` coins. An unmixed example (``prob``, an invalid traced
+    ``alpha`` or weight row) gets the weights ``e_0``.
+    """
+    images = sources[0]["images"]
+    batch, spatial, k = images.shape[0], images.shape[1:-1], self.sources
+    _, key_weights, key_mask = jax.random.split(key, 3)
+    coins = jax.random.uniform(jax.random.fold_in(key, 3), () if mixer.mode == "batch" else (batch,))
+    drawn = coins < prob  # False where not mixed (NaN never mixes)
+    if mixer.mode == "batch":
+      w = lam_laws.sample_dirichlet(key_weights, self.alpha, k) if lam is None else jnp.asarray(lam, jnp.float32)
+      w = _usable(w, (True if lam is None else _weights_ok(lam)) & drawn)
+      masks = _masks(key_mask, w, spatial, self.style)[None]
+      nominal = jnp.broadcast_to(w[None], (batch, k))
+    else:
+      if lam is None:
+        nominal = _usable(lam_laws.sample_dirichlet(key_weights, self.alpha, k, shape=(batch,)), drawn)
+      else:
+        given = jnp.broadcast_to(jnp.asarray(lam, jnp.float32), (batch, k))
+        ok = _weights_ok(lam)
+        nominal = _usable(given, drawn & (ok if isinstance(ok, bool) else jnp.broadcast_to(ok, (batch,))))
+      keys = jax.random.split(key_mask, batch)
+      masks = jax.vmap(lambda kk, ww: _masks(kk, ww, spatial, self.style))(keys, nominal)
+    realised = jnp.mean(masks, axis=tuple(range(2, 2 + len(spatial))))
+    return Draw(nominal, masks, realised, nominal[:, 0] < 1.0)
 
 
 def _check_k(k: Any, block: int | None = None) -> None:
@@ -173,227 +267,3 @@ def _masks(key: jax.Array | None, w: jax.Array, shape: tuple[int, ...], style: s
   u = jax.random.uniform(key, (*shape, 1), jnp.float32)
   source = jnp.sum(u >= cdf, axis=-1)
   return jnp.moveaxis(jax.nn.one_hot(source, k, dtype=jnp.float32), -1, 0)
-
-
-def _combine(sources: tuple[jax.Array, ...], weights: list[jax.Array]) -> jax.Array:
-  """``sum_{m<k-1} W_m x_m + (1 - sum_{m<k-1} W_m) x_{k-1}`` in float32 (float64 kept).
-
-  Uses that the weights sum to 1; for ``k = 2`` it is the arithmetic of ``mix_batch``, and it is
-  exact where the masks are 0 or 1. The result has the sources' dtype (uint8 rounds and clips).
-  """
-  dtype = sources[0].dtype
-  compute = jnp.float64 if dtype == jnp.float64 else jnp.float32
-  mixed = jnp.zeros((), compute)
-  rest = jnp.ones((), compute)
-  for x, w in zip(sources[:-1], weights[:-1], strict=True):
-    w = w.astype(compute)
-    mixed = mixed + w * x.astype(compute)
-    rest = rest - w
-  mixed = mixed + rest * sources[-1].astype(compute)
-  if dtype == jnp.uint8:
-    mixed = jnp.clip(jnp.round(mixed), 0, 255)
-  return mixed.astype(dtype)
-
-
-def mix_k_batch(
-  key: jax.Array,
-  images: ArrayLike,
-  labels: ArrayLike,
-  *,
-  k: int,
-  alpha: ArrayLike = 1.0,
-  style: str = "mixup",
-  num_classes: int | None = None,
-  mode: str = "batch",
-  pairing: str = "roll",
-  groups: int = 1,
-  prob: ArrayLike = 1.0,
-  label_smoothing: ArrayLike = 0.0,
-  weights: ArrayLike | None = None,
-  spatial_ndim: int = 2,
-  return_info: bool = False,
-  dense_labels: bool | None = None,
-  check: bool = False,
-) -> tuple[jax.Array, jax.Array] | tuple[jax.Array, jax.Array, KMixInfo]:
-  """Mixes every example with ``k - 1`` partners: ``x~_i = sum_m M_m * x_{p_m(i)}``.
-
-  ``w ~ Dirichlet(alpha 1_k)`` and masks ``M_m`` from ``kmix_masks``; targets
-  ``y~_i = sum_m mean(M_m) y_{p_m(i)}`` (rows) or ``sum_m M_m y_{p_m(i)}`` per pixel (dense
-  maps). Source ``m = 0`` is the example itself; with ``"roll"``, ``p_m(i) = i - m`` inside its
-  block, with ``"permute"`` ``p_1, ..., p_{k-1}`` are independent random permutations of the block.
-
-  Args:
-    key: a PRNG key.
-    images: ``[B, *S, C]``, any float dtype or uint8 (kept; uint8 rounds).
-    labels: integer ``[B]`` or ``[B, *S]`` (with ``num_classes``), or float ``[B, K]`` or
-      ``[B, *S, K]``.
-    k: static number of mixed samples, ``2 <= k <=`` block size ``B / groups``.
-    alpha: traced Dirichlet concentration, > 0, scalar or ``[k]``.
-    style: static, ``"mixup"`` or ``"categorical"``.
-    num_classes: static ``K``; required for integer labels.
-    mode: static, ``"batch"`` (one ``w`` and mask set) or ``"example"`` (one per example).
-    pairing: static, ``"roll"`` or ``"permute"``.
-    groups: static number of blocks of the batch axis that sources stay in.
-    prob: traced probability of mixing the batch (batch mode) or each example (example mode);
-      an unmixed one gets the weights ``e_0``. Clipped into [0, 1] (NaN never mixes).
-    label_smoothing: traced ``eps`` applied to the targets before mixing.
-    weights: optional weight vector instead of sampling it: ``[k]``, or ``[B, k]`` in example
-      mode; non-negative rows summing to 1.
-    spatial_ndim: static number of spatial axes.
-    return_info: static; also return a ``KMixInfo``.
-    dense_labels: static; dense maps or one label per example, inferred when ``None`` (as in
-      ``mix_batch``).
-    check: static; also check the traced values at run time (as in ``mix_batch``).
-
-  Inside ``jit`` an invalid traced ``alpha`` (not finite and > 0) or ``weights`` row (not finite,
-  negative, or not summing to 1) leaves the examples it concerns unmixed (weights ``e_0``);
-  labels and ``label_smoothing`` behave as in ``mix_batch``.
-
-  Returns:
-    ``(mixed_images, mixed_targets)`` (and ``info``): images like ``images``; targets float32
-    ``[B, K]`` or ``[B, *S, K]`` whose rows sum to 1.
-
-  >>> x = jnp.ones((4, 8, 8, 3)); y = jnp.array([0, 1, 2, 3])
-  >>> xm, ym = mix_k_batch(jax.random.key(0), x, y, k=3, num_classes=4)
-  >>> xm.shape, ym.shape, ym.sum(-1).round(5).tolist()
-  ((4, 8, 8, 3), (4, 4), [1.0, 1.0, 1.0, 1.0])
-  """
-  batch, spatial, _ = _validate.check_images(images, spatial_ndim)
-  _validate.check_choice("mode", mode, _validate.MODES)
-  _validate.check_choice("pairing", pairing, PAIRINGS)
-  _validate.check_choice("style", style, STYLES)
-  _validate.check_groups(batch, groups)
-  _check_k(k, batch // groups)
-  k = int(k)
-  for name, flag in (("return_info", return_info), ("check", check)):
-    _validate.check_bool(name, flag)
-  for name, value in (("alpha", alpha), ("weights", weights), ("label_smoothing", label_smoothing), ("prob", prob)):
-    if isinstance(value, (str, bytes, bool, np.bool_)):
-      raise TypeError(f"{name} must be a number or an array of numbers; got {value!r}.")
-  if tuple(np.shape(prob)) not in (((),) if mode == "batch" else ((), (batch,))):
-    raise ValueError(f"prob must be a scalar (or [B] in example mode); got shape {tuple(np.shape(prob))}.")
-  _validate.check_range("prob", prob, 0.0, 1.0)
-  if tuple(np.shape(label_smoothing)) != ():
-    raise ValueError(f"label_smoothing must be a scalar; got shape {tuple(np.shape(label_smoothing))}.")
-  if tuple(np.shape(alpha)) not in ((), (k,)):
-    raise ValueError(f"alpha must be a scalar or a vector [k]=({k},); got shape {tuple(np.shape(alpha))}.")
-  _validate.check_positive("alpha", alpha)
-  if weights is not None:
-    allowed = ((k,),) if mode == "batch" else ((k,), (batch, k))
-    if tuple(np.shape(weights)) not in allowed:
-      raise ValueError(
-        f"weights must have shape {' or '.join(map(str, allowed))} in mode={mode!r}; got {tuple(np.shape(weights))}."
-      )
-    _check_weight_values("weights", weights)
-  targets, dense = labels_lib.prepare_targets(
-    labels,
-    batch=batch,
-    spatial_shape=spatial,
-    num_classes=num_classes,
-    label_smoothing=label_smoothing,
-    dense_labels=dense_labels,
-  )
-  alpha_ok = _validate.positive_ok(alpha)
-  if check:
-    checks: list[_validate.Check] = [
-      ("alpha must be > 0 and finite", alpha_ok, alpha),
-      ("label_smoothing must lie in [0.0, 1.0]", _validate.unit_ok(label_smoothing), label_smoothing),
-      ("prob must lie in [0.0, 1.0]", _validate.unit_ok(prob), prob),
-      *labels_lib.label_checks(labels, num_classes=num_classes),
-    ]
-    if weights is not None:
-      checks.append(("weights must be finite, non-negative rows summing to 1", _weights_ok(weights), weights))
-    _validate.runtime_check([c for c in checks if not isinstance(c[1], (bool, np.bool_))])
-  # Numbers given as lists are arrays to the compiled function (not one argument per entry).
-  alpha, weights, prob = (_validate.listed_as_array(v) for v in (alpha, weights, prob))
-  arguments = (key, images, targets, alpha, weights, prob)
-  # Inside the caller's jit (or vmap, grad): traced into the caller's program. Outside: compiled.
-  mix = _mix_k if _validate.traced(arguments) else _compiled_mix_k(pairing_lib.DERANGE_ROUNDS)
-  return mix(
-    *arguments,
-    k=k,
-    style=style,
-    mode=mode,
-    pairing=pairing,
-    groups=groups,
-    spatial=spatial,
-    dense=dense,
-    return_info=return_info,
-  )
-
-
-def _mix_k(
-  key: jax.Array,
-  images: ArrayLike,
-  targets: jax.Array,
-  alpha: ArrayLike,
-  weights: ArrayLike | None,
-  prob: ArrayLike,
-  *,
-  k: int,
-  style: str,
-  mode: str,
-  pairing: str,
-  groups: int,
-  spatial: tuple[int, ...],
-  dense: bool,
-  return_info: bool,
-) -> tuple[Any, ...]:
-  """``mix_k_batch``'s work on checked arguments: pair, draw the weights and masks, mix; ``targets`` as prepared."""
-  batch = np.shape(images)[0]
-  alpha_ok = _validate.positive_ok(alpha)
-  images = jnp.asarray(images)
-  if not isinstance(alpha_ok, (bool, np.bool_)):  # traced: draw from a valid stand-in, use e_0 below
-    alpha = jnp.where(alpha_ok, jnp.asarray(alpha, jnp.float32), 1.0)
-
-  key_pair, key_weights, key_mask = jax.random.split(key, 3)
-  prob = jnp.clip(jnp.asarray(prob, jnp.float32), 0.0, 1.0)
-  unit = jax.random.uniform(jax.random.fold_in(key, 3), () if mode == "batch" else (batch,))
-  drawn = unit < prob  # False where not mixed (NaN never mixes); fold_in leaves the other draws as they were
-  if mode == "batch":
-    w = lam_laws.sample_dirichlet(key_weights, alpha, k) if weights is None else jnp.asarray(weights, jnp.float32)
-    w = _usable(w, (alpha_ok if weights is None else _weights_ok(weights)) & drawn)
-    masks = _masks(key_mask, w, spatial, style)[None]
-    nominal = jnp.broadcast_to(w[None], (batch, k))
-  else:
-    if weights is None:
-      nominal = _usable(lam_laws.sample_dirichlet(key_weights, alpha, k, shape=(batch,)), drawn & alpha_ok)
-    else:
-      given = jnp.broadcast_to(jnp.asarray(weights, jnp.float32), (batch, k))
-      ok = _weights_ok(weights)
-      nominal = _usable(given, drawn & (ok if isinstance(ok, bool) else jnp.broadcast_to(ok, (batch,))))
-    keys = jax.random.split(key_mask, batch)
-    masks = jax.vmap(lambda kk, ww: _masks(kk, ww, spatial, style))(keys, nominal)
-  realised = jnp.mean(masks, axis=tuple(range(2, 2 + len(spatial))))
-
-  source_images, source_targets = zip(
-    *pairing_lib.pair_k(key_pair, (images, targets), k, pairing=pairing, groups=groups), strict=True
-  )
-  pixel_weights = [masks[:, m, ..., None] for m in range(k)]
-  mixed_images = _combine(source_images, pixel_weights)
-  if dense:
-    mixed_targets = _combine(source_targets, pixel_weights)
-  else:
-    mixed_targets = _combine(source_targets, [realised[:, m, None] for m in range(k)])
-  if not return_info:
-    return mixed_images, mixed_targets
-  info = KMixInfo(
-    lam=nominal,
-    weight=jnp.broadcast_to(realised, (batch, k)),
-    partner=pairing_lib.partner_sets(key_pair, batch, k, pairing=pairing, groups=groups),
-    applied=nominal[:, 0] < 1.0,
-    mask=jnp.broadcast_to(masks, (batch, k, *spatial)),
-  )
-  return mixed_images, mixed_targets, info
-
-
-@functools.cache
-def _compiled_mix_k(*settings: Any) -> Any:
-  """``_mix_k`` jitted (options static), for calls outside any trace: one program per shapes and options.
-
-  ``settings``: the module switches read while tracing (the derangement's rounds); a program is
-  kept per setting.
-  """
-  del settings
-  static = ("k", "style", "mode", "pairing", "groups", "spatial", "dense", "return_info")
-  return jax.jit(_mix_k, static_argnames=static)

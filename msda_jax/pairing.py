@@ -25,7 +25,7 @@ from msda_jax._sharding import blockwise
 
 PAIRINGS = ("reverse", "roll", "permute", "derange")
 
-#: Rounds of rejection ``"derange"`` draws before its fallback (see ``_derangements``).
+#: the default rounds of rejection ``"derange"`` draws before its fallback (see ``_derangements``).
 DERANGE_ROUNDS = 64
 
 
@@ -60,14 +60,14 @@ def _permutations(key: jax.Array | None, groups: int, block: int) -> jax.Array:
   return jax.vmap(lambda k: jax.random.permutation(k, block))(jax.random.split(key, groups))
 
 
-def _derangements(key: jax.Array | None, groups: int, block: int) -> jax.Array:
+def _derangements(key: jax.Array | None, groups: int, block: int, rounds: int = DERANGE_ROUNDS) -> jax.Array:
   """One random derangement of each block, int32 ``[groups, block]`` (``order[g, i] != i``).
 
   Law: rejection sampling. Round ``t = 0, 1, ...`` of block ``g`` draws the uniform permutation
   ``jax.random.permutation(fold_in(key_g, t), block)``; the first one without fixed points is
   kept, so the result is uniform over the ``!block`` derangements (9 for a block of 4). A round
   succeeds with probability ``!block / block! >= 1/3`` (-> ``1/e``), so the expected number of
-  rounds is at most 3, and at most ``DERANGE_ROUNDS`` (64) run: if every one has a fixed point
+  rounds is at most 3, and at most ``rounds`` (default ``DERANGE_ROUNDS``, 64) run: if every one has a fixed point
   (probability ``<= (2/3)^64 < 1e-11``) the fallback is the cycle ``i -> s(s^-1(i) + 1)`` built
   from the last round's permutation ``s``, a derangement but not a uniform one. The loop is a
   ``lax.while_loop``: static shapes, at most 64 permutations per block.
@@ -81,7 +81,7 @@ def _derangements(key: jax.Array | None, groups: int, block: int) -> jax.Array:
 
     def searching(state: tuple[jax.Array, jax.Array]) -> jax.Array:
       t, order = state
-      return (t < DERANGE_ROUNDS) & jnp.any(order == index)
+      return (t < rounds) & jnp.any(order == index)
 
     def next_round(state: tuple[jax.Array, jax.Array]) -> tuple[jax.Array, jax.Array]:
       t, _ = state
@@ -109,7 +109,9 @@ def _move(x: jax.Array, groups: int, pairing: str, *, shift: int = 1, order: jax
   return moved.reshape(x.shape)
 
 
-def pair(key: jax.Array | None, tree: Any, *, pairing: str = "reverse", groups: int = 1) -> Any:
+def pair(
+  key: jax.Array | None, tree: Any, *, pairing: str = "reverse", groups: int = 1, derange_rounds: int = DERANGE_ROUNDS
+) -> Any:
   """Returns the partners of every leaf of ``tree`` (arrays with the batch as axis 0).
 
   All leaves get the same pairing (one permutation for images and labels alike).
@@ -119,6 +121,7 @@ def pair(key: jax.Array | None, tree: Any, *, pairing: str = "reverse", groups: 
     tree: a pytree of arrays ``[B, ...]``.
     pairing: ``"reverse"``, ``"roll"``, ``"permute"`` or ``"derange"`` (see ``partner_indices``).
     groups: static number of blocks of the batch axis.
+    derange_rounds: static bound on the rejection rounds of ``"derange"`` (see ``_derangements``).
 
   Returns:
     a pytree like ``tree`` with each leaf's rows replaced by their partners' rows.
@@ -138,7 +141,7 @@ def pair(key: jax.Array | None, tree: Any, *, pairing: str = "reverse", groups: 
   if pairing == "permute":
     order = _permutations(key, groups, batch // groups)
   elif pairing == "derange":
-    order = _derangements(key, groups, batch // groups)
+    order = _derangements(key, groups, batch // groups, derange_rounds)
   one = lambda x: _move(x, groups, pairing, order=order)
   if pairing == "reverse" and groups == 1:
     # A flip of the whole batch axis partitions as it is (one collective-permute, no gather).

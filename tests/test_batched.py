@@ -1,6 +1,6 @@
 """``map_in_chunks``: the results of ``jax.vmap``, a few examples at a time, inside each group.
 
-Chunking is forced by shrinking ``CHUNK_BYTES`` (read when a function is traced), so the loop runs
+Chunking is forced by a small ``chunk_bytes`` (a static option of ``map_in_chunks`` and the ``Mixer``), so the loop runs
 at test sizes; each test checks the loop is really there (a loop in the program) and that
 its results equal the whole-batch ``vmap``.
 """
@@ -14,7 +14,7 @@ from jax.sharding import PartitionSpec as P
 from test_sharding import BATCH, CLASSES, DEVICES, MOVES_DATA, collectives, make_batch, mesh
 
 import msda_jax
-from msda_jax import _backend, _batched
+from msda_jax import _batched
 
 
 def loops(traced) -> int:
@@ -36,8 +36,7 @@ def test_equals_vmap(monkeypatch, batch, groups, chunk, dtype):
   """Same values and dtype (16-bit floats travel through the loop as their bits)."""
   x = jnp.asarray(np.random.default_rng(0).normal(size=(batch, 5, 3)), dtype)
   keys = jax.random.split(jax.random.key(1), batch)
-  monkeypatch.setattr(_batched, "CHUNK_BYTES", 4 * 15 * chunk)
-  chunked = jax.jit(lambda k, v: _batched.map_in_chunks(per_example, k, v, groups=groups))
+  chunked = jax.jit(lambda k, v: _batched.map_in_chunks(per_example, k, v, groups=groups, chunk_bytes=4 * 15 * chunk))
   steps = batch // groups // chunk
   whole = jax.jit(jax.vmap(per_example))
   extra = loops(chunked.trace(keys, x)) - loops(whole.trace(keys, x))
@@ -60,25 +59,24 @@ def test_chunk_size_is_the_largest_divisor_that_fits(per_group, example_bytes, t
   ("name", "mode"), [("resizemix", "batch"), ("resizemix", "example"), ("fmix", "example")], ids=lambda v: v
 )
 @pytest.mark.parametrize("dtype", ["float32", "uint8"])
-def test_chunked_equals_whole_batch(monkeypatch, name, mode, dtype):
+def test_chunked_equals_whole_batch(name, mode, dtype):
   """What the library chunks (ResizeMix's resample, FMix's per-example masks) mixes alike either way."""
   rng = np.random.default_rng(2)
   images = rng.integers(0, 256, (6, 16, 12, 3)).astype(np.uint8)
   images = images if dtype == "uint8" else images.astype(np.float32) / 255
   labels = np.arange(6) % CLASSES
 
-  def make_mix():  # a new function each time: jit caches traces per function
+  def make_mix(**options):
     return jax.jit(
       lambda key, x, y: msda_jax.mix_batch(
-        key, x, y, msda_jax.from_string(name), num_classes=CLASSES, mode=mode, groups=2
+        key, x, y, msda_jax.from_string(name), num_classes=CLASSES, mode=mode, groups=2, **options
       )
     )
 
   key = jax.random.key(4)
   whole_fn = make_mix()
   whole = whole_fn(key, images, labels)
-  monkeypatch.setattr(_batched, "CHUNK_BYTES", 1)
-  chunked_fn = make_mix()
+  chunked_fn = make_mix(chunk_bytes=1)
   # At this size the default is one vmap; forced, chunking adds its loop.
   assert loops(chunked_fn.trace(key, images, labels)) == loops(whole_fn.trace(key, images, labels)) + 1
   chunked = chunked_fn(key, images, labels)
@@ -92,14 +90,14 @@ def test_chunked_equals_whole_batch(monkeypatch, name, mode, dtype):
 
 @pytest.mark.skipif(jax.device_count() < DEVICES, reason="needs 8 (fake) devices")
 @pytest.mark.parametrize("mode", ["batch", "example"])
-def test_chunks_stay_on_their_device(monkeypatch, mode):
+def test_chunks_stay_on_their_device(mode):
   """On a batch sharded over 8 devices (automatic axes), groups=8: the loop moves no data."""
   images, labels = make_batch()
   key = jax.random.key(3)
-  monkeypatch.setattr(_batched, "CHUNK_BYTES", 1)
 
   def mix(k, x, y):
-    return msda_jax.mix_batch(k, x, y, msda_jax.resizemix(), num_classes=CLASSES, mode=mode, groups=DEVICES)
+    options = {"num_classes": CLASSES, "mode": mode, "groups": DEVICES, "chunk_bytes": 1}
+    return msda_jax.mix_batch(k, x, y, msda_jax.resizemix(), **options)
 
   reference = jax.jit(mix)(key, jax.device_put(images, jax.devices()[0]), jax.device_put(labels, jax.devices()[0]))
   sharding = NamedSharding(mesh("auto"), P("data"))
@@ -115,20 +113,21 @@ def test_chunks_stay_on_their_device(monkeypatch, mode):
   assert {s.data.shape[0] for s in out[0].addressable_shards} == {BATCH // DEVICES}
 
 
-def test_accelerators_take_the_whole_batch_at_once(monkeypatch):
+def test_accelerators_take_the_whole_batch_at_once():
   """Compiled for an accelerator there is no loop (one vmap, as for one step), with the same values.
 
   The form is chosen for the platform the program is compiled for: on this CPU the compiled
-  program loops; with the backend patched to an accelerator (``_backend.FORCE``) it does not.
+  program loops; with the accelerator form forced (``platform="accelerator"``) it does not.
   """
   x = jnp.asarray(np.random.default_rng(5).normal(size=(12, 5, 3)), jnp.float32)
   keys = jax.random.split(jax.random.key(6), 12)
-  monkeypatch.setattr(_batched, "CHUNK_BYTES", 4 * 15)
-  on_cpu = jax.jit(lambda k, v: _batched.map_in_chunks(per_example, k, v, groups=2))
+  chunked = lambda platform: (
+    lambda k, v: _batched.map_in_chunks(per_example, k, v, groups=2, chunk_bytes=4 * 15, platform=platform)
+  )
+  on_cpu = jax.jit(chunked("auto"))
   whole = jax.jit(lambda k, v: jax.vmap(per_example)(k, v))
   assert loops(on_cpu.trace(keys, x)) == loops(whole.trace(keys, x)) + 1
   expected = np.asarray(on_cpu(keys, x))
-  monkeypatch.setattr(_backend, "FORCE", "accelerator")
-  off_cpu = jax.jit(lambda k, v: _batched.map_in_chunks(per_example, k, v, groups=2))
+  off_cpu = jax.jit(chunked("accelerator"))
   assert loops(off_cpu.trace(keys, x)) == loops(whole.trace(keys, x))
   np.testing.assert_array_equal(np.asarray(off_cpu(keys, x)), expected)

@@ -4,7 +4,7 @@ Checks shape and dtype kept, label rows summing to 1, label weight equal to the 
 mean, the mixed images recomputed from the realised masks, determinism per key, jitted ==
 eager, vmap over keys, and no recompilation when hyper-parameters change.
 
-The methods that read the data (``needs_saliency``) get a saliency map made from the images
+The methods that read the data (``needs().inputs``) get a saliency map made from the images
 (``saliency_of``) and square images (PuzzleMix mixes only those); the ones that move the image's
 own pixels (PuzzleMix's transport) are checked pixel by pixel against the image instead of by
 recomputing Eq. 1.
@@ -23,12 +23,12 @@ import msda_jax
 BATCH, SHAPE, CHANNELS, CLASSES = 6, (10, 13), 3, 5
 SQUARE = (8, 8)  # for the methods that mix square images only
 MODES = ("batch", "example")
-STATIC = ("num_classes", "mode", "pairing", "spatial_ndim", "return_info", "groups", "unbounded")
+STATIC = ("num_classes", "mode", "pairing", "spatial_ndim", "groups", "unbounded")
 
 
 @functools.cache
 def jitted_mix():
-  return jax.jit(msda_jax.mix_batch, static_argnames=STATIC)
+  return jax.jit(msda_jax.mix_batch_with_info, static_argnames=STATIC)
 
 
 def shape_for(method):
@@ -43,12 +43,12 @@ def saliency_of(images):
 
 def extra(method, images):
   """The keyword arguments a method needs besides the batch (saliency, for the data-dependent ones)."""
-  return {"saliency": saliency_of(images)} if method.needs_saliency else {}
+  return {"saliency": saliency_of(images)} if method.needs().inputs else {}
 
 
 def pastes(method):
   """Whether the method transforms the partner or the image (its samples carry ``paste`` or ``keep``)."""
-  if method.needs_saliency:
+  if method.needs().inputs:
     return moves_pixels(method)
   # Traced only (no compilation): whether ``paste`` is present is part of the sample's structure.
   return jax.eval_shape(lambda k: method.sample(k, shape=(2, 2)), jax.random.key(0)).paste is not None
@@ -81,7 +81,6 @@ def run(spec, mode, dtype=jnp.float32, seed=4, prob=1.0):
     num_classes=CLASSES,
     mode=mode,
     prob=prob,
-    return_info=True,
     **extra(method, images),
   )
   return (images, labels, method, *out)
@@ -111,7 +110,7 @@ def test_shapes_dtypes_and_label_rows(spec, mode):
   method = msda_jax.from_string(spec)
   images, labels = make_batch(jnp.bfloat16, shape=shape_for(method))
   more = extra(method, images)
-  mix = lambda k, x, y, m: msda_jax.mix_batch(k, x, y, m, num_classes=CLASSES, mode=mode, return_info=True, **more)
+  mix = lambda k, x, y, m: msda_jax.mix_batch_with_info(k, x, y, m, num_classes=CLASSES, mode=mode, **more)
   mixed, targets, info = jax.eval_shape(mix, jax.random.key(4), images, labels, method)
   assert mixed.shape == images.shape and mixed.dtype == jnp.bfloat16
   assert targets.shape == (BATCH, CLASSES) and targets.dtype == jnp.float32
@@ -140,7 +139,7 @@ def test_label_weight_is_realised_mask_mean_and_images_recompute(spec, mode):
     np.testing.assert_array_equal(np.asarray(mixed)[kept], np.asarray(images)[kept])
   else:
     np.testing.assert_allclose(np.asarray(mixed), m * x + (1 - m) * x[partner], atol=1e-5)
-  if mode == "batch" and method.needs_saliency:
+  if mode == "batch" and method.needs().inputs:
     assert np.all(np.asarray(info.lam) == np.asarray(info.lam)[0]), "batch mode shares lam (masks read each pair)"
   elif mode == "batch":
     assert np.allclose(masks, masks[:1]), "batch mode uses one mask for the whole batch"
@@ -155,6 +154,63 @@ def assert_kept_pixels_are_the_images(images, mixed, masks):
     assert all(p.tobytes() in own for p in kept), f"example {i}: a kept pixel is not one of the image's"
 
 
+def test_puzzlemix_mixes_the_transported_pair_at_every_mask_value():
+  """PuzzleMix with transport: ``M * T_i(x_i) + (1 - M) * T_j(x_j)`` at all three mask values.
+
+  Batch mode, keys 0-9, 4 images of 16 x 16 (numpy seed 0) with a hot spot of saliency each,
+  grid 4, ``t_eps = 0`` (moves cost nothing, so patches do move). ``T_i`` and ``T_j`` are the
+  pair's own transports, the ``keep`` and ``paste`` of ``method.sample(key_mix, data=pair)``
+  (the draw ``mix_batch`` makes for a pair in batch mode, ``key_mix = split(key, 3)[1]``). Where
+  ``M = 0`` the mixed pixel is the transported partner's, exactly; where ``M = 1/2`` it is the
+  average of the transported image's and the transported partner's (1e-6); where ``M = 1`` the
+  transported image's. Over the keys, the transports move pixels of the partner where ``M = 0``
+  and where ``M = 1/2``, and of the image where ``M = 1/2`` and ``M = 1``, so mixing an
+  untransported image or partner there, or swapping the two transports, fails.
+  """
+  batch, shape = 4, (16, 16)
+  rng = np.random.default_rng(0)
+  images = jnp.asarray(rng.uniform(size=(batch, *shape, CHANNELS)), jnp.float32)
+  labels = jnp.arange(batch) % CLASSES
+  saliency = 0.1 * rng.gamma(0.5, size=(batch, *shape))
+  for i, (row, col) in enumerate([(0, 0), (12, 12), (0, 12), (12, 0)]):
+    saliency[i, row : row + 4, col : col + 4] += 5.0
+  saliency = jnp.asarray(saliency, jnp.float32)
+  method = msda_jax.puzzlemix(grid_sizes=(4,), t_eps=0.0)
+  mix = jax.jit(
+    lambda key: msda_jax.mix_batch_with_info(key, images, labels, method, num_classes=CLASSES, saliency=saliency)
+  )
+
+  @jax.jit
+  def transported(key_mix, partner):
+    def one(x, xp, s, sp):
+      sample = method.sample(key_mix, shape=shape, data=msda_jax.PairData(x, xp, s, sp))
+      return sample.mask, sample.keep(x), sample.paste(xp)
+
+    return jax.vmap(one)(images, images[partner], saliency, saliency[partner])
+
+  x = np.asarray(images)
+  moved = {"partner where M = 0": 0, "partner where M = 1/2": 0, "image where M = 1/2": 0, "image where M = 1": 0}
+  for seed in range(10):
+    key = jax.random.key(seed)
+    mixed, _, info = mix(key)
+    mixed, mask, partner = np.asarray(mixed), np.asarray(info.mask), np.asarray(info.partner)
+    assert np.asarray(info.applied).all()
+    own_mask, image_t, partner_t = map(np.asarray, transported(jax.random.split(key, 3)[1], info.partner))
+    np.testing.assert_array_equal(own_mask, mask)
+    zero, half, one = mask == 0.0, mask == 0.5, mask == 1.0
+    assert (zero | half | one).all()
+    np.testing.assert_array_equal(mixed[zero], partner_t[zero])
+    np.testing.assert_allclose(mixed[half], (image_t[half] + partner_t[half]) / 2, rtol=0, atol=1e-6)
+    np.testing.assert_array_equal(mixed[one], image_t[one])
+    partner_moved = (partner_t != x[partner]).any(-1)
+    image_moved = (image_t != x).any(-1)
+    moved["partner where M = 0"] += int((partner_moved & zero).sum())
+    moved["partner where M = 1/2"] += int((partner_moved & half).sum())
+    moved["image where M = 1/2"] += int((image_moved & half).sum())
+    moved["image where M = 1"] += int((image_moved & one).sum())
+  assert all(moved.values()), f"the transports must move pixels in every case checked: {moved}"
+
+
 @by_case
 def test_determinism_and_jit_equals_eager(spec, mode):
   images, labels, method, *first = run(spec, mode)
@@ -167,8 +223,8 @@ def test_determinism_and_jit_equals_eager(spec, mode):
   assert not all(np.array_equal(np.asarray(first[0]), np.asarray(o)) for o in others), "other keys, same mixes"
   # Called outside jit, mix_batch compiles its work on its own (``test_probability_rows_and_smoothing``
   # makes the same call with other labels and key, so the two share that program).
-  eager = msda_jax.mix_batch(
-    jax.random.key(4), images, labels, method, num_classes=CLASSES, mode=mode, return_info=True,
+  eager = msda_jax.mix_batch_with_info(
+    jax.random.key(4), images, labels, method, num_classes=CLASSES, mode=mode,
     **extra(method, images),
   )  # fmt: skip
   for a, b in zip(jax.tree.leaves(first), jax.tree.leaves(eager), strict=True):
@@ -213,7 +269,6 @@ def test_uint8_extremes_stay_in_range(spec):
       num_classes=CLASSES,
       mode=mode,
       prob=1.0,
-      return_info=True,
       **extra(method, images),
     )
     np.testing.assert_array_equal(np.asarray(mixed), np.asarray(images), err_msg=mode)
@@ -237,61 +292,75 @@ def test_vmap_over_keys(spec):
   mixed, targets = jax.jit(run)(keys)
   assert mixed.shape == (3, *images.shape) and targets.shape == (3, BATCH, CLASSES)
   # One call alone, by the program ``run`` compiles (determinism compares that one with eager).
-  one = jitted_mix()(
-    keys[1], images, labels, method, num_classes=CLASSES, mode="example", prob=1.0, return_info=True, **more
-  )
+  one = jitted_mix()(keys[1], images, labels, method, num_classes=CLASSES, mode="example", prob=1.0, **more)
   np.testing.assert_allclose(np.asarray(mixed[1]), np.asarray(one[0]), atol=1e-5)
   np.testing.assert_allclose(np.asarray(targets[1]), np.asarray(one[1]), atol=1e-6)
 
 
+# Per preset: the baseline hyper-parameters, then changes each made alone from the baseline.
 HYPER = {
-  "mixup": [{"alpha": 0.2}, {"alpha": 2.0}],
-  "cutmix": [{"alpha": 0.5}, {"alpha": 1}],
-  "stochastic_mixup_cutmix": [{"q": 0.1, "mixup_alpha": 0.3}, {"q": 0.9, "cutmix_alpha": 3.0}],
-  "hmix": [{"r": 0.25, "alpha": 0.7}, {"r": 1.0, "alpha": 1.3}],
-  "gmix": [{"alpha": 0.5}, {"alpha": 2.0}],
-  "bernoulli": [{"alpha": 0.4}, {"alpha": 4.0}],
-  "fmix": [{"decay": 2.0}, {"decay": 4.0, "alpha": 0.3}],
-  "resizemix": [{"scale_min": 0.2, "scale_max": 0.5}, {"scale_min": 0.1, "scale_max": 0.9}],
-  "saliencymix": [{"alpha": 0.5}, {"alpha": 2.0}],
-  "puzzlemix": [
+  "mixup": ({"alpha": 0.2}, [{"alpha": 2.0}]),
+  "cutmix": ({"alpha": 0.5}, [{"alpha": 1}]),  # an int: converted, not a new program
+  "stochastic_mixup_cutmix": (
+    {"q": 0.5, "mixup_alpha": 0.3},
+    [{"q": 0.95}, {"mixup_alpha": 3.0}, {"cutmix_alpha": 0.2}],
+  ),
+  "hmix": ({"r": 0.25, "alpha": 0.7}, [{"r": 1.0}, {"alpha": 1.3}]),
+  "gmix": ({"alpha": 0.5}, [{"alpha": 2.0}]),
+  "bernoulli": ({"alpha": 0.4}, [{"alpha": 4.0}]),
+  "fmix": ({"decay": 2.0}, [{"decay": 4.0}, {"alpha": 0.3}]),
+  "resizemix": ({"scale_min": 0.3, "scale_max": 0.6}, [{"scale_min": 0.1}, {"scale_max": 0.9}]),
+  "saliencymix": ({"alpha": 0.5}, [{"alpha": 2.0}]),
+  "puzzlemix": (
     {"alpha": 0.5, "grid_sizes": (2, 4)},
-    {"alpha": 2.0, "beta": 0.3, "gamma": 0.9, "eta": 1.0, "t_eps": 0.1, "grid_sizes": (2, 4)},
-  ],
+    [{"alpha": 2.0}, {"beta": 3.0}, {"gamma": 3.0}, {"eta": 3.0}, {"t_eps": 0.0}],
+  ),
 }
+# Hyper-parameters of alternative branches: batch mode draws one branch for the whole batch, so
+# there exactly one of them changes the result (example mode draws a branch per example: all do).
+BRANCHES = {"stochastic_mixup_cutmix": ("mixup_alpha", "cutmix_alpha")}
 
 
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("name", sorted(HYPER))
 def test_no_recompilation_when_hyper_parameters_change(name, mode):
+  """One trace for every value of the method's hyper-parameters, ``prob`` and ``label_smoothing``,
+  and each of them, changed alone from the baseline, changes the mixed images or targets (key 9)."""
   traces = []
 
-  def step(key, images, labels, method, prob, smoothing, lam, more):
+  def step(key, images, labels, method, prob, smoothing, more):
     traces.append(1)
     return msda_jax.mix_batch(
-      key,
-      images,
-      labels,
-      method,
-      num_classes=CLASSES,
-      mode=mode,
-      prob=prob,
-      label_smoothing=smoothing,
-      lam=lam,
-      **more,
+      key, images, labels, method, num_classes=CLASSES, mode=mode, prob=prob, label_smoothing=smoothing, **more
     )
 
   jitted = jax.jit(step)
-  outputs = []
-  for i, kwargs in enumerate(HYPER[name]):
-    method = msda_jax.PRESETS[name](**kwargs)
-    images, labels = make_batch(shape=shape_for(method))
-    out = jitted(
-      jax.random.key(9), images, labels, method, 0.3 + 0.5 * i, 0.1 * i, 0.2 + 0.6 * i, extra(method, images)
-    )
-    outputs.append(np.asarray(out[1]))
+  base_kwargs, changes = HYPER[name]
+  base = msda_jax.PRESETS[name](**base_kwargs)
+  images, labels = make_batch(shape=shape_for(base))
+  more = extra(base, images)
+
+  def run(method=base, prob=1.0, smoothing=0.0):
+    return [np.asarray(x) for x in jitted(jax.random.key(9), images, labels, method, prob, smoothing, more)]
+
+  reference = run()
+  results = {}
+  for change in changes:
+    (field,) = change
+    results[field] = run(method=msda_jax.PRESETS[name](**{**base_kwargs, **change}))
+  results["prob"] = run(prob=0.5)
+  results["label_smoothing"] = run(smoothing=0.1)
   assert len(traces) == 1, f"{name} retraced when its hyper-parameters changed"
-  assert not np.allclose(outputs[0], outputs[1]), "new hyper-parameters must change the result"
+  changed = {
+    field: not all(np.allclose(a, b) for a, b in zip(out, reference, strict=True)) for field, out in results.items()
+  }
+  # Label smoothing changes the targets only.
+  np.testing.assert_array_equal(results["label_smoothing"][0], reference[0])
+  branches = BRANCHES.get(name, ()) if mode == "batch" else ()
+  if branches:
+    assert sum(changed.pop(field) for field in branches) == 1, f"{name}: one branch drawn, so one of {branches}"
+  unchanged = [field for field, flag in changed.items() if not flag]
+  assert not unchanged, f"{name} ({mode}): changing {unchanged} alone left the result as it was"
 
 
 @by_case
@@ -310,7 +379,6 @@ def test_dense_label_maps_mix_per_pixel(spec, mode):
     method,
     num_classes=CLASSES,
     mode=mode,
-    return_info=True,
     **extra(method, images),
   )
   assert targets.shape == (BATCH, *shape, CLASSES)
@@ -360,7 +428,6 @@ def test_other_spatial_ranks(spec, spatial):
     num_classes=CLASSES,
     mode="example",
     spatial_ndim=len(spatial),
-    return_info=True,
     **extra(method, images),
   )
   assert mixed.shape == images.shape and info.mask.shape == (BATCH, *spatial)
@@ -377,13 +444,12 @@ def test_probability_rows_and_smoothing(spec):
   eps = 0.1
   # Outside jit, as a notebook calls it: the rows and eps are prepared first, so the mixing
   # program is the one ``test_determinism_and_jit_equals_eager`` compiles for integer labels.
-  _, targets, info = msda_jax.mix_batch(
+  _, targets, info = msda_jax.mix_batch_with_info(
     jax.random.key(14),
     images,
     jnp.asarray(rows, jnp.float32),
     method,
     mode="example",
-    return_info=True,
     label_smoothing=eps,
     **extra(method, images),
   )
@@ -400,12 +466,19 @@ MEAN_LAMS = (0.0, 1e-3, 0.37, 0.999, 1.0)
 @pytest.mark.parametrize("shape", MEAN_SHAPES, ids=lambda s: "x".join(map(str, s)))
 @by_spec
 def test_mask_mean_equals_the_mean_of_the_mask(spec, shape):
-  # 40 keys per lam: clip placement puts many boxes across the border at these small shapes.
+  """The weight from the mask's parameters is the mask's mean, and a program that asks for the
+  mask alone (the weight dead code) draws the same mask.
+
+  Two separately compiled programs: had both calls been traced into one, XLA would merge the two
+  identical computations and the second comparison could not fail. The mean is taken in numpy
+  (float64) from the first program's mask. 40 keys per lam: clip placement puts many boxes
+  across the border at these small shapes.
+  """
   method = msda_jax.from_string(spec)
   keys = jax.random.split(jax.random.key(21), 40)
   lams = jnp.asarray(MEAN_LAMS, jnp.float32)
   data = None
-  if method.needs_saliency:
+  if method.needs().inputs:
     if isinstance(method, msda_jax.PuzzleMix):
       if shape != MEAN_SHAPES[0]:
         with pytest.raises(ValueError, match=r"PuzzleMix mixes square images"):
@@ -414,17 +487,21 @@ def test_mask_mean_equals_the_mean_of_the_mask(spec, shape):
       shape = SQUARE
     data = pair_data(shape)
 
-  @jax.jit
-  def both(k, lam):
-    # The weight from the mask's parameters, and a mask-only program (the weight left unused).
+  def with_weight(k, lam):
     sample = method.sample(k, shape=shape, lam=lam, data=data)
-    mask_only = method.sample(k, shape=shape, lam=lam, data=data).mask
-    return sample.mask, jnp.mean(sample.mask), sample.weight, mask_only
+    return sample.mask, sample.weight
 
-  mask, direct, closed, mask_only = jax.vmap(jax.vmap(both, (0, None)), (None, 0))(keys, lams)
+  def mask_only(k, lam):
+    return method.sample(k, shape=shape, lam=lam, data=data).mask
+
+  over_keys_and_lams = lambda fn: jax.jit(jax.vmap(jax.vmap(fn, (0, None)), (None, 0)))
+  mask, closed = over_keys_and_lams(with_weight)(keys, lams)
+  alone = over_keys_and_lams(mask_only)(keys, lams)
   assert closed.shape == (len(MEAN_LAMS), 40) and closed.dtype == jnp.float32
-  np.testing.assert_allclose(np.asarray(closed), np.asarray(direct), rtol=0, atol=1e-6)
-  np.testing.assert_array_equal(np.asarray(mask_only), np.asarray(mask))
+  assert mask.shape == (len(MEAN_LAMS), 40, *shape)
+  direct = np.asarray(mask, np.float64).mean(axis=tuple(range(2, mask.ndim)))
+  np.testing.assert_allclose(np.asarray(closed, np.float64), direct, rtol=0, atol=1e-6)
+  np.testing.assert_array_equal(np.asarray(alone), np.asarray(mask))
 
 
 def pair_data(shape, seed=22):

@@ -106,7 +106,7 @@ def test_batch_mode_is_the_method_sample_of_each_pair(spec):
   method = msda_jax.from_string(spec)
   x, y, s = batch(size=2, seed=3)
   key = jax.random.key(5)
-  _, _, info = msda_jax.mix_batch(key, x, y, method, num_classes=K, saliency=s, return_info=True)
+  _, _, info = msda_jax.mix_batch_with_info(key, x, y, method, num_classes=K, saliency=s)
   key_mix = jax.random.split(key, 3)[1]
   for i, j in ((0, 1), (1, 0)):
     one = method.sample(key_mix, shape=(16, 16), data=msda_jax.PairData(x[i], x[j], s[i], s[j]))
@@ -119,9 +119,7 @@ def test_the_grid_is_drawn_per_batch_and_only_the_drawn_grid_is_used():
   (``randint(split(key)[1], 0, 4)`` of the mask key), and every grid is drawn at least once."""
   x, y, s = batch(shape=(32, 32), size=4, seed=2)
   default = msda_jax.puzzlemix()
-  mix = jax.jit(
-    lambda key, m: msda_jax.mix_batch(key, x, y, m, num_classes=K, saliency=s, mode="example", return_info=True)
-  )
+  mix = jax.jit(lambda key, m: msda_jax.mix_batch_with_info(key, x, y, m, num_classes=K, saliency=s, mode="example"))
   drawn = set()
   for seed in range(12):
     key = jax.random.key(seed)
@@ -306,20 +304,22 @@ def test_mix_batch_adds_the_noise_to_the_images_mixed_not_to_the_energy():
   x, y, s = batch(seed=7)
   noise = jnp.asarray(np.random.default_rng(2).uniform(-0.04, 0.04, x.shape), jnp.float32)
   key = jax.random.key(3)
-  plain = msda_jax.mix_batch(key, x, y, method, num_classes=K, saliency=s, return_info=True)
+  plain = msda_jax.mix_batch_with_info(key, x, y, method, num_classes=K, saliency=s)
   for on_image, on_partner in ((True, False), (False, True), (True, True)):
-    sal = msda_jax.saliency.Saliency(
-      s, msda_jax.saliency.Perturbation(noise, jnp.array(on_image), jnp.array(on_partner))
+    perturbation = msda_jax.saliency.Perturbation(noise, jnp.array(on_image), jnp.array(on_partner))
+    mixed, _, info = msda_jax.mix_batch_with_info(
+      key, x, y, method, num_classes=K, saliency=s, perturbation=perturbation
     )
-    mixed, _, info = msda_jax.mix_batch(key, x, y, method, num_classes=K, saliency=sal, return_info=True)
     np.testing.assert_array_equal(np.asarray(info.mask), np.asarray(plain[2].mask))  # energy on clean images
     xi = np.clip(np.asarray(x) + on_image * np.asarray(noise), 0, 1)
     xj = np.clip(np.asarray(x) + on_partner * np.asarray(noise), 0, 1)[np.asarray(info.partner)]
     m = np.asarray(info.mask)[..., None]
     np.testing.assert_allclose(np.asarray(mixed), m * xi + (1 - m) * xj, atol=1e-6)
-  with pytest.raises(ValueError, match=r"saliency.perturbation.noise must have the images' shape"):
-    bad = msda_jax.saliency.Saliency(s, msda_jax.saliency.Perturbation(noise[:2], jnp.array(True), jnp.array(True)))
-    msda_jax.mix_batch(key, x, y, method, num_classes=K, saliency=bad)
+  with pytest.raises(ValueError, match=r"^perturbation.noise must have the images' shape"):
+    bad = msda_jax.saliency.Perturbation(noise[:2], jnp.array(True), jnp.array(True))
+    msda_jax.mix_batch(key, x, y, method, num_classes=K, saliency=s, perturbation=bad)
+  with pytest.raises(TypeError, match=r"^saliency must be a float array \[B, \*S\]; got a Saliency"):
+    msda_jax.mix_batch(key, x, y, method, num_classes=K, saliency=msda_jax.saliency.Saliency(s, bad))
 
 
 def test_the_train_step_takes_the_adversarial_step_only_when_asked():

@@ -18,7 +18,7 @@ import msda_jax
 from msda_jax import masks, pairing
 
 B, H, W, C, K = 4, 8, 8, 3, 5
-STATIC = ("num_classes", "mode", "pairing", "groups", "unbounded", "spatial_ndim", "return_info")
+STATIC = ("num_classes", "mode", "pairing", "groups", "unbounded", "spatial_ndim")
 NAN = float("nan")
 
 
@@ -56,11 +56,11 @@ def labels(batch=B):
 KEY = jax.random.key(0)
 
 
-def mix(**overrides):
-  """``mix_batch`` eagerly on a valid batch, with some arguments replaced."""
+def mix(info=False, **overrides):
+  """``mix_batch`` (``mix_batch_with_info`` with ``info``) eagerly on a valid batch, with some arguments replaced."""
   args = {"key": KEY, "images": images(), "labels": labels(), "method": msda_jax.mixup(), "num_classes": K}
   args.update(overrides)
-  return msda_jax.mix_batch(**args)
+  return (msda_jax.mix_batch_with_info if info else msda_jax.mix_batch)(**args)
 
 
 # -- hyper-parameters of the methods -----------------------------------------------------------
@@ -174,12 +174,12 @@ def test_lam_of_wrong_shape(no_work, mode, shape):
 @pytest.mark.parametrize("mode", ["batch", "example"])
 def test_unbounded_lam_gives_masks_outside_unit_interval(mode):
   x = np.random.default_rng(0).uniform(size=(B, H, W, C)).astype(np.float32)
-  mixed, targets, info = mix(images=x, lam=1.5, unbounded=True, mode=mode, pairing="roll", return_info=True)
+  mixed, targets, info = mix(images=x, lam=1.5, unbounded=True, mode=mode, pairing="roll", info=True)
   np.testing.assert_allclose(np.asarray(info.mask), 1.5)
   np.testing.assert_allclose(np.asarray(mixed), 1.5 * x - 0.5 * np.roll(x, 1, axis=0), rtol=1e-5, atol=1e-6)
   np.testing.assert_allclose(np.asarray(targets).sum(-1), 1.0, rtol=1e-6)  # extrapolated labels
   assert np.asarray(targets).min() < 0.0
-  _, _, info = mix(lam=-0.25, unbounded=True, mode=mode, return_info=True)
+  _, _, info = mix(lam=-0.25, unbounded=True, mode=mode, info=True)
   np.testing.assert_allclose(np.asarray(info.mask), -0.25)
 
 

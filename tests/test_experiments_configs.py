@@ -76,7 +76,7 @@ def _check(config: ml_collections.ConfigDict) -> None:
   assert config.model in MODELS
   assert config.augment in default.AUGMENTS
   assert config.schedule in default.SCHEDULES
-  assert config.mix_mode == "batch" and config.mix_pairing == "reverse"
+  assert config.mix_mode == "batch" and config.mix_pairing is None  # the method's default pairing
   assert config.batch_size > 0 and config.eval_batch_size > 0 and config.num_epochs > 0
   assert config.num_train_steps == -1
   msda_jax.from_string(config.method)

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 import msda_jax
-from msda_jax import _backend
 
 SPECS = ("mixup", "cutmix", "stochastic", "hmix", "hmix(r_alpha=0.5)", "gmix", "bernoulli", "fmix", "resizemix")
 FAST = {"xla_backend_optimization_level": 0}
@@ -42,18 +41,19 @@ def test_sample_rejects_a_batched_lam():
 
 @pytest.mark.parametrize("mode", ["batch", "example"])
 @pytest.mark.parametrize("spec", SPECS)
-def test_accelerator_form_equals_the_cpu_form(monkeypatch, spec, mode):
-  """The form compiled for an accelerator (backend patched) gives the CPU form's numbers."""
+def test_accelerator_form_equals_the_cpu_form(spec, mode):
+  """The form compiled for an accelerator (``platform="accelerator"``) gives the CPU form's numbers."""
   images, labels = _batch()
   method = msda_jax.from_string(spec)
 
-  def run():
-    mix = lambda k, x, y, m: msda_jax.mix_batch(k, x, y, m, num_classes=4, mode=mode, prob=0.8, return_info=True)
+  def run(platform):
+    mix = lambda k, x, y, m: msda_jax.mix_batch_with_info(
+      k, x, y, m, num_classes=4, mode=mode, prob=0.8, platform=platform
+    )
     return jax.jit(mix, compiler_options=FAST)(jax.random.key(1), images, labels, method)
 
-  cpu = run()
-  monkeypatch.setattr(_backend, "FORCE", "accelerator")
-  accelerator = run()
+  cpu = run("cpu")
+  accelerator = run("accelerator")
   for a, b in zip(jax.tree.leaves(cpu), jax.tree.leaves(accelerator), strict=True):
     np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-6)
 
@@ -62,21 +62,23 @@ def test_the_program_keeps_only_the_form_of_its_platform():
   """Lowered for the CPU, the batch mask is made in a conditional; forced off the CPU, it is not."""
   images, labels = _batch()
 
-  def conditionals():  # a new function each time: jit caches programs per function
-    mix = lambda k, x, y: msda_jax.mix_batch(k, x, y, msda_jax.bernoulli(), num_classes=4)
+  def conditionals(platform):
+    mix = lambda k, x, y: msda_jax.mix_batch(k, x, y, msda_jax.bernoulli(), num_classes=4, platform=platform)
     text = jax.jit(mix).lower(jax.random.key(0), images, labels).compile().as_text()
     return sum(" conditional(" in line for line in text.splitlines())
 
-  assert conditionals() == 1
-  try:
-    _backend.FORCE = "accelerator"
-    assert conditionals() == 0
-  finally:
-    _backend.FORCE = None
+  assert conditionals("auto") == 1
+  assert conditionals("accelerator") == 0
 
 
 def test_changing_hyperparameters_never_retraces():
-  """alpha, r, prob, label_smoothing and lam of a Mixer are traced: one trace for many values."""
+  """alpha, r, prob, label_smoothing and lam of a Mixer are traced: one trace for many values.
+
+  Each change is made alone from the same Mixer and key, and changes the result (alpha and r the
+  images and targets, prob the images, label_smoothing the targets only); an int 0 for
+  label_smoothing is neither a new program nor a new result. A lam given where there was none is
+  another program, in which a new lam again changes the result without a retrace.
+  """
   images, labels = _batch()
 
   @jax.jit
@@ -84,15 +86,35 @@ def test_changing_hyperparameters_never_retraces():
   def step(key, x, y, mixer):
     return mixer(key, x, y)
 
-  mixer = msda_jax.Mixer(msda_jax.hmix(), num_classes=4)
-  outputs = []
-  for change in ({}, {"prob": 0.5}, {"label_smoothing": 0}, {"label_smoothing": 0.1}, {"method": msda_jax.hmix(r=0.2)}):
-    mixer = mixer.replace(**change)
-    outputs.append(step(jax.random.key(0), images, labels, mixer)[1])
-  assert not np.array_equal(np.asarray(outputs[2]), np.asarray(outputs[3]))
-  with_lam = mixer.replace(lam=0.25)
+  base = msda_jax.Mixer(msda_jax.hmix(), num_classes=4)
+  run = lambda mixer: [np.asarray(v) for v in step(jax.random.key(0), images, labels, mixer)]
+  reference = run(base)
+  changes = {
+    "prob": {"prob": 0.5},
+    "label_smoothing": {"label_smoothing": 0.1},
+    "r": {"method": msda_jax.hmix(r=0.2)},
+    "alpha": {"method": msda_jax.hmix(alpha=3.0)},
+  }
+  out = {name: run(base.replace(**change)) for name, change in changes.items()}
+  for name, (x, y) in out.items():
+    assert not (np.allclose(x, reference[0]) and np.allclose(y, reference[1])), f"{name} alone changed nothing"
+  np.testing.assert_array_equal(out["label_smoothing"][0], reference[0])  # the targets only
+  assert not np.allclose(out["r"][0], reference[0]) and not np.allclose(out["alpha"][1], reference[1])
+  same = run(base.replace(label_smoothing=0))
+  for a, b in zip(same, reference, strict=True):
+    np.testing.assert_array_equal(a, b)
+  with_lam = base.replace(lam=0.25)
   with pytest.raises(AssertionError):  # a lam given where there was none is another program
     step(jax.random.key(0), images, labels, with_lam)
+
+  @jax.jit
+  @chex.assert_max_traces(n=1)
+  def step_with_lam(key, x, y, mixer):
+    return mixer(key, x, y)
+
+  low = [np.asarray(v) for v in step_with_lam(jax.random.key(0), images, labels, with_lam)]
+  high = [np.asarray(v) for v in step_with_lam(jax.random.key(0), images, labels, with_lam.replace(lam=0.75))]
+  assert not np.allclose(low[0], high[0]) and not np.allclose(low[1], high[1])
 
 
 def test_replace_checks_the_new_values():
@@ -106,7 +128,7 @@ def test_replace_checks_the_new_values():
 def test_nominal_label_weight_is_lam():
   """``label_weight='nominal'`` (timm's ``correct_lam=False``): label rows weighted by lam, not the mask mean."""
   images, labels = _batch()
-  out = msda_jax.mix_batch(
+  out = msda_jax.mix_batch_with_info(
     jax.random.key(2),
     images,
     labels,
@@ -114,11 +136,8 @@ def test_nominal_label_weight_is_lam():
     num_classes=4,
     lam=0.7,
     label_weight="nominal",
-    return_info=True,
   )
-  realised = msda_jax.mix_batch(
-    jax.random.key(2), images, labels, msda_jax.cutmix(), num_classes=4, lam=0.7, return_info=True
-  )
+  realised = msda_jax.mix_batch_with_info(jax.random.key(2), images, labels, msda_jax.cutmix(), num_classes=4, lam=0.7)
   np.testing.assert_array_equal(np.asarray(out[0]), np.asarray(realised[0]))
   np.testing.assert_allclose(np.asarray(out[2].weight), 0.7, atol=1e-7)
   assert not np.allclose(np.asarray(realised[2].weight), 0.7)  # the clipped box of a 12 x 10 image
@@ -128,15 +147,13 @@ def test_nominal_label_weight_is_lam():
 
 def test_an_example_paired_with_itself_is_not_applied():
   images, labels = _batch(batch=5)
-  *_, info = msda_jax.mix_batch(jax.random.key(0), images, labels, msda_jax.mixup(), num_classes=4, return_info=True)
+  *_, info = msda_jax.mix_batch_with_info(jax.random.key(0), images, labels, msda_jax.mixup(), num_classes=4)
   assert np.asarray(info.applied).tolist() == [True, True, False, True, True]
 
 
 def test_derange_pairs_nobody_with_itself():
   images, labels = _batch(batch=8)
-  mix = lambda k: msda_jax.mix_batch(
-    k, images, labels, msda_jax.mixup(), num_classes=4, pairing="derange", return_info=True
-  )
+  mix = lambda k: msda_jax.mix_batch_with_info(k, images, labels, msda_jax.mixup(), num_classes=4, pairing="derange")
   info = jax.jit(jax.vmap(mix), compiler_options=FAST)(jax.random.split(jax.random.key(0), 20))[2]
   assert (np.asarray(info.partner) != np.arange(8)).all() and np.asarray(info.applied).all()
 
@@ -150,9 +167,14 @@ def test_k_sample_mixing_by_name_and_through_the_mixer():
   ref = msda_jax.mix_k_batch(jax.random.key(4), images, labels, k=3, alpha=0.7, num_classes=4)
   np.testing.assert_allclose(np.asarray(x), np.asarray(ref[0]), atol=1e-6)
   np.testing.assert_allclose(np.asarray(y), np.asarray(ref[1]), atol=1e-6)
-  with pytest.raises(ValueError, match=r"pairing='reverse' has no k-sample form"):
-    msda_jax.Mixer(method, num_classes=4)(jax.random.key(0), images, labels)
-  *_, info = msda_jax.mix_k_batch(jax.random.key(0), images, labels, k=3, num_classes=4, prob=0.0, return_info=True)
+  # Built with its defaults, a KMix mixer pairs by "roll" (it used to build with "reverse" and raise
+  # on its first call); a pairing with no k-source form is refused when the mixer is built.
+  default = msda_jax.Mixer(method, num_classes=4)
+  assert default.pairing == "roll"
+  np.testing.assert_array_equal(np.asarray(default(jax.random.key(4), images, labels)[0]), np.asarray(ref[0]))
+  with pytest.raises(ValueError, match=r"^pairing must be one of \('roll', 'permute'\) for k-sample mixing"):
+    msda_jax.Mixer(method, num_classes=4, pairing="reverse")
+  *_, info = msda_jax.mix_k_batch_with_info(jax.random.key(0), images, labels, k=3, num_classes=4, prob=0.0)
   assert not np.asarray(info.applied).any()
   np.testing.assert_array_equal(np.asarray(info.weight[:, 0]), 1.0)
 

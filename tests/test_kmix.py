@@ -77,8 +77,8 @@ def test_categorical_per_pixel_frequency_matches_weights():
 @pytest.mark.parametrize("style", kmix.STYLES)
 def test_shapes_dtypes_and_mix_by_hand(dtype, mode, style):
   images, labels = _batch(dtype)
-  xm, ym, info = msda_jax.mix_k_batch(
-    jax.random.key(5), images, labels, k=3, style=style, mode=mode, num_classes=NUM_CLASSES, return_info=True
+  xm, ym, info = msda_jax.mix_k_batch_with_info(
+    jax.random.key(5), images, labels, k=3, style=style, mode=mode, num_classes=NUM_CLASSES
   )
   assert xm.shape == images.shape and xm.dtype == images.dtype
   assert ym.shape == (B, NUM_CLASSES) and ym.dtype == jnp.float32
@@ -108,8 +108,8 @@ def test_shapes_dtypes_and_mix_by_hand(dtype, mode, style):
 @pytest.mark.parametrize("pairing_name", kmix.PAIRINGS)
 def test_partners_stay_in_blocks(pairing_name):
   images, labels = _batch()
-  *_, info = msda_jax.mix_k_batch(
-    jax.random.key(2), images, labels, k=4, pairing=pairing_name, groups=2, num_classes=NUM_CLASSES, return_info=True
+  *_, info = msda_jax.mix_k_batch_with_info(
+    jax.random.key(2), images, labels, k=4, pairing=pairing_name, groups=2, num_classes=NUM_CLASSES
   )
   partners = np.asarray(info.partner)
   block = B // 2
@@ -161,8 +161,8 @@ def test_dense_label_maps_mixed_per_pixel(style):
   images, _ = _batch()
   rng = np.random.default_rng(4)
   maps = jnp.asarray(rng.integers(0, 4, (B, H, W)))
-  _, ym, info = msda_jax.mix_k_batch(
-    jax.random.key(8), images, maps, k=3, style=style, mode="example", num_classes=4, return_info=True
+  _, ym, info = msda_jax.mix_k_batch_with_info(
+    jax.random.key(8), images, maps, k=3, style=style, mode="example", num_classes=4
   )
   assert ym.shape == (B, H, W, 4)
   expected = _by_hand(np.eye(4)[np.asarray(maps)], info.partner, info.mask)
@@ -182,8 +182,8 @@ def test_given_weights_used_and_one_dimensional_audio():
   rng = np.random.default_rng(0)
   audio = jnp.asarray(rng.normal(size=(4, 16, 1)), jnp.float32)
   w = jnp.array([0.6, 0.1, 0.3])
-  _, _, info = msda_jax.mix_k_batch(
-    jax.random.key(0), audio, jnp.arange(4), k=3, weights=w, num_classes=4, spatial_ndim=1, return_info=True
+  _, _, info = msda_jax.mix_k_batch_with_info(
+    jax.random.key(0), audio, jnp.arange(4), k=3, weights=w, num_classes=4, spatial_ndim=1
   )
   assert info.mask.shape == (4, 3, 16)
   np.testing.assert_allclose(info.lam, np.broadcast_to(np.asarray(w), (4, 3)))
@@ -200,7 +200,7 @@ def test_dirichlet_law_of_sampled_weights(k, alpha, mode):
   n = 4000
   if mode == "example":
     images = jnp.zeros((n, 1, 1, 1))
-    _, _, info = msda_jax.mix_k_batch(
+    _, _, info = msda_jax.mix_k_batch_with_info(
       jax.random.key(2024),
       images,
       jnp.zeros((n,), jnp.int32),
@@ -208,7 +208,6 @@ def test_dirichlet_law_of_sampled_weights(k, alpha, mode):
       alpha=alpha,
       mode="example",
       num_classes=1,
-      return_info=True,
     )
     first = np.asarray(info.weight[:, 0], np.float64)
   else:  # one weight vector per call: n calls of a jitted batch-mode mix.
@@ -216,8 +215,8 @@ def test_dirichlet_law_of_sampled_weights(k, alpha, mode):
 
     @jax.jit
     def draw(key):
-      *_, info = msda_jax.mix_k_batch(
-        key, images, jnp.zeros((k,), jnp.int32), k=k, alpha=alpha, num_classes=1, return_info=True
+      *_, info = msda_jax.mix_k_batch_with_info(
+        key, images, jnp.zeros((k,), jnp.int32), k=k, alpha=alpha, num_classes=1
       )
       return info.weight[0, 0]
 
@@ -243,19 +242,30 @@ def test_jit_equals_eager():
 
 
 def test_no_recompilation_when_alpha_changes():
+  """alpha, label_smoothing and prob are traced: one trace for all their values. Each, changed
+  alone from (alpha 0.2, eps 0, prob 1) with the same key, changes the result: alpha the images
+  and the targets, label smoothing the targets only, prob 0 leaves the images unmixed."""
   images, labels = _batch()
   traces = []
 
   @jax.jit
-  def step(key, alpha, eps):
+  def step(key, alpha, eps, prob):
     traces.append(1)
-    return msda_jax.mix_k_batch(key, images, labels, k=3, alpha=alpha, label_smoothing=eps, num_classes=NUM_CLASSES)
+    return msda_jax.mix_k_batch(
+      key, images, labels, k=3, alpha=alpha, label_smoothing=eps, prob=prob, num_classes=NUM_CLASSES
+    )
 
-  first = step(jax.random.key(0), 0.2, 0.0)
-  second = step(jax.random.key(0), 5.0, 0.1)
-  step(jax.random.key(1), 1.0, 0.05)
+  base = [np.asarray(x) for x in step(jax.random.key(0), 0.2, 0.0, 1.0)]
+  new_alpha = [np.asarray(x) for x in step(jax.random.key(0), 5.0, 0.0, 1.0)]
+  new_eps = [np.asarray(x) for x in step(jax.random.key(0), 0.2, 0.1, 1.0)]
+  no_mix = [np.asarray(x) for x in step(jax.random.key(0), 0.2, 0.0, 0.0)]
+  step(jax.random.key(1), 1.0, 0.05, 0.5)
   assert len(traces) == 1
-  assert not np.allclose(first[1], second[1])  # alpha really is used.
+  assert not np.allclose(new_alpha[0], base[0]) and not np.allclose(new_alpha[1], base[1])  # alpha is used
+  np.testing.assert_array_equal(new_eps[0], base[0])  # label smoothing leaves the images
+  assert not np.allclose(new_eps[1], base[1])  # ... and is used on the targets
+  assert not np.allclose(no_mix[0], base[0])
+  np.testing.assert_array_equal(no_mix[0], np.asarray(images))  # prob 0: nothing mixed
 
 
 # -- errors -----------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ import collections
 import itertools
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from scipy import stats
@@ -73,13 +74,13 @@ def test_blocks_of_one_are_refused():
     pairing.partner_indices(None, 4, pairing="derange")
 
 
-def test_fallback_after_the_last_round_is_a_derangement(monkeypatch):
+def test_fallback_after_the_last_round_is_a_derangement():
   """With one round allowed, a draw with a fixed point falls back to the cycle through its values."""
-  monkeypatch.setattr(pairing, "DERANGE_ROUNDS", 1)
   fell_back = 0
   keys = jax.random.split(jax.random.key(SEED), 40)
+  one_round = lambda k: pairing.pair(k, jnp.arange(5, dtype=jnp.int32), pairing="derange", derange_rounds=1)
   firsts = jax.vmap(lambda k: jax.random.permutation(jax.random.fold_in(jax.random.split(k, 1)[0], 0), 5))(keys)
-  for partner, first in zip(derange(keys, 5), np.asarray(firsts), strict=True):
+  for partner, first in zip(np.asarray(jax.jit(jax.vmap(one_round))(keys)), np.asarray(firsts), strict=True):
     assert not np.any(partner == np.arange(5)) and sorted(partner) == list(range(5))
     if np.any(first == np.arange(5)):
       fell_back += 1
@@ -94,8 +95,8 @@ def test_fallback_after_the_last_round_is_a_derangement(monkeypatch):
 def test_derange_is_a_pairing_of_mix_batch():
   assert "derange" in pairing.PAIRINGS
   images = np.random.default_rng(0).uniform(size=(6, 4, 4, 1)).astype(np.float32)
-  _, _, info = msda_jax.mix_batch(
-    jax.random.key(0), images, np.arange(6), msda_jax.mixup(), num_classes=6, pairing="derange", return_info=True
+  _, _, info = msda_jax.mix_batch_with_info(
+    jax.random.key(0), images, np.arange(6), msda_jax.mixup(), num_classes=6, pairing="derange"
   )
   assert not np.any(np.asarray(info.partner) == np.arange(6))
 

@@ -27,17 +27,15 @@ FAST = {"xla_backend_optimization_level": 0}
 @functools.partial(jax.jit, static_argnames=("num_classes", "mode"), compiler_options=FAST)
 def mix(key, images, labels, method, *, num_classes=CLASSES, mode="batch"):
   """``mix_batch`` with torchvision's pairing (``roll``) and the draws returned."""
-  return msda_jax.mix_batch(
-    key, images, labels, method, num_classes=num_classes, mode=mode, pairing="roll", return_info=True
-  )
+  return msda_jax.mix_batch_with_info(key, images, labels, method, num_classes=num_classes, mode=mode, pairing="roll")
 
 
 @functools.partial(jax.jit, compiler_options=FAST)
 def mix_every_pairing(key, images, labels):
   """Mixup with every pairing and mode, in one program."""
   return {
-    (pairing, mode): msda_jax.mix_batch(
-      key, images, labels, msda_jax.mixup(), num_classes=3, mode=mode, pairing=pairing, return_info=True
+    (pairing, mode): msda_jax.mix_batch_with_info(
+      key, images, labels, msda_jax.mixup(), num_classes=3, mode=mode, pairing=pairing
     )
     for pairing in PAIRINGS
     for mode in MODES

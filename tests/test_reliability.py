@@ -69,9 +69,8 @@ HANG_SCRIPT = textwrap.dedent(
     for mode in ("batch", "example") if spec in BATCH_MODE_TOO else ("example",):
       if (spec, mode) not in steps:
         steps[spec, mode] = jax.jit(
-          lambda m, mode=mode: msda_jax.mix_batch(
-            jax.random.key(1), x, y, m, num_classes=4, mode=mode, return_info=True
-          )
+          lambda m, mode=mode: msda_jax.mix_batch_with_info(
+            jax.random.key(1), x, y, m, num_classes=4, mode=mode)
         )
       xm, ym, info = steps[spec, mode](changed)
       out.append({
@@ -203,7 +202,11 @@ def test_unflattening_runs_no_validation():
 @pytest.mark.parametrize(
   ("kwargs", "error", "pattern"),
   [
-    ({"return_info": "no"}, TypeError, r"^return_info must be True or False"),
+    (
+      {"return_info": True},
+      TypeError,
+      r"^return_info is gone: mix_batch returns \(images, targets\); mix_batch_with_info",
+    ),
     ({"unbounded": 1}, TypeError, r"^unbounded must be True or False"),
     ({"check": "false"}, TypeError, r"^check must be True or False"),
     ({"prob": "0.5"}, TypeError, r"^prob must be a number"),
@@ -246,7 +249,7 @@ def test_zero_size_spatial_axis_raises():
 
 def _jitted(**options):
   def run(images, labels, method, prob, label_smoothing):
-    return msda_jax.mix_batch(
+    return msda_jax.mix_batch_with_info(
       jax.random.key(2),
       images,
       labels,
@@ -254,7 +257,6 @@ def _jitted(**options):
       num_classes=4,
       prob=prob,
       label_smoothing=label_smoothing,
-      return_info=True,
       **options,
     )
 
@@ -286,8 +288,8 @@ def test_traced_prob_is_clipped(prob, mixed, mode):
 @pytest.mark.parametrize("mode", ["batch", "example"])
 def test_traced_lam_outside_the_unit_interval_is_clipped_and_nan_not_mixed(mode):
   run = jax.jit(
-    lambda lam: msda_jax.mix_batch(
-      jax.random.key(0), X, Y, msda_jax.mixup(), num_classes=4, mode=mode, lam=lam, return_info=True
+    lambda lam: msda_jax.mix_batch_with_info(
+      jax.random.key(0), X, Y, msda_jax.mixup(), num_classes=4, mode=mode, lam=lam
     )
   )
   _, targets, info = run(jnp.float32(-0.5))

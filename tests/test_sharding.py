@@ -57,7 +57,7 @@ def make_batch():
 def mix_all(key, images, labels, *, mode, pairing, groups, methods=METHODS):
   """Every method of ``methods`` on the same batch, in one program."""
   return {
-    name: msda_jax.mix_batch(
+    name: msda_jax.mix_batch_with_info(
       key,
       images,
       labels,
@@ -66,7 +66,6 @@ def mix_all(key, images, labels, *, mode, pairing, groups, methods=METHODS):
       mode=mode,
       pairing=pairing,
       groups=groups,
-      return_info=True,
     )
     for name in methods
   }
@@ -190,8 +189,8 @@ def test_inside_shard_map(kind, mode):
 
   def step(key, x, y):
     key = jax.random.fold_in(key, jax.lax.axis_index("data"))
-    mixed, targets, info = msda_jax.mix_batch(
-      key, x, y, msda_jax.mixup(), num_classes=CLASSES, mode=mode, pairing="roll", return_info=True
+    mixed, targets, info = msda_jax.mix_batch_with_info(
+      key, x, y, msda_jax.mixup(), num_classes=CLASSES, mode=mode, pairing="roll"
     )
     return mixed, targets, info.lam, info.partner, info.weight
 

@@ -1,7 +1,5 @@
 """Partial gradient products (Eq. 12) against a brute-force loop and closed-form gradients."""
 
-import time
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -103,17 +101,26 @@ def test_logit_vector_uses_given_or_predicted_class():
   np.testing.assert_allclose(got, np.sum(np.asarray(weights)[predicted], -1), rtol=1e-5)
 
 
-def test_jit_and_speed_at_64():
-  # A batch of 16 images of 64 x 64 x 3 through a small nonlinear model, compiled, in seconds.
+def test_jit_matches_eager_at_64_without_retracing():
+  # A batch of 16 images of 64 x 64 x 3 through a small nonlinear model: the compiled map is the
+  # eager one, normalised (1 at p = 0, every other offset in [0, 1]), and a second call reuses
+  # the compiled program (one trace).
   w = jax.random.normal(jax.random.key(6), (64 * 64 * 3, 10)) / 100.0
   fn = lambda x: jnp.tanh(x.reshape(-1) @ w)
-  run = jax.jit(lambda x: model_partial_grad_prod(fn, x, normalize=True))
+  traces = []
+
+  def gradprod(x):
+    traces.append(1)
+    return model_partial_grad_prod(fn, x, normalize=True)
+
+  run = jax.jit(gradprod)
   images = jax.random.normal(jax.random.key(7), (16, 64, 64, 3))
-  out = run(images).block_until_ready()
-  start = time.perf_counter()
-  out = run(images).block_until_ready()
-  assert time.perf_counter() - start < 10.0
+  out = run(images)
+  again = run(images + 0.0)
+  assert len(traces) == 1
+  np.testing.assert_array_equal(np.asarray(again), np.asarray(out))
   assert out.shape == (127, 127) and float(out[63, 63]) == 1.0
+  assert float(jnp.min(out)) >= 0.0 and float(jnp.max(out)) <= 1.0
   eager = model_partial_grad_prod(fn, images, normalize=True)
   np.testing.assert_allclose(out, eager, rtol=1e-5, atol=1e-7)
 

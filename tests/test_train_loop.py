@@ -147,9 +147,37 @@ def test_two_processes_match_one_process(tmp_path, alarm):
   assert difference <= 1e-6
 
 
+def _mark_records(path):
+  """Adds ``"killed_run": true`` to every parsable record of ``metrics.jsonl`` (a torn last line is kept as it is)."""
+  lines = []
+  for line in path.read_text().splitlines():
+    try:
+      record = json.loads(line)
+    except ValueError:
+      lines.append(line)
+      continue
+    lines.append(json.dumps({**record, "killed_run": True}))
+  path.write_text("".join(line + "\n" for line in lines))
+
+
 def test_killed_run_resumes_to_the_same_parameters(tmp_path, alarm):
+  """A run killed after its first checkpoint, run again, resumes from a checkpoint (not from step
+  0) and ends with the parameters of an uninterrupted run, bit for bit.
+
+  The resume is told from a restart by the metric records (one per step): the killed run's
+  records are marked before the second run; a run resuming from step ``s`` keeps the marked
+  records of steps 1 to ``s`` and writes those of steps ``s + 1`` to 60, while a restart from step
+  0 drops every marked record and writes steps 1 to 60 again. (The first checkpoint is step 1:
+  Orbax saves the first step it is given, then every 10; the kill comes after it.)
+  """
   signal.alarm(0)  # bounded by the subprocess timeouts below
-  overrides = {"method": "mixup", "num_train_steps": 60, "checkpoint_every_steps": 10, "keep_checkpoints": 10}
+  overrides = {
+    "method": "mixup",
+    "num_train_steps": 60,
+    "checkpoint_every_steps": 10,
+    "keep_checkpoints": 10,
+    "log_every_steps": 1,
+  }
   workdir = tmp_path / "killed"
   process = subprocess.Popen(_command(workdir, overrides), env=_env(2), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
   checkpoints = workdir / "checkpoints"
@@ -164,6 +192,7 @@ def test_killed_run_resumes_to_the_same_parameters(tmp_path, alarm):
     process.wait()
   killed_at = max(int(p.name) for p in checkpoints.iterdir() if p.name.isdigit())
   assert killed_at < 60 and not (workdir / "summary.json").exists()
+  _mark_records(workdir / "metrics.jsonl")
   # The uninterrupted run is a subprocess too: XLA may compile the step differently in a process
   # with another device count (this one has 8), which changes the last bits.
   _run(
@@ -172,6 +201,15 @@ def test_killed_run_resumes_to_the_same_parameters(tmp_path, alarm):
       for directory in (workdir, tmp_path / "straight")
     ]
   )
+  records = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+  train_records = [r for r in records if r["split"] == "train"]
+  kept = [r["step"] for r in train_records if r.get("killed_run")]
+  written = [r["step"] for r in train_records if not r.get("killed_run")]
+  assert kept, "the resumed run dropped every record of the killed run: it started again from step 0"
+  resumed_from = kept[-1]
+  assert 0 < resumed_from <= killed_at and (resumed_from == 1 or resumed_from % 10 == 0), (resumed_from, killed_at)
+  assert kept == list(range(1, resumed_from + 1)), kept
+  assert written == list(range(resumed_from + 1, 61)), f"resumed from step {resumed_from}, logged steps {written}"
   resumed, straight = _params(workdir), _params(tmp_path / "straight")
   assert resumed[0] == straight[0] == 60
   assert _max_difference(resumed[1], straight[1]) == 0.0

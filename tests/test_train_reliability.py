@@ -325,3 +325,8 @@ def test_k_sample_mixing_is_reachable_from_the_config_and_its_pairing_checked():
   assert mixer.method.k == 3 and mixer.pairing == "roll"
   with pytest.raises(ValueError, match=r"mix_pairing must be one of \('roll', 'permute'\)"):
     train.check_config(_config(num_devices=1, method="mix_k_batch(k=3)", mix_pairing="reverse"), 1)
+  # Left unset, the pairing is the method's default: "roll" for k-sample mixing, "reverse" otherwise.
+  default = _config(num_devices=1, method="mix_k_batch(k=3)")
+  train.check_config(default, 1)
+  assert train.create_mixer(default).pairing == "roll"
+  assert train.create_mixer(_config(num_devices=1, method="cutmix")).pairing == "reverse"

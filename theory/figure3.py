@@ -71,7 +71,7 @@ def mix_all(photos: jax.Array, lam: float, seed: int) -> dict[str, tuple[np.ndar
   labels = jnp.array([0, 1])
   saliency = edge_saliency(photos)
   # One compiled program per method (run eagerly, every primitive would be compiled alone).
-  mix = jax.jit(msda_jax.mix_batch, static_argnames=("num_classes", "return_info"))
+  mix = jax.jit(msda_jax.mix_batch_with_info, static_argnames=("num_classes",))
   results = {}
   for title, spec in METHODS.items():
     mixed, _, info = mix(
@@ -81,7 +81,6 @@ def mix_all(photos: jax.Array, lam: float, seed: int) -> dict[str, tuple[np.ndar
       msda_jax.from_string(spec),
       num_classes=2,
       lam=lam,
-      return_info=True,
       saliency=saliency,
     )
     results[title] = (np.asarray(mixed[0]), np.asarray(info.mask[0]), float(info.weight[0]))

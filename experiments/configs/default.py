@@ -45,10 +45,11 @@ def get_config() -> ml_collections.ConfigDict:
   config.train_examples = -1
 
   # Mixing: a ``msda_jax.from_string`` spec ("none" trains on one-hot labels) and the Mixer's
-  # mode ("batch": one lam and mask per batch, as the official code), pairing and probability.
+  # mode ("batch": one lam and mask per batch, as the official code), pairing (unset: the
+  # method's default, "reverse", or "roll" for k-sample mixing) and probability.
   config.method = "none"
   config.mix_mode = "batch"
-  config.mix_pairing = "reverse"
+  config.mix_pairing = config_dict.placeholder(str)
   config.mix_prob = 1.0
   config.label_smoothing = 0.0
 

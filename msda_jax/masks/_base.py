@@ -39,7 +39,8 @@ import numpy as np
 from jax.tree_util import Partial
 from jax.typing import ArrayLike
 
-from msda_jax import _dataclass, _validate, lam_laws
+from msda_jax import _dataclass, _validate, draws, lam_laws
+from msda_jax.needs import ModelView, Needs
 
 
 class Sample(NamedTuple):
@@ -69,8 +70,8 @@ class MixMethod(abc.ABC):
   #: whether per-example masks are made a few at a time on the CPU (masks that many passes read,
   #: as FMix's threshold search, stay in cache instead of streaming the whole batch each pass).
   masks_in_chunks: ClassVar[bool] = False
-  #: whether the masks read the images and a saliency map (``msda_jax.masks._data``).
-  needs_saliency: ClassVar[bool] = False
+  #: how many sources an example is mixed from (itself and one partner).
+  sources: ClassVar[int] = 2
   #: data fields that must be > 0 and fields that must lie in [0, 1].
   _positive: ClassVar[tuple[str, ...]] = ()
   _nonnegative: ClassVar[tuple[str, ...]] = ()
@@ -143,6 +144,64 @@ class MixMethod(abc.ABC):
   def _beta_lam(self, key_lam: jax.Array, lam: jax.Array | None) -> jax.Array:
     """``lam`` as given, else ``Beta(alpha, alpha)`` from ``key_lam``."""
     return lam_laws.sample_beta(key_lam, self.alpha) if lam is None else lam  # type: ignore[attr-defined]
+
+  # -- the batch: what the method reads, and its draw -----------------------------------------
+  def needs(self) -> Needs:
+    """What the method reads beyond the images and labels (``msda_jax.needs``): nothing by default."""
+    return Needs()
+
+  def prepare(self, key: jax.Array, model: ModelView, images: jax.Array, labels: jax.Array) -> dict[str, Any]:
+    """The call inputs of ``needs().inputs``, computed from the model (none by default)."""
+    del key, model, images, labels
+    return {}
+
+  def relabel(self, targets: jax.Array, info: Any, outputs: dict[str, Any]) -> jax.Array:
+    """The mixed targets recomputed from the model ``outputs`` named in ``needs().outputs``.
+
+    A train step calls it after the forward pass of the mixed batch, for the methods that name
+    outputs (TransMix's label weight from attention); the others are never asked.
+
+    Args:
+      targets: the unmixed targets ``[B, K]`` (one-hot, smoothed); a partner's row is
+        ``targets[info.partner]``.
+      info: the ``MixInfo`` of the mix.
+      outputs: the named model outputs of the mixed batch.
+
+    Returns:
+      the targets to train on, ``[B, K]``; by default the targets mixed by the realised weight.
+    """
+    del outputs
+    w = info.weight[:, None]
+    return w * targets + (1.0 - w) * targets[info.partner]
+
+  def check_input(self, spatial: tuple[int, ...], block: int | None = None) -> None:
+    """Raises naming the argument when images of spatial shape ``spatial`` cannot be mixed.
+
+    ``block``: the examples a source may come from (batch / groups), when known.
+    """
+    del spatial, block
+
+  def draw(self, key: jax.Array, sources: tuple[Any, ...], lam: Any, prob: Any, mixer: Any) -> draws.Draw:
+    """The batch's draw (``msda_jax.draws``): one for the batch or one per example, by ``mixer.mode``.
+
+    Args:
+      key: the batch's key (its second third draws the masks, its third the ``prob`` coins).
+      sources: the example and its partner, each a dict of ``[B, ...]`` arrays (``"images"``,
+        ``"targets"``, ``"index"`` and the inputs the method reads).
+      lam: ``None``, or the given nominal ratio (scalar or ``[B]``).
+      prob: traced float32 probability of mixing, in [0, 1].
+      mixer: the ``Mixer`` whose static options apply.
+    """
+    shape = sources[0]["images"].shape[:-1]
+    draw = draws.draw_batch if mixer.mode == "batch" else draws.draw_examples
+    return draw(self, key, shape, lam, prob, mixer)
+
+  def lam_checks(self, lam: Any, unbounded: bool) -> list[_validate.Check]:
+    """The run-time condition on a given ``lam`` (``check=True``)."""
+    if lam is None:
+      return []
+    ok = _validate.unit_ok(lam) if not unbounded else jnp.all(jnp.isfinite(jnp.asarray(lam)))
+    return [("lam must be finite" + ("" if unbounded else " and lie in [0.0, 1.0]"), ok, lam)]
 
   # -- hyper-parameter checks ------------------------------------------------------------------
   def constraints(self) -> list[_validate.Check]:

@@ -19,8 +19,9 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from msda_jax import _sharding, lam_laws
+from msda_jax import _sharding, draws, lam_laws, saliency
 from msda_jax.masks._base import MixMethod, Sample
+from msda_jax.needs import ModelView, Needs
 
 
 class PairData(NamedTuple):
@@ -54,10 +55,20 @@ class DataMixMethod(MixMethod):
   ``_sample_pairs``; ``check_input`` raises for spatial shapes they cannot mix.
   """
 
-  needs_saliency = True
+  def needs(self) -> Needs:
+    """A saliency map of every image: ``Needs(inputs=("saliency",))``."""
+    return Needs(inputs=("saliency",))
 
-  def check_input(self, spatial: tuple[int, ...]) -> None:
-    """Raises naming the argument when images of spatial shape ``spatial`` cannot be mixed."""
+  def prepare(self, key: jax.Array, model: ModelView, images: jax.Array, labels: jax.Array) -> dict[str, Any]:
+    """``{"saliency": [B, *S]}``: the input gradient of the model's clean loss (``msda_jax.saliency``)."""
+    del key, labels
+    return {"saliency": saliency.input_saliency(model.loss, model.to_input(images))}
+
+  def draw(self, key: jax.Array, sources: tuple[Any, ...], lam: Any, prob: Any, mixer: Any) -> draws.Draw:
+    """Every pair's mask from the pair (``msda_jax.draws.draw_pairs``), the images read clean."""
+    mine, theirs = sources
+    data = PairData(mine["images"], theirs["images"], mine["saliency"], theirs["saliency"])
+    return draws.draw_pairs(self, key, data, lam, prob, mixer)
 
   def draw_lam(self, key: jax.Array, count: int | None = None) -> jax.Array:
     """``Beta(alpha, alpha)`` ratios: a scalar, or ``[count]`` independent ones."""

@@ -38,6 +38,8 @@ from jax.typing import ArrayLike
 from msda_jax import _validate
 from msda_jax._dataclass import pytree_dataclass
 from msda_jax.masks._base import MixMethod, Sample
+from msda_jax.masks._cutmix import CutMix
+from msda_jax.masks._mixup import Mixup
 
 #: the counter folded into the mask key to draw the switch (not used by any library sampler).
 SWITCH_SALT = 0x6D697874
@@ -46,19 +48,17 @@ PROBS_ATOL = 1e-5
 
 
 def _as_method(index: int, method: Any) -> MixMethod:
-  """``method`` as a ``MixMethod`` (a spec string built with ``from_string``), or a clear error."""
+  """``method`` as a mask-only ``MixMethod``, or a clear error."""
   if isinstance(method, str):
-    from msda_jax import presets  # the registry imports the masks: import it only when needed
-
-    built = presets.from_string(method)
-    if not isinstance(built, MixMethod):
-      raise ValueError(f"methods[{index}] = {method!r} is not a two-sample mixing method (no mixing or KMix).")
-    method = built
+    raise TypeError(
+      f"methods[{index}] must be a MixMethod; got the string {method!r} (msda_jax.from_string builds a mixture of "
+      f'specs: from_string("mixture(methods=({method!r}, ...))")).'
+    )
   if not isinstance(method, MixMethod):
     raise TypeError(f"methods[{index}] must be a MixMethod (e.g. msda_jax.mixup()); got {type(method).__name__}.")
-  if method.needs_saliency:
+  if method.needs().inputs:
     raise ValueError(
-      f"methods[{index}] = {type(method).__name__} reads the images (needs_saliency); a mixture switches only "
+      f"methods[{index}] = {type(method).__name__} reads the images (needs().inputs); a mixture switches only "
       "among methods whose masks are a function of lam and the key."
     )
   drawn = jax.eval_shape(lambda key: method.sample(key, shape=(8, 8)), jax.random.key(0))  # traced, not run
@@ -127,9 +127,8 @@ class Mixture(MixMethod):
   """Component ``methods[k]`` (its own ``lam`` law and mask) with probability ``probs[k]``.
 
   Args:
-    methods: a non-empty tuple of mask-only library methods (or spec strings such as
-      ``"cutmix(alpha=1.0)"``; default Mixup and CutMix); methods that read the images
-      (PuzzleMix, SaliencyMix) or transform them (ResizeMix) are refused. By name:
+    methods: a non-empty tuple of mask-only library methods (default Mixup and CutMix); methods
+      that read the images (PuzzleMix, SaliencyMix) or transform them (ResizeMix) are refused. By name:
       ``from_string("mixture(methods=('mixup', 'gmix'), probs=(0.3, 0.7))")``.
     probs: float32 ``[K]``, >= 0, summing to 1 (within ``PROBS_ATOL``); uniform when omitted.
 
@@ -149,7 +148,7 @@ class Mixture(MixMethod):
 
   name = "mixture"
 
-  methods: tuple[MixMethod, ...] = ("mixup", "cutmix")  # type: ignore[assignment]
+  methods: tuple[MixMethod, ...] = (Mixup(), CutMix())
   probs: ArrayLike | None = None
 
   def __post_init__(self) -> None:

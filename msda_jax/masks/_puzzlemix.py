@@ -18,17 +18,20 @@ for the boundary term, as the reference computes it in pixel space.
 from __future__ import annotations
 
 import functools
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 from jax.tree_util import Partial
 from jax.typing import ArrayLike
 
-from msda_jax import _sharding
+from msda_jax import _sharding, _validate
+from msda_jax import saliency as saliency_lib
 from msda_jax._dataclass import pytree_dataclass, static_field
 from msda_jax.masks import _labeling, _puzzle_energy, _transport
 from msda_jax.masks._base import Sample
 from msda_jax.masks._data import DataMixMethod, PairData, pixel_units
+from msda_jax.needs import ModelView, Needs
 
 
 def _gather(index: jax.Array, x: jax.Array) -> jax.Array:
@@ -97,7 +100,26 @@ class PuzzleMix(DataMixMethod):
       raise ValueError(f"grid_sizes must be a non-empty tuple of ints >= 2; got {sizes!r}.")
     object.__setattr__(self, "grid_sizes", tuple(sizes))
 
-  def check_input(self, spatial: tuple[int, ...]) -> None:
+  def adversarial(self) -> bool:
+    """Whether the adversarial step is on: ``adv_p`` is not the constant 0 (a traced one counts as on)."""
+    concrete = _validate.concrete_value(self.adv_p)
+    return concrete is None or bool(concrete != 0.0)
+
+  def needs(self) -> Needs:
+    """The saliency; the adversarial ``perturbation`` is accepted (``prepare`` makes it when ``adversarial()``)."""
+    return Needs(inputs=("saliency",), optional=("perturbation",))
+
+  def prepare(self, key: jax.Array, model: ModelView, images: jax.Array, labels: jax.Array) -> dict[str, Any]:
+    """The saliency, and with ``adversarial()`` the noise from the same one gradient (``adversarial_saliency``)."""
+    if not self.adversarial():
+      return super().prepare(key, model, images, labels)
+    out = saliency_lib.adversarial_saliency(
+      key, model.loss, images, adv_p=self.adv_p, adv_eps=self.adv_eps, to_input=model.to_input
+    )
+    return {"saliency": out.map, "perturbation": out.perturbation}
+
+  def check_input(self, spatial: tuple[int, ...], block: int | None = None) -> None:
+    del block
     if len(spatial) != 2 or spatial[0] != spatial[1]:
       raise ValueError(f"PuzzleMix mixes square images [B, H, H, C] (spatial_ndim=2); got spatial shape {spatial}.")
     bad = [b for b in self.grid_sizes if spatial[0] % b]

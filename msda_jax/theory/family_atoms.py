@@ -289,7 +289,7 @@ def method_atoms(
   ('realised', 0)
   """
   laws.check_label_weight(label_weight)
-  if method.needs_saliency:
+  if method.needs().inputs:
     raise ValueError(
       f"method_atoms: {type(method).__name__} draws its masks from the images; its law is not a function of lam "
       "alone (use msda_jax.mix_batch on the data, or theory.translation_map_of_masks on its masks)."

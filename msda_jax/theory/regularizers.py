@@ -258,6 +258,27 @@ def _terms(f: Model, xi: jax.Array, yi: jax.Array, u: jax.Array, loss: str) -> t
   return jnp.sum(res * slope), 0.5 * losses.curvature_form(logits, slope, loss), 0.5 * jnp.sum(res * curvature)
 
 
+def _sampled_terms(
+  f: Model, law: MaskLaw, form: str, loss: str, keys: jax.Array, x: jax.Array, y: jax.Array, data: jax.Array
+) -> jax.Array:
+  """The three terms of every draw, float32 ``[m, S, 3]``: ``keys [m, S]`` draw ``(lam, M)`` and a partner."""
+
+  def draw(key_s: jax.Array, xi: jax.Array, yi: jax.Array) -> jax.Array:
+    key_law, key_partner = jax.random.split(key_s)
+    lam, mask = law(key_law)
+    keep = 1.0 - mask
+    keep = keep.reshape(keep.shape + (1,) * (xi.ndim - keep.ndim))
+    r = data[jax.random.randint(key_partner, (), 0, data.shape[0])]
+    if form == "general":
+      return jnp.stack(_terms(f, xi, yi, keep * (r - xi), loss))
+    first = _terms(f, xi, yi, -(1.0 - lam) * xi, loss)[0]
+    _, g_r, h_r = _terms(f, xi, yi, keep * r, loss)
+    _, g_x, h_x = _terms(f, xi, yi, keep * xi, loss)
+    return jnp.stack([first, g_r + g_x, h_r + h_x])
+
+  return jax.vmap(lambda ks, xi, yi: jax.vmap(lambda kk: draw(kk, xi, yi))(ks))(keys, x, y)
+
+
 def regularizers_sampled(
   key: jax.Array,
   f: Model,
@@ -309,25 +330,10 @@ def regularizers_sampled(
   f, x, y = _inputs.check_model_inputs(f, x, y, loss=loss)
   data = x if data is None else jnp.asarray(data)
 
-  def draw(key_s: jax.Array, xi: jax.Array, yi: jax.Array) -> jax.Array:
-    key_law, key_partner = jax.random.split(key_s)
-    lam, mask = law(key_law)
-    keep = 1.0 - mask
-    keep = keep.reshape(keep.shape + (1,) * (xi.ndim - keep.ndim))
-    r = data[jax.random.randint(key_partner, (), 0, data.shape[0])]
-    if form == "general":
-      return jnp.stack(_terms(f, xi, yi, keep * (r - xi), loss))
-    first = _terms(f, xi, yi, -(1.0 - lam) * xi, loss)[0]
-    _, g_r, h_r = _terms(f, xi, yi, keep * r, loss)
-    _, g_x, h_x = _terms(f, xi, yi, keep * xi, loss)
-    return jnp.stack([first, g_r + g_x, h_r + h_x])
-
   keys = jax.random.split(key, (x.shape[0], num_samples))
-  # One compiled program (eagerly, every primitive of the law and the nested jvp compiled alone).
-  sample_all = jax.jit(
-    lambda k, xs, ys: jax.vmap(lambda ks, xi, yi: jax.vmap(lambda kk: draw(kk, xi, yi))(ks))(k, xs, ys)
-  )
-  samples = sample_all(keys, x, y)  # [m, S, 3]
+  # One compiled program per model, law and options (eagerly, every primitive of the law and the
+  # nested jvp would be compiled alone).
+  samples = _compiled.call(_sampled_terms, (f, law, form, loss), keys, x, y, data)  # [m, S, 3]
   per_example = jnp.mean(samples, axis=1)
   means = jnp.mean(per_example, axis=0)
   variance = jnp.var(samples, axis=1, ddof=1) / num_samples  # [m, 3]

@@ -31,7 +31,7 @@ from flax import nnx
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from msda_jax.mixing import Mixer
+from msda_jax.mixer import Mixer
 from msda_jax.train.step import Batch, EvalStep, Metrics, OptimizerState, TrainStep
 
 AXIS = "data"

@@ -27,7 +27,7 @@ import jax
 import optax
 from flax import nnx, struct
 
-from msda_jax.mixing import Mixer
+from msda_jax.mixer import Mixer
 from msda_jax.train.step import Batch, Metrics, OptimizerState, TrainStep, init_train_state
 
 StateStep = Callable[["TrainState", Batch, Mixer | None], tuple["TrainState", Metrics]]

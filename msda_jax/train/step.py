@@ -15,11 +15,14 @@ reuses their buffers), and it can be wrapped in ``jax.shard_map`` as it is. Insi
 1. the key is ``fold_in(key, step)`` (and ``fold_in(., axis_index)`` under a mesh axis), so one
    key per run suffices;
 2. the ``Mixer`` mixes the images and labels (Eq. 1); ``mixer=None`` trains on one-hot labels.
-   When its method reads the data (``mixer.needs_saliency``: PuzzleMix, SaliencyMix), the
-   saliency comes first from one more forward-backward pass: the input gradient of the mean
-   cross-entropy on the clean batch, the model in inference mode (``msda_jax.saliency``), as
-   the PuzzleMix reference computes it; other methods spend nothing on it;
-3. the model runs in train mode (batch statistics, running averages updated);
+   What the method reads beyond them (``mixer.needs()``, ``msda_jax.needs``) is computed first
+   by ``method.prepare`` from a ``ModelView`` of the model in inference mode: PuzzleMix's and
+   SaliencyMix's saliency is the input gradient of the mean cross-entropy on the clean batch
+   (one more forward-backward pass, as the PuzzleMix reference computes it; PuzzleMix's
+   adversarial noise comes from the same gradient). Methods that read nothing cost nothing;
+3. the model runs in train mode (batch statistics, running averages updated); a method whose
+   ``needs().outputs`` names model outputs recomputes the targets from them
+   (``method.relabel``): the model ``sow``s them as ``nnx.Intermediate`` under those names;
 4. the loss is the soft-target cross-entropy on the mixed targets plus
    ``weight_decay / 2 * sum(w ** 2)`` over the convolution and dense kernels (not the biases,
    not the BatchNorm scales), so its gradient adds ``weight_decay * w`` as SGD weight decay does;
@@ -50,8 +53,11 @@ import jax.numpy as jnp
 import optax
 from flax import nnx
 
-from msda_jax import saliency as saliency_lib
-from msda_jax.mixing import Mixer
+from msda_jax.mixer import Mixer
+from msda_jax.needs import ModelView
+
+#: the counter folded into the step's key for ``method.prepare`` (adversarial noise).
+PREPARE_SALT = 0x70726570
 
 Batch = Mapping[str, jax.Array]
 Metrics = dict[str, jax.Array]
@@ -123,20 +129,16 @@ def clean_loss_input(model: nnx.Module, labels: jax.Array, x: jax.Array) -> jax.
   return jnp.mean(optax.softmax_cross_entropy(logits, _targets(labels, logits.shape[-1])))
 
 
-def _adversarial(method: Any) -> tuple[Any, Any] | None:
-  """``(adv_p, adv_eps)`` of a method with the adversarial step on, ``None`` otherwise.
-
-  A concrete ``adv_p`` of 0 leaves the step out of the program; a traced one keeps it in.
-  """
-  adv_p = getattr(method, "adv_p", None)
-  if adv_p is None:
-    return None
-  try:
-    if float(adv_p) == 0.0:
-      return None
-  except (TypeError, jax.errors.ConcretizationTypeError):
-    pass
-  return adv_p, method.adv_eps
+def _sown(state: nnx.State, name: str) -> Any:
+  """The value a model ``sow``ed under ``name`` (the last one, if sown several times), or a clear error."""
+  found = [v.get_value() for path, v in nnx.to_flat_state(state) if path[-1] == name]
+  if not found:
+    raise ValueError(
+      f"the method reads the model output {name!r}: the model must sow it "
+      f"(self.sow(nnx.Intermediate, {name!r}, value))."
+    )
+  value = found[-1]
+  return value[-1] if isinstance(value, tuple) else value
 
 
 def make_train_step(
@@ -186,26 +188,11 @@ def make_train_step(
   to_input = preprocess if preprocess is not None else _float_images
   default_mixer = mixer
 
-  def clean_saliency(
-    params: nnx.State,
-    rest: nnx.State,
-    images: jax.Array,
-    labels: jax.Array,
-    key: jax.Array | None = None,
-    adversarial: tuple[Any, Any] | None = None,
-  ) -> Any:
-    """The input-gradient saliency ``[B, H, W]`` of the clean batch, the model in inference mode.
-
-    With ``adversarial = (adv_p, adv_eps)``: the ``Saliency`` with PuzzleMix's noise, from the
-    same one gradient (at the random start when the batch is perturbed).
-    """
+  def model_view(params: nnx.State, rest: nnx.State, labels: jax.Array) -> ModelView:
+    """The model in inference mode, as a method's ``prepare`` reads it (its clean loss)."""
     model = nnx.merge(graphdef, params, rest, copy=True)
     model.eval()
-    loss = functools.partial(clean_loss_input, model, labels)
-    if adversarial is None or key is None:
-      return saliency_lib.input_saliency(loss, to_input(images))
-    adv_p, adv_eps = adversarial
-    return saliency_lib.adversarial_saliency(key, loss, images, adv_p=adv_p, adv_eps=adv_eps, to_input=to_input)
+    return ModelView(loss=functools.partial(clean_loss_input, model, labels), to_input=to_input)
 
   def train_step(
     model_state: nnx.State,
@@ -219,23 +206,28 @@ def make_train_step(
       key = jax.random.fold_in(key, jax.lax.axis_index(axis_name))
     images, labels = batch["image"], batch["label"]
     params, rest = nnx.split_state(model_state, nnx.Param, ...)
+    info, outputs = None, () if mixer is None else mixer.needs().outputs
+    unmixed = mixer.unmixed_targets(images, labels) if outputs else None  # type: ignore[union-attr]
     if mixer is not None:
-      saliency = None
-      if mixer.needs_saliency:
-        adversarial = _adversarial(mixer.method)
-        if adversarial is None:
-          saliency = clean_saliency(params, rest, images, labels)
-        else:
-          key, key_adv = jax.random.split(key)
-          saliency = clean_saliency(params, rest, images, labels, key=key_adv, adversarial=adversarial)
-      images, labels = mixer(key, images, labels, saliency=saliency)
+      inputs: dict[str, Any] = {}
+      if mixer.needs().inputs:
+        # Its own key, folded from the step's: the mixing draws are those of a step without it.
+        key_prepare = jax.random.fold_in(key, PREPARE_SALT)
+        inputs = mixer.method.prepare(key_prepare, model_view(params, rest, labels), images, labels)  # type: ignore[union-attr]
+      images, labels, info = mixer.with_info(key, images, labels, **inputs)
     images = to_input(images)
 
     def loss_fn(params: nnx.State) -> tuple[jax.Array, tuple[jax.Array, jax.Array, jax.Array, nnx.State]]:
       model = nnx.merge(graphdef, params, rest, copy=True)
       model.train()
-      logits = model(images)
+      if outputs:  # the forward pass with what the model sows
+        logits, sown = nnx.capture(model, nnx.Intermediate)(images)
+      else:
+        logits = model(images)
       targets = _targets(labels, logits.shape[-1])
+      if outputs:
+        read = {name: _sown(sown, name) for name in outputs}
+        targets = jax.lax.stop_gradient(mixer.method.relabel(unmixed, info, read))  # type: ignore[union-attr,arg-type]
       cross_entropy = jnp.mean(optax.softmax_cross_entropy(logits, targets))
       if axis_name is not None:
         cross_entropy = jax.lax.pmean(cross_entropy, axis_name)
