@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"| {batch} draws, {name} | {median_ms(fn, alpha, repeats=args.repeats):.3f} | {seconds:.2f} |")
   images = jnp.asarray(np.random.default_rng(0).integers(0, 256, (batch, 32, 32, 3), dtype=np.uint8))
   labels = jnp.zeros((batch,), jnp.int32)
-  mixer = msda_jax.Mixer(msda_jax.mixup(), num_classes=100, mode="example")
+  mixer = msda_jax.Mixer(msda_jax.Mixup(), num_classes=100, mode="example")
   drawn = jax.jit(lambda key, x, y, m: m(key, x, y))
   given = jax.jit(
     lambda key, x, y, m: msda_jax.mix_batch(key, x, y, m.method, num_classes=100, mode="example", lam=0.4)

@@ -249,10 +249,10 @@ def fed_boxes() -> Iterator[None]:
 def _method(name: str, r: float, sides: str) -> Any:
   """The method with the box sides under test (the class's own ``box_sides`` option)."""
   if name == "mixup":
-    return msda_jax.mixup()
+    return msda_jax.Mixup()
   if name == "cutmix":
-    return msda_jax.cutmix(box_sides=sides)
-  return msda_jax.hmix(r=r, box_sides=sides)
+    return msda_jax.CutMix(box_sides=sides)
+  return msda_jax.HMix(r=r, box_sides=sides)
 
 
 @partial(jax.jit, static_argnames=("method", "mode", "pairing", "classes", "sides", "r"))

@@ -47,11 +47,11 @@ def measure(model_name: str, width: int | None, batch: int, size: int, repeats: 
   model = get_model(model_name, num_classes=classes, rngs=nnx.Rngs(0), width=width)
   tx = optax.sgd(0.1, momentum=0.9)
   graphdef, state, opt = init_train_state(model, tx)
-  puzzle = msda_jax.puzzlemix()
+  puzzle = msda_jax.PuzzleMix()
   methods = {
     "vanilla": None,
-    "mixup": msda_jax.mixup(),
-    "saliencymix": msda_jax.saliencymix(),
+    "mixup": msda_jax.Mixup(),
+    "saliencymix": msda_jax.SaliencyMix(),
     "puzzlemix": puzzle,
     **{f"puzzlemix b={b}": puzzle.replace(grid_sizes=(b,)) for b in puzzle.grid_sizes},
   }

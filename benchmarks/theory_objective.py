@@ -31,13 +31,13 @@ from msda_jax import theory
 from msda_jax.theory import laws
 
 FAMILIES = {
-  "Mixup": msda_jax.mixup(),
-  "Bernoulli": msda_jax.bernoulli(),
-  "CutMix": msda_jax.cutmix(),
-  "CutMix inside": msda_jax.cutmix(placement="inside"),
-  "HMix": msda_jax.hmix(),
-  "GMix": msda_jax.gmix(),
-  "Stochastic": msda_jax.stochastic_mixup_cutmix(),
+  "Mixup": msda_jax.Mixup(),
+  "Bernoulli": msda_jax.Bernoulli(),
+  "CutMix": msda_jax.CutMix(),
+  "CutMix inside": msda_jax.CutMix(placement="inside"),
+  "HMix": msda_jax.HMix(),
+  "GMix": msda_jax.GMix(),
+  "Stochastic": msda_jax.StochasticMixupCutMix(),
 }
 
 

@@ -62,7 +62,7 @@ def measure(size: int, batch: int, draws: int, repeats: int) -> dict:
 
   forward_backward = jax.jit(jax.value_and_grad(loss))
   f = lambda x: nnx.merge(graphdef, params, rest)(x[None])[0]
-  law = laws.swap_law(msda_jax.cutmix(), 1.0, shape=(size, size))
+  law = laws.swap_law(msda_jax.CutMix(), 1.0, shape=(size, size))
   estimate = jax.jit(
     lambda k, x, y: regularizers_sampled(k, f, x, y, law, form="general", loss="softmax", num_samples=draws)
   )

@@ -1,8 +1,9 @@
 """msda_jax: mixed-sample data augmentation in JAX, and the theory that explains it.
 
-Methods (``msda_jax.masks``: one ``sample`` call per method), presets with the paper's
-defaults and ``from_string``, pairing, label handling and the batch mixing op (``mix_batch``,
-``Mixer``), k-sample mixing (``mix_k_batch``, ``KMix``) and the laws of ``lam`` (``lam_laws``).
+Methods (one class each, with the paper's defaults; ``msda_jax.masks``: one ``sample`` call per
+method), ``METHODS`` and ``from_string`` by name (``msda_jax.spec``), pairing, label handling,
+the batch layer (``Mixer``, ``mix_batch``; ``msda_jax.needs`` for what a method reads), k-sample
+mixing (``KMix``, ``mix_k_batch``) and the laws of ``lam`` (``lam_laws``).
 """
 
 from msda_jax import lam_laws, masks, needs, saliency
@@ -29,27 +30,12 @@ from msda_jax.mixer import Mixer, MixInfo
 from msda_jax.mixing import mix_batch, mix_batch_with_info, mix_k_batch, mix_k_batch_with_info
 from msda_jax.needs import ModelView, Needs
 from msda_jax.pairing import pair, partner_indices
-from msda_jax.presets import (
-  METHODS,
-  PRESETS,
-  bernoulli,
-  cutmix,
-  fmix,
-  from_string,
-  gmix,
-  hmix,
-  mixup,
-  puzzlemix,
-  resizemix,
-  saliencymix,
-  stochastic_mixup_cutmix,
-)
+from msda_jax.spec import METHODS, from_string
 
 __version__ = "0.1.0"
 
 __all__ = [
   "METHODS",
-  "PRESETS",
   "Bernoulli",
   "CutMix",
   "FMix",
@@ -71,12 +57,7 @@ __all__ = [
   "SaliencyMix",
   "Sample",
   "StochasticMixupCutMix",
-  "bernoulli",
-  "cutmix",
-  "fmix",
   "from_string",
-  "gmix",
-  "hmix",
   "kmix_masks",
   "lam_laws",
   "masks",
@@ -85,14 +66,9 @@ __all__ = [
   "mix_batch_with_info",
   "mix_k_batch",
   "mix_k_batch_with_info",
-  "mixup",
   "pair",
   "partner_indices",
   "prepare_targets",
-  "puzzlemix",
-  "resizemix",
   "saliency",
-  "saliencymix",
   "smooth",
-  "stochastic_mixup_cutmix",
 ]

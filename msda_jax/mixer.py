@@ -94,7 +94,7 @@ class Mixer:
   mixed_targets)``; ``mixer.with_info(...)`` also returns what was drawn.
 
   Attributes:
-    method: a ``MixMethod`` (e.g. ``msda_jax.hmix()``), a ``KMix`` (k sources), or ``None`` (no
+    method: a ``MixMethod`` (e.g. ``msda_jax.HMix()``), a ``KMix`` (k sources), or ``None`` (no
       mixing: one-hot, smoothed targets).
     num_classes: static ``K``; required for integer labels.
     mode: static, ``"batch"`` (one ``lam`` and mask) or ``"example"`` (one per example).
@@ -129,7 +129,7 @@ class Mixer:
   are read as 0.
 
   >>> import msda_jax
-  >>> mixer = Mixer(msda_jax.hmix(r=0.5), num_classes=10, mode="example")
+  >>> mixer = Mixer(msda_jax.HMix(r=0.5), num_classes=10, mode="example")
   >>> x, y = mixer(jax.random.key(0), jnp.zeros((2, 8, 8, 3)), jnp.array([1, 2]))
   >>> y.shape
   (2, 10)
@@ -159,7 +159,7 @@ class Mixer:
     if method is not None and not isinstance(method, (MixMethod, KMix)):
       hint = f" (msda_jax.from_string({method!r}) builds one from a name)" if isinstance(method, str) else ""
       raise TypeError(
-        f"method must be a MixMethod (e.g. msda_jax.mixup()), a KMix or None; "
+        f"method must be a MixMethod (e.g. msda_jax.Mixup()), a KMix or None; "
         f"got {type(method).__name__} {method!r}{hint}."
       )
     if method is not None:

@@ -62,7 +62,7 @@ def mix_batch(
     images: ``[B, *S, C]``, any float dtype or uint8 (kept; uint8 rounds).
     labels: integer ``[B]`` or ``[B, *S]`` (with ``num_classes``), or float ``[B, K]`` or
       ``[B, *S, K]``.
-    method: a ``MixMethod`` (e.g. ``msda_jax.hmix()``), a ``KMix``, or ``None`` for no mixing.
+    method: a ``MixMethod`` (e.g. ``msda_jax.HMix()``), a ``KMix``, or ``None`` for no mixing.
     **options: the ``Mixer``'s options and the method's inputs.
 
   Returns:
@@ -70,7 +70,7 @@ def mix_batch(
 
   >>> import jax.numpy as jnp, msda_jax
   >>> x = jnp.ones((4, 8, 8, 3)); y = jnp.array([0, 1, 2, 3])
-  >>> xm, ym = mix_batch(jax.random.key(0), x, y, msda_jax.cutmix(), num_classes=4)
+  >>> xm, ym = mix_batch(jax.random.key(0), x, y, msda_jax.CutMix(), num_classes=4)
   >>> xm.shape, ym.shape
   ((4, 8, 8, 3), (4, 4))
   """
@@ -88,7 +88,7 @@ def mix_batch_with_info(
 
   >>> import jax.numpy as jnp, msda_jax
   >>> x, y = jnp.ones((4, 8, 8, 3)), jnp.arange(4)
-  >>> _, _, info = mix_batch_with_info(jax.random.key(0), x, y, msda_jax.mixup(), num_classes=4)
+  >>> _, _, info = mix_batch_with_info(jax.random.key(0), x, y, msda_jax.Mixup(), num_classes=4)
   >>> info.partner.tolist()
   [3, 2, 1, 0]
   """

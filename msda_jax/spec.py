@@ -52,7 +52,7 @@ ALIASES = {"stochastic": StochasticMixupCutMix.name, "kmix": KMix.name}
 NO_MIXING = ("none", "vanilla")
 
 
-#: keywords other libraries use, accepted by the presets and ``from_string``: name -> (field, map).
+#: keywords other libraries use, accepted by ``from_string``: name -> (field, map).
 ALIAS_KEYWORDS: dict[type[Any], dict[str, tuple[str, Callable[[Any], Any]]]] = {
   # timm's switch_prob: the probability of the CutMix branch.
   StochasticMixupCutMix: {"switch_prob": ("q", lambda p: 1.0 - p)},

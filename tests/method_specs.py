@@ -1,4 +1,4 @@
-"""Every method preset, by name, for the conformance suite (one module: imported by the tests)."""
+"""Every method spec, by name, for the conformance suite (one module: imported by the tests)."""
 
 METHOD_SPECS = [
   "mixup",

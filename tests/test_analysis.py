@@ -43,7 +43,7 @@ def _setup(seed=0, n=40, side=4):
 def test_robust_accuracy_and_gradient_products_of_a_linear_model_match_the_hand_computation():
   w, data, config, graphdef, state = _setup()
   analyser = analysis.Analyser(
-    graphdef, config, data, laws={"mixup": msda_jax.mixup()}, num_attack=40, num_regularizer=8, num_gradprod=40
+    graphdef, config, data, laws={"mixup": msda_jax.Mixup()}, num_attack=40, num_regularizer=8, num_gradprod=40
   )
   result = analyser(state, own="mixup")
   x = data.test_images.reshape(len(data.test_images), -1).astype(np.float64)
@@ -75,7 +75,7 @@ def test_robust_accuracy_and_gradient_products_of_a_linear_model_match_the_hand_
 def test_mixup_law_profile_is_one_sixth_at_every_distance():
   # swap law, realised weights: (1 - M')^2 is (1 - lam)^2 w.p. lam and lam^2 w.p. 1 - lam, so
   # E = int_0^1 lam (1 - lam)^2 + (1 - lam) lam^2 dlam = int lam (1 - lam) = 1/6
-  profiles = analysis.law_profiles({"mixup": msda_jax.mixup(), "cutmix": msda_jax.cutmix()}, shape=(4, 4))
+  profiles = analysis.law_profiles({"mixup": msda_jax.Mixup(), "cutmix": msda_jax.CutMix()}, shape=(4, 4))
   np.testing.assert_allclose(profiles["mixup"]["value"], 1.0 / 6.0, rtol=1e-5)
   assert profiles["mixup"]["distance"] == [0, 1, 2, 3, 4]
   cutmix = profiles["cutmix"]["value"]

@@ -97,7 +97,7 @@ def test_chunks_stay_on_their_device(mode):
 
   def mix(k, x, y):
     options = {"num_classes": CLASSES, "mode": mode, "groups": DEVICES, "chunk_bytes": 1}
-    return msda_jax.mix_batch(k, x, y, msda_jax.resizemix(), **options)
+    return msda_jax.mix_batch(k, x, y, msda_jax.ResizeMix(), **options)
 
   reference = jax.jit(mix)(key, jax.device_put(images, jax.devices()[0]), jax.device_put(labels, jax.devices()[0]))
   sharding = NamedSharding(mesh("auto"), P("data"))

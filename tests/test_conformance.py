@@ -175,7 +175,7 @@ def test_puzzlemix_mixes_the_transported_pair_at_every_mask_value():
   for i, (row, col) in enumerate([(0, 0), (12, 12), (0, 12), (12, 0)]):
     saliency[i, row : row + 4, col : col + 4] += 5.0
   saliency = jnp.asarray(saliency, jnp.float32)
-  method = msda_jax.puzzlemix(grid_sizes=(4,), t_eps=0.0)
+  method = msda_jax.PuzzleMix(grid_sizes=(4,), t_eps=0.0)
   mix = jax.jit(
     lambda key: msda_jax.mix_batch_with_info(key, images, labels, method, num_classes=CLASSES, saliency=saliency)
   )
@@ -336,7 +336,7 @@ def test_no_recompilation_when_hyper_parameters_change(name, mode):
 
   jitted = jax.jit(step)
   base_kwargs, changes = HYPER[name]
-  base = msda_jax.PRESETS[name](**base_kwargs)
+  base = msda_jax.METHODS[name](**base_kwargs)
   images, labels = make_batch(shape=shape_for(base))
   more = extra(base, images)
 
@@ -347,7 +347,7 @@ def test_no_recompilation_when_hyper_parameters_change(name, mode):
   results = {}
   for change in changes:
     (field,) = change
-    results[field] = run(method=msda_jax.PRESETS[name](**{**base_kwargs, **change}))
+    results[field] = run(method=msda_jax.METHODS[name](**{**base_kwargs, **change}))
   results["prob"] = run(prob=0.5)
   results["label_smoothing"] = run(smoothing=0.1)
   assert len(traces) == 1, f"{name} retraced when its hyper-parameters changed"

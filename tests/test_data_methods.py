@@ -59,10 +59,10 @@ def test_saliency_is_required_and_checked(spec):
 def test_puzzlemix_options_are_checked():
   x, y, s = batch(shape=(12, 12))
   with pytest.raises(ValueError, match=r"grid_sizes must divide the image side 12: \[8, 16\]"):
-    msda_jax.mix_batch(jax.random.key(0), x, y, msda_jax.puzzlemix(), num_classes=K, saliency=s)
+    msda_jax.mix_batch(jax.random.key(0), x, y, msda_jax.PuzzleMix(), num_classes=K, saliency=s)
   x, y, s = batch(shape=(16, 12))
   with pytest.raises(ValueError, match=r"PuzzleMix mixes square images"):
-    msda_jax.mix_batch(jax.random.key(0), x, y, msda_jax.puzzlemix(), num_classes=K, saliency=s)
+    msda_jax.mix_batch(jax.random.key(0), x, y, msda_jax.PuzzleMix(), num_classes=K, saliency=s)
   for kwargs, message in [
     ({"n_labels": 1}, r"n_labels must be an int >= 2"),
     ({"n_labels": 2.0}, r"n_labels must be an int >= 2"),
@@ -78,13 +78,13 @@ def test_puzzlemix_options_are_checked():
     ({"alpha": 0.0}, r"alpha must be > 0"),
   ]:
     with pytest.raises(ValueError, match=message):
-      msda_jax.puzzlemix(**kwargs)
+      msda_jax.PuzzleMix(**kwargs)
   with pytest.raises(ValueError, match=r"box_sides must be one of"):
-    msda_jax.saliencymix(box_sides="odd")
+    msda_jax.SaliencyMix(box_sides="odd")
 
 
 def test_traced_invalid_saliency_reads_as_zero_and_check_raises():
-  method = msda_jax.puzzlemix(grid_sizes=(4,))
+  method = msda_jax.PuzzleMix(grid_sizes=(4,))
   x, y, s = batch()
   bad = s.at[0, :4].set(jnp.nan).at[1, 3:9, 2].set(-2.0)
   cleaned = jnp.where(jnp.isfinite(bad) & (bad >= 0), bad, 0.0)
@@ -118,7 +118,7 @@ def test_the_grid_is_drawn_per_batch_and_only_the_drawn_grid_is_used():
   """seeds 0-11: the default PuzzleMix equals PuzzleMix(grid_sizes=(b,)) for the drawn ``b``
   (``randint(split(key)[1], 0, 4)`` of the mask key), and every grid is drawn at least once."""
   x, y, s = batch(shape=(32, 32), size=4, seed=2)
-  default = msda_jax.puzzlemix()
+  default = msda_jax.PuzzleMix()
   mix = jax.jit(lambda key, m: msda_jax.mix_batch_with_info(key, x, y, m, num_classes=K, saliency=s, mode="example"))
   drawn = set()
   for seed in range(12):
@@ -137,7 +137,7 @@ def test_the_grid_is_drawn_per_batch_and_only_the_drawn_grid_is_used():
 def test_the_four_grids_are_one_conditional_outside_the_vmap():
   x, y, s = batch(shape=(32, 32))
   text = (
-    jax.jit(lambda key: msda_jax.mix_batch(key, x, y, msda_jax.puzzlemix(), num_classes=K, saliency=s))
+    jax.jit(lambda key: msda_jax.mix_batch(key, x, y, msda_jax.PuzzleMix(), num_classes=K, saliency=s))
     .lower(jax.random.key(0))
     .as_text()
   )
@@ -159,7 +159,7 @@ def reference_saliencymix_mask(saliency, lam, shape):
 def test_saliencymix_matches_a_numpy_rewriting():
   """seed 7, 40 pairs on 13 x 17 grids with lam uniform: the same box and weight as numpy."""
   rng = np.random.default_rng(7)
-  method = msda_jax.saliencymix()
+  method = msda_jax.SaliencyMix()
   shape = (13, 17)
   sample = jax.jit(lambda lam, d: method.sample(jax.random.key(0), shape=shape, lam=lam, data=d))
   for _ in range(40):
@@ -228,7 +228,7 @@ def test_groups_keep_pairs_on_their_device(mode):
   one-device numbers; with groups 1 the same program moves data (the check has power)."""
   mesh = jax.make_mesh((DEVICES,), ("data",))
   x, y, s = batch(shape=(8, 8), size=16, seed=4)
-  methods = (msda_jax.puzzlemix(grid_sizes=(4,)), msda_jax.saliencymix())
+  methods = (msda_jax.PuzzleMix(grid_sizes=(4,)), msda_jax.SaliencyMix())
 
   def mix_all(key, x, y, s, groups):
     return [
@@ -258,7 +258,7 @@ def test_inside_shard_map_each_device_mixes_its_shard(mode):
   """As a data-parallel train step calls it: per device, a key folded by its index, groups 1."""
   mesh = jax.make_mesh((DEVICES,), ("data",))
   x, y, s = batch(shape=(8, 8), size=16, seed=5)
-  method = msda_jax.puzzlemix(grid_sizes=(2, 4))
+  method = msda_jax.PuzzleMix(grid_sizes=(2, 4))
 
   def local(key, x, y, s):
     key = jax.random.fold_in(key, jax.lax.axis_index("data"))
@@ -300,7 +300,7 @@ def test_adversarial_noise_is_a_signed_step_of_bounded_size():
 
 
 def test_mix_batch_adds_the_noise_to_the_images_mixed_not_to_the_energy():
-  method = msda_jax.puzzlemix(grid_sizes=(4,), transport=False, n_labels=2)
+  method = msda_jax.PuzzleMix(grid_sizes=(4,), transport=False, n_labels=2)
   x, y, s = batch(seed=7)
   noise = jnp.asarray(np.random.default_rng(2).uniform(-0.04, 0.04, x.shape), jnp.float32)
   key = jax.random.key(3)
@@ -332,7 +332,7 @@ def test_the_train_step_takes_the_adversarial_step_only_when_asked():
   data = {"image": x, "label": y}
   outs = {}
   for adv_p in (0.0, 1.0):
-    method = msda_jax.puzzlemix(grid_sizes=(4,), adv_p=adv_p)
+    method = msda_jax.PuzzleMix(grid_sizes=(4,), adv_p=adv_p)
     step = make_train_step(graphdef=graphdef, tx=tx, mixer=msda_jax.Mixer(method, num_classes=K), weight_decay=0.0)
     jaxpr = jax.make_jaxpr(step)(state, opt, data, jax.random.key(0)).jaxpr
     outs[adv_p] = (jax.jit(step)(state, opt, data, jax.random.key(0))[2], count_convolutions(jaxpr), str(jaxpr))

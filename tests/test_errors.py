@@ -58,7 +58,7 @@ KEY = jax.random.key(0)
 
 def mix(info=False, **overrides):
   """``mix_batch`` (``mix_batch_with_info`` with ``info``) eagerly on a valid batch, with some arguments replaced."""
-  args = {"key": KEY, "images": images(), "labels": labels(), "method": msda_jax.mixup(), "num_classes": K}
+  args = {"key": KEY, "images": images(), "labels": labels(), "method": msda_jax.Mixup(), "num_classes": K}
   args.update(overrides)
   return (msda_jax.mix_batch_with_info if info else msda_jax.mix_batch)(**args)
 
@@ -66,8 +66,8 @@ def mix(info=False, **overrides):
 # -- hyper-parameters of the methods -----------------------------------------------------------
 def positive_fields():
   cases = []
-  for name, factory in msda_jax.PRESETS.items():
-    for field in type(factory())._positive:
+  for name, cls in msda_jax.METHODS.items():
+    for field in getattr(cls, "_positive", ()):
       cases += [pytest.param(name, field, bad, id=f"{name}-{field}-{bad}") for bad in (0.0, -1.0, NAN)]
   return cases
 
@@ -75,7 +75,7 @@ def positive_fields():
 @pytest.mark.parametrize(("preset", "field", "bad"), positive_fields())
 def test_non_positive_concentration(preset, field, bad):
   with pytest.raises(ValueError, match=rf"^{field} must be > 0"):
-    msda_jax.PRESETS[preset](**{field: bad})
+    msda_jax.METHODS[preset](**{field: bad})
 
 
 def test_every_alpha_preset_is_covered():
@@ -91,7 +91,7 @@ def test_non_positive_alpha_from_string(spec):
 
 def test_hmix_r_alpha_must_be_positive():
   with pytest.raises(ValueError, match=r"^r_alpha must be > 0"):
-    msda_jax.hmix(r_alpha=0.0)
+    msda_jax.HMix(r_alpha=0.0)
 
 
 def test_unbounded_uint8_mix_clips():
@@ -112,7 +112,7 @@ def test_unbounded_uint8_mix_clips():
 @pytest.mark.parametrize("bad", [-0.1, 1.5, NAN])
 def test_hmix_r_outside_unit_interval(bad):
   with pytest.raises(ValueError, match=r"^r must "):
-    msda_jax.hmix(r=bad)
+    msda_jax.HMix(r=bad)
   with pytest.raises(ValueError, match=r"^r must "):
     msda_jax.HMix(r=bad)
 
@@ -120,7 +120,7 @@ def test_hmix_r_outside_unit_interval(bad):
 @pytest.mark.parametrize("bad", [-0.1, 1.5, NAN])
 def test_q_outside_unit_interval(bad):
   with pytest.raises(ValueError, match=r"^q must "):
-    msda_jax.stochastic_mixup_cutmix(q=bad)
+    msda_jax.StochasticMixupCutMix(q=bad)
   with pytest.raises(ValueError, match=r"^q must "):
     msda_jax.from_string(f"stochastic(q={bad})") if bad == bad else msda_jax.StochasticMixupCutMix(q=bad)
 
@@ -135,16 +135,16 @@ def test_q_outside_unit_interval(bad):
 )
 def test_resizemix_scales(kwargs, name):
   with pytest.raises(ValueError, match=rf"^{name} must"):
-    msda_jax.resizemix(**kwargs)
+    msda_jax.ResizeMix(**kwargs)
 
 
 @pytest.mark.parametrize(
   ("build", "name"),
   [
-    (lambda: msda_jax.cutmix(placement="outside"), "placement"),
-    (lambda: msda_jax.hmix(placement="center"), "placement"),
-    (lambda: msda_jax.stochastic_mixup_cutmix(placement="wrap"), "placement"),
-    (lambda: msda_jax.gmix(scale="paper"), "scale"),
+    (lambda: msda_jax.CutMix(placement="outside"), "placement"),
+    (lambda: msda_jax.HMix(placement="center"), "placement"),
+    (lambda: msda_jax.StochasticMixupCutMix(placement="wrap"), "placement"),
+    (lambda: msda_jax.GMix(scale="paper"), "scale"),
     (lambda: msda_jax.CutMix(placement="outside"), "placement"),
     (lambda: msda_jax.GMix(scale="paper"), "scale"),
   ],
@@ -190,9 +190,9 @@ def test_prob_and_label_smoothing_outside_unit_interval(no_work, bad):
   with pytest.raises(ValueError, match=r"^label_smoothing must "):
     mix(label_smoothing=bad)
   with pytest.raises(ValueError, match=r"^prob must "):
-    msda_jax.Mixer(msda_jax.mixup(), num_classes=K, prob=bad)
+    msda_jax.Mixer(msda_jax.Mixup(), num_classes=K, prob=bad)
   with pytest.raises(ValueError, match=r"^label_smoothing must "):
-    msda_jax.Mixer(msda_jax.mixup(), num_classes=K, label_smoothing=bad)
+    msda_jax.Mixer(msda_jax.Mixup(), num_classes=K, label_smoothing=bad)
 
 
 def bad_batches():
@@ -248,11 +248,11 @@ def test_bad_batch(no_work, overrides, error, pattern):
 )
 def test_bad_mixer_options(kwargs, name):
   with pytest.raises(ValueError, match=rf"^{name} must be one of"):
-    msda_jax.Mixer(msda_jax.mixup(), num_classes=K, **kwargs)
+    msda_jax.Mixer(msda_jax.Mixup(), num_classes=K, **kwargs)
 
 
 def test_bad_mixer_groups_raises_when_called(no_work):
-  mixer = msda_jax.Mixer(msda_jax.mixup(), num_classes=K, groups=3)
+  mixer = msda_jax.Mixer(msda_jax.Mixup(), num_classes=K, groups=3)
   with pytest.raises(ValueError, match=r"^groups=3 must divide the batch size 4"):
     mixer(KEY, images(), labels())
 
@@ -300,7 +300,7 @@ def test_from_string_rejects_non_strings():
   with pytest.raises(ValueError, match=r"method spec must be a non-empty string"):
     msda_jax.from_string(None)  # type: ignore[arg-type]
   with pytest.raises(ValueError, match=r"method spec must be a non-empty string"):
-    msda_jax.from_string(msda_jax.mixup())  # type: ignore[arg-type]
+    msda_jax.from_string(msda_jax.Mixup())  # type: ignore[arg-type]
 
 
 def test_from_string_accepts_what_it_should():
@@ -320,7 +320,7 @@ def jitted_mix():
   [p for p in bad_batches() if p.id not in ("too-big", "negative", "images-list", "method-str", "scalar-label")],
 )
 def test_static_errors_raise_at_trace_time(no_work, overrides, error, pattern):
-  args = {"images": images(), "labels": labels(), "method": msda_jax.mixup(), "num_classes": K}
+  args = {"images": images(), "labels": labels(), "method": msda_jax.Mixup(), "num_classes": K}
   args.update(overrides)
   images_, labels_, method = args.pop("images"), args.pop("labels"), args.pop("method")
   with pytest.raises(error, match=pattern):
@@ -330,7 +330,7 @@ def test_static_errors_raise_at_trace_time(no_work, overrides, error, pattern):
 @pytest.mark.parametrize(("mode", "shape"), [("batch", (B,)), ("example", (B + 1,))])
 def test_traced_lam_of_wrong_shape_raises_at_trace_time(no_work, mode, shape):
   with pytest.raises(ValueError, match=r"^lam must have shape"):
-    jitted_mix()(KEY, images(), labels(), msda_jax.mixup(), num_classes=K, mode=mode, lam=jnp.full(shape, 0.5))
+    jitted_mix()(KEY, images(), labels(), msda_jax.Mixup(), num_classes=K, mode=mode, lam=jnp.full(shape, 0.5))
 
 
 def test_concrete_values_inside_jit_are_checked_at_trace_time(no_work):
@@ -339,14 +339,14 @@ def test_concrete_values_inside_jit_are_checked_at_trace_time(no_work):
 
     @jax.jit
     def step(key, x, y, option=option):
-      return msda_jax.mix_batch(key, x, y, msda_jax.mixup(), num_classes=K, **option)
+      return msda_jax.mix_batch(key, x, y, msda_jax.Mixup(), num_classes=K, **option)
 
     with pytest.raises(ValueError, match=pattern):
       step(KEY, images(), labels())
 
   @jax.jit
   def build(x):
-    return msda_jax.mix_batch(KEY, x, labels(), msda_jax.hmix(r=1.5), num_classes=K)
+    return msda_jax.mix_batch(KEY, x, labels(), msda_jax.HMix(r=1.5), num_classes=K)
 
   with pytest.raises(ValueError, match=r"^r must "):
     build(images())
@@ -355,4 +355,4 @@ def test_concrete_values_inside_jit_are_checked_at_trace_time(no_work):
 def test_bad_method_is_rejected_before_jit():
   """A method with a bad hyper-parameter cannot even be built, so it never reaches a jitted step."""
   with pytest.raises(ValueError, match=r"^alpha must be > 0"):
-    jitted_mix()(KEY, images(), labels(), msda_jax.mixup(alpha=-1.0), num_classes=K)
+    jitted_mix()(KEY, images(), labels(), msda_jax.Mixup(alpha=-1.0), num_classes=K)

@@ -25,7 +25,7 @@ def data():
 @pytest.fixture(scope="module")
 def puzzlemix_run(data):
   images, saliency = data
-  method = msda_jax.puzzlemix(grid_sizes=(2, 4, 8))
+  method = msda_jax.PuzzleMix(grid_sizes=(2, 4, 8))
   key = jax.random.key(0)
   result = fdd.sampled_map(key, method, images, saliency, lam=LAM, num_draws=DRAWS, batch_size=BATCH)
   masks = np.concatenate(
@@ -88,7 +88,7 @@ def test_puzzlemix_map_is_not_mixups(puzzlemix_run):
 def test_saliencymix_binary_map(data):
   images, saliency = data
   result = fdd.sampled_map(
-    jax.random.key(1), msda_jax.saliencymix(), images, saliency, lam=LAM, num_draws=32, batch_size=16
+    jax.random.key(1), msda_jax.SaliencyMix(), images, saliency, lam=LAM, num_draws=32, batch_size=16
   )
   # Binary masks: (1 - M)^2 = 1 - M, so T(0) is the mean partner share.
   np.testing.assert_allclose(result.mean[15, 15], 1.0 - result.mask_means.mean(), atol=1e-5)

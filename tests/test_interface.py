@@ -36,7 +36,7 @@ def test_sample_is_one_draw_with_its_weight(spec):
 
 def test_sample_rejects_a_batched_lam():
   with pytest.raises(ValueError, match=r"lam must be a scalar for one example"):
-    msda_jax.mixup().sample(jax.random.key(0), shape=(4, 4), lam=jnp.ones(3))
+    msda_jax.Mixup().sample(jax.random.key(0), shape=(4, 4), lam=jnp.ones(3))
 
 
 @pytest.mark.parametrize("mode", ["batch", "example"])
@@ -63,7 +63,7 @@ def test_the_program_keeps_only_the_form_of_its_platform():
   images, labels = _batch()
 
   def conditionals(platform):
-    mix = lambda k, x, y: msda_jax.mix_batch(k, x, y, msda_jax.bernoulli(), num_classes=4, platform=platform)
+    mix = lambda k, x, y: msda_jax.mix_batch(k, x, y, msda_jax.Bernoulli(), num_classes=4, platform=platform)
     text = jax.jit(mix).lower(jax.random.key(0), images, labels).compile().as_text()
     return sum(" conditional(" in line for line in text.splitlines())
 
@@ -86,14 +86,14 @@ def test_changing_hyperparameters_never_retraces():
   def step(key, x, y, mixer):
     return mixer(key, x, y)
 
-  base = msda_jax.Mixer(msda_jax.hmix(), num_classes=4)
+  base = msda_jax.Mixer(msda_jax.HMix(), num_classes=4)
   run = lambda mixer: [np.asarray(v) for v in step(jax.random.key(0), images, labels, mixer)]
   reference = run(base)
   changes = {
     "prob": {"prob": 0.5},
     "label_smoothing": {"label_smoothing": 0.1},
-    "r": {"method": msda_jax.hmix(r=0.2)},
-    "alpha": {"method": msda_jax.hmix(alpha=3.0)},
+    "r": {"method": msda_jax.HMix(r=0.2)},
+    "alpha": {"method": msda_jax.HMix(alpha=3.0)},
   }
   out = {name: run(base.replace(**change)) for name, change in changes.items()}
   for name, (x, y) in out.items():
@@ -119,10 +119,10 @@ def test_changing_hyperparameters_never_retraces():
 
 def test_replace_checks_the_new_values():
   with pytest.raises(ValueError, match=r"^alpha must be > 0"):
-    msda_jax.mixup().replace(alpha=-1.0)
+    msda_jax.Mixup().replace(alpha=-1.0)
   with pytest.raises(ValueError, match=r"^prob must "):
-    msda_jax.Mixer(msda_jax.mixup()).replace(prob=2.0)
-  assert dataclasses.replace(msda_jax.cutmix(), alpha=0.5).alpha == 0.5
+    msda_jax.Mixer(msda_jax.Mixup()).replace(prob=2.0)
+  assert dataclasses.replace(msda_jax.CutMix(), alpha=0.5).alpha == 0.5
 
 
 def test_nominal_label_weight_is_lam():
@@ -132,28 +132,28 @@ def test_nominal_label_weight_is_lam():
     jax.random.key(2),
     images,
     labels,
-    msda_jax.cutmix(),
+    msda_jax.CutMix(),
     num_classes=4,
     lam=0.7,
     label_weight="nominal",
   )
-  realised = msda_jax.mix_batch_with_info(jax.random.key(2), images, labels, msda_jax.cutmix(), num_classes=4, lam=0.7)
+  realised = msda_jax.mix_batch_with_info(jax.random.key(2), images, labels, msda_jax.CutMix(), num_classes=4, lam=0.7)
   np.testing.assert_array_equal(np.asarray(out[0]), np.asarray(realised[0]))
   np.testing.assert_allclose(np.asarray(out[2].weight), 0.7, atol=1e-7)
   assert not np.allclose(np.asarray(realised[2].weight), 0.7)  # the clipped box of a 12 x 10 image
   with pytest.raises(ValueError, match=r"label_weight must be one of"):
-    msda_jax.mix_batch(jax.random.key(2), images, labels, msda_jax.cutmix(), num_classes=4, label_weight="lam")
+    msda_jax.mix_batch(jax.random.key(2), images, labels, msda_jax.CutMix(), num_classes=4, label_weight="lam")
 
 
 def test_an_example_paired_with_itself_is_not_applied():
   images, labels = _batch(batch=5)
-  *_, info = msda_jax.mix_batch_with_info(jax.random.key(0), images, labels, msda_jax.mixup(), num_classes=4)
+  *_, info = msda_jax.mix_batch_with_info(jax.random.key(0), images, labels, msda_jax.Mixup(), num_classes=4)
   assert np.asarray(info.applied).tolist() == [True, True, False, True, True]
 
 
 def test_derange_pairs_nobody_with_itself():
   images, labels = _batch(batch=8)
-  mix = lambda k: msda_jax.mix_batch_with_info(k, images, labels, msda_jax.mixup(), num_classes=4, pairing="derange")
+  mix = lambda k: msda_jax.mix_batch_with_info(k, images, labels, msda_jax.Mixup(), num_classes=4, pairing="derange")
   info = jax.jit(jax.vmap(mix), compiler_options=FAST)(jax.random.split(jax.random.key(0), 20))[2]
   assert (np.asarray(info.partner) != np.arange(8)).all() and np.asarray(info.applied).all()
 
@@ -207,7 +207,7 @@ def test_cutmix_minmax_draws_the_sides():
 
   seed 0, 600 draws on 10 x 20: every side length of the range appears (6 and 12 values).
   """
-  method = msda_jax.cutmix(minmax=(0.2, 0.8))
+  method = msda_jax.CutMix(minmax=(0.2, 0.8))
   draws = jax.vmap(lambda k: method.sample(k, shape=(10, 20)))(jax.random.split(jax.random.key(0), 600))
   box = np.asarray(draws.mask) == 0.0
   heights, widths = box.any(axis=2).sum(axis=1), box.any(axis=1).sum(axis=1)
@@ -222,9 +222,8 @@ def test_cutmix_minmax_draws_the_sides():
 
 
 def test_switch_prob_is_one_minus_q():
-  assert float(msda_jax.stochastic_mixup_cutmix(switch_prob=0.25).q) == 0.75
   assert float(msda_jax.from_string("stochastic(switch_prob=0.25)").q) == 0.75
   with pytest.raises(ValueError, match=r"give q or switch_prob"):
-    msda_jax.stochastic_mixup_cutmix(q=0.5, switch_prob=0.5)
+    msda_jax.from_string("stochastic(q=0.5, switch_prob=0.5)")
   with pytest.raises(ValueError, match=r"^switch_prob must "):
     msda_jax.from_string("stochastic(switch_prob=1.5)")

@@ -131,7 +131,7 @@ def test_k2_mixup_equals_mix_batch():
   xk, yk = msda_jax.mix_k_batch(
     key, images, labels, k=2, weights=jnp.array([lam, 1.0 - lam]), num_classes=NUM_CLASSES, pairing="roll"
   )
-  xb, yb = msda_jax.mix_batch(key, images, labels, msda_jax.mixup(), lam=lam, num_classes=NUM_CLASSES, pairing="roll")
+  xb, yb = msda_jax.mix_batch(key, images, labels, msda_jax.Mixup(), lam=lam, num_classes=NUM_CLASSES, pairing="roll")
   np.testing.assert_array_equal(xk, xb)
   np.testing.assert_allclose(yk, yb, atol=1e-7)
   # The same in example mode with one lam per example.
@@ -140,7 +140,7 @@ def test_k2_mixup_equals_mix_batch():
     key, images, labels, k=2, mode="example", weights=jnp.stack([lams, 1.0 - lams], 1), num_classes=NUM_CLASSES
   )
   xb, yb = msda_jax.mix_batch(
-    key, images, labels, msda_jax.mixup(), mode="example", lam=lams, num_classes=NUM_CLASSES, pairing="roll"
+    key, images, labels, msda_jax.Mixup(), mode="example", lam=lams, num_classes=NUM_CLASSES, pairing="roll"
   )
   np.testing.assert_allclose(xk, xb, atol=1e-6)
   np.testing.assert_allclose(yk, yb, atol=1e-6)
@@ -151,7 +151,7 @@ def test_k2_mixup_uint8_equals_mix_batch():
   weights = jnp.array([0.37, 0.63])
   xk, _ = msda_jax.mix_k_batch(jax.random.key(0), images, labels, k=2, weights=weights, num_classes=NUM_CLASSES)
   xb, _ = msda_jax.mix_batch(
-    jax.random.key(0), images, labels, msda_jax.mixup(), lam=0.37, num_classes=NUM_CLASSES, pairing="roll"
+    jax.random.key(0), images, labels, msda_jax.Mixup(), lam=0.37, num_classes=NUM_CLASSES, pairing="roll"
   )
   np.testing.assert_array_equal(xk, xb)
 

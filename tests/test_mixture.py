@@ -24,7 +24,7 @@ def test_switch_frequencies_follow_probs():
 
 def test_each_draw_is_its_components_own_draw():
   """Whatever component the switch picks, the sample is that component's ``sample`` for the same key."""
-  methods = (msda_jax.mixup(alpha=0.4), msda_jax.cutmix(), msda_jax.gmix())
+  methods = (msda_jax.Mixup(alpha=0.4), msda_jax.CutMix(), msda_jax.GMix())
   mixture = msda_jax.Mixture(methods, probs=(0.3, 0.3, 0.4))
   draw = jax.jit(lambda m, key: m.sample(key, shape=(8, 8)))  # one program per method, reused over seeds
   for seed in range(12):
@@ -41,7 +41,7 @@ def test_each_draw_is_its_components_own_draw():
 
 
 def test_probs_and_component_numbers_are_traced():
-  mixture = msda_jax.Mixture((msda_jax.mixup(), msda_jax.cutmix()), probs=(1.0, 0.0))
+  mixture = msda_jax.Mixture((msda_jax.Mixup(), msda_jax.CutMix()), probs=(1.0, 0.0))
 
   @jax.jit
   @chex.assert_max_traces(n=1)
@@ -50,7 +50,7 @@ def test_probs_and_component_numbers_are_traced():
 
   a = masks(mixture, jax.random.key(1))
   b = masks(mixture.replace(probs=np.array([0.0, 1.0], np.float32)), jax.random.key(1))
-  c = masks(mixture.replace(methods=(msda_jax.mixup(alpha=0.2), msda_jax.cutmix(alpha=3.0))), jax.random.key(1))
+  c = masks(mixture.replace(methods=(msda_jax.Mixup(alpha=0.2), msda_jax.CutMix(alpha=3.0))), jax.random.key(1))
   assert np.ptp(np.asarray(a)) == 0.0 and set(np.unique(np.asarray(b))) <= {0.0, 1.0}
   assert not np.array_equal(np.asarray(a), np.asarray(c))
 
@@ -59,16 +59,16 @@ def test_by_name_and_bad_input():
   built = msda_jax.from_string("mixture(methods=('mixup', 'gmix(alpha=1.0)'), probs=(0.25, 0.75))")
   assert isinstance(built, msda_jax.Mixture) and isinstance(built.methods[1], msda_jax.GMix)
   with pytest.raises(ValueError, match="probs must sum to 1"):
-    msda_jax.Mixture((msda_jax.mixup(), msda_jax.cutmix()), probs=(0.5, 0.6))
+    msda_jax.Mixture((msda_jax.Mixup(), msda_jax.CutMix()), probs=(0.5, 0.6))
   with pytest.raises(ValueError, match="probs must be >= 0"):
-    msda_jax.Mixture((msda_jax.mixup(), msda_jax.cutmix()), probs=(-0.5, 1.5))
+    msda_jax.Mixture((msda_jax.Mixup(), msda_jax.CutMix()), probs=(-0.5, 1.5))
   with pytest.raises(ValueError, match=r"probs must have shape \(2,\)"):
-    msda_jax.Mixture((msda_jax.mixup(), msda_jax.cutmix()), probs=(1.0,))
+    msda_jax.Mixture((msda_jax.Mixup(), msda_jax.CutMix()), probs=(1.0,))
   with pytest.raises(ValueError, match="reads the images"):
-    msda_jax.Mixture((msda_jax.mixup(), msda_jax.puzzlemix()))
+    msda_jax.Mixture((msda_jax.Mixup(), msda_jax.PuzzleMix()))
   with pytest.raises(ValueError, match="non-empty tuple"):
     msda_jax.Mixture(())
   with pytest.raises(TypeError, match=r"methods\[1\] must be a MixMethod"):
-    msda_jax.Mixture((msda_jax.mixup(), 3))
+    msda_jax.Mixture((msda_jax.Mixup(), 3))
   with pytest.raises(ValueError, match="transforms the images"):
-    msda_jax.Mixture((msda_jax.mixup(), msda_jax.resizemix()))
+    msda_jax.Mixture((msda_jax.Mixup(), msda_jax.ResizeMix()))

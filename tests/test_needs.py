@@ -25,7 +25,7 @@ def test_every_method_declares_known_inputs():
     reads_images = issubclass(cls, msda_jax.masks.DataMixMethod)
     assert declared.inputs == (("saliency",) if reads_images else ()), name
     assert declared.outputs == (), name
-  assert msda_jax.puzzlemix().needs().optional == ("perturbation",)
+  assert msda_jax.PuzzleMix().needs().optional == ("perturbation",)
 
 
 def _batch():
@@ -38,13 +38,13 @@ def test_inputs_are_checked_by_name():
   x, y = _batch()
   key = jax.random.key(0)
   with pytest.raises(TypeError, match=r"^unexpected input 'attention': the inputs a method may read are"):
-    msda_jax.mix_batch(key, x, y, msda_jax.cutmix(), num_classes=K, attention=jnp.ones((B, H, W)))
+    msda_jax.mix_batch(key, x, y, msda_jax.CutMix(), num_classes=K, attention=jnp.ones((B, H, W)))
   with pytest.raises(ValueError, match=r"^SaliencyMix reads the images: pass saliency="):
-    msda_jax.mix_batch(key, x, y, msda_jax.saliencymix(), num_classes=K)
+    msda_jax.mix_batch(key, x, y, msda_jax.SaliencyMix(), num_classes=K)
   with pytest.raises(ValueError, match=r"^saliency must have shape"):  # checked even where unread
-    msda_jax.mix_batch(key, x, y, msda_jax.cutmix(), num_classes=K, saliency=jnp.ones((B, H)))
-  plain = msda_jax.mix_batch(key, x, y, msda_jax.cutmix(), num_classes=K)
-  ignored = msda_jax.mix_batch(key, x, y, msda_jax.cutmix(), num_classes=K, saliency=jnp.ones((B, H, W)))
+    msda_jax.mix_batch(key, x, y, msda_jax.CutMix(), num_classes=K, saliency=jnp.ones((B, H)))
+  plain = msda_jax.mix_batch(key, x, y, msda_jax.CutMix(), num_classes=K)
+  ignored = msda_jax.mix_batch(key, x, y, msda_jax.CutMix(), num_classes=K, saliency=jnp.ones((B, H, W)))
   for a, b in zip(plain, ignored, strict=True):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
@@ -105,7 +105,7 @@ def test_the_train_step_relabels_from_the_sown_output():
   expected = float(jnp.mean(optax.softmax_cross_entropy(logits, targets)))
   assert np.asarray(info.applied).all() and not np.allclose(w[:, 0], info.weight, atol=1e-3)
   assert _step_loss(mixer, Sowing(nnx.Rngs(0))) == pytest.approx(expected, rel=1e-5)
-  plain = _step_loss(msda_jax.Mixer(msda_jax.cutmix(), num_classes=K), Sowing(nnx.Rngs(0)))
+  plain = _step_loss(msda_jax.Mixer(msda_jax.CutMix(), num_classes=K), Sowing(nnx.Rngs(0)))
   assert abs(plain - expected) > 20 * 1e-5 * expected  # 20 times the tolerance the relabelled step meets
 
 

@@ -96,7 +96,7 @@ def test_derange_is_a_pairing_of_mix_batch():
   assert "derange" in pairing.PAIRINGS
   images = np.random.default_rng(0).uniform(size=(6, 4, 4, 1)).astype(np.float32)
   _, _, info = msda_jax.mix_batch_with_info(
-    jax.random.key(0), images, np.arange(6), msda_jax.mixup(), num_classes=6, pairing="derange"
+    jax.random.key(0), images, np.arange(6), msda_jax.Mixup(), num_classes=6, pairing="derange"
   )
   assert not np.any(np.asarray(info.partner) == np.arange(6))
 

@@ -35,7 +35,7 @@ def mix_every_pairing(key, images, labels):
   """Mixup with every pairing and mode, in one program."""
   return {
     (pairing, mode): msda_jax.mix_batch_with_info(
-      key, images, labels, msda_jax.mixup(), num_classes=3, mode=mode, pairing=pairing
+      key, images, labels, msda_jax.Mixup(), num_classes=3, mode=mode, pairing=pairing
     )
     for pairing in PAIRINGS
     for mode in MODES
@@ -99,7 +99,7 @@ def test_probability_labels(spec, mode):
 def test_probability_labels_without_num_classes():
   """The width is then taken from the labels."""
   probs = jax.nn.softmax(jax.random.normal(jax.random.key(4), (BATCH, CLASSES)), axis=-1)
-  args = (jax.random.key(5), make_images(), probs, msda_jax.mixup())
+  args = (jax.random.key(5), make_images(), probs, msda_jax.Mixup())
   _, with_k, _ = mix(*args)
   _, without_k, _ = mix(*args, num_classes=None)
   np.testing.assert_array_equal(np.asarray(without_k), np.asarray(with_k))
@@ -137,7 +137,7 @@ def test_odd_batch_sizes(batch):
 
 def test_odd_batch_with_default_mixer():
   """The last, odd batch of an epoch goes through the same (default) mixer."""
-  mixer = msda_jax.Mixer(msda_jax.cutmix(), num_classes=4)
+  mixer = msda_jax.Mixer(msda_jax.CutMix(), num_classes=4)
   for batch in (2, 3):
     x, y = mixer(jax.random.key(8), make_images(batch), jnp.arange(batch))
     assert x.shape == (batch, H, W, C) and y.shape == (batch, 4)
@@ -154,7 +154,7 @@ def test_roll_is_torchvision_partner(mode):
   one_hot = np.eye(BATCH, CLASSES)
   rolled_one_hot = np.roll(one_hot, 1, axis=0)
 
-  mixed, targets, info = mix(jax.random.key(9), images, labels, msda_jax.mixup(), mode=mode)
+  mixed, targets, info = mix(jax.random.key(9), images, labels, msda_jax.Mixup(), mode=mode)
   np.testing.assert_array_equal(np.asarray(info.partner), (np.arange(BATCH) - 1) % BATCH)
   lam = np.asarray(info.lam)
   np.testing.assert_allclose(
@@ -167,7 +167,7 @@ def test_roll_is_torchvision_partner(mode):
   )
 
   # CutMix: each pixel comes from the image or from the rolled batch, as the binary mask says.
-  mixed, targets, info = mix(jax.random.key(9), images, labels, msda_jax.cutmix(), mode=mode)
+  mixed, targets, info = mix(jax.random.key(9), images, labels, msda_jax.CutMix(), mode=mode)
   mask = np.asarray(info.mask)[..., None]
   assert set(np.unique(mask).tolist()) <= {0.0, 1.0}
   np.testing.assert_array_equal(np.asarray(mixed), np.where(mask == 1.0, x, rolled))

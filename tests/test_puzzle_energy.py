@@ -130,7 +130,7 @@ def test_energy_terms_are_independent_references_and_sum_to_what_the_solver_read
   s1, s2 = rng.gamma(0.5, size=(2, 16, 16))
   x1, x2 = rng.uniform(size=(2, 16, 16, 3)).astype(np.float32)
   data, lam = PairData(x1, x2, s1, s2), 0.3
-  method = msda_jax.puzzlemix(eta=0.4, transport=False)
+  method = msda_jax.PuzzleMix(eta=0.4, transport=False)
   for b in (4, 2):
     e = method.energy(data, lam, grid_size=b)
     unary, vertical, horizontal = _puzzle_energy.puzzle_energy(s1, s2, x1, x2, lam, b=b, eta=0.4)
@@ -159,8 +159,8 @@ def test_energy_rejects_a_grid_that_does_not_divide_the_side_and_batches():
 
   x, s = np.zeros((12, 12, 1), np.float32), np.ones((12, 12))
   with pytest.raises(ValueError, match=r"grid_size must divide the image side 12; got 8"):
-    msda_jax.puzzlemix().energy(PairData(x, x, s, s), 0.5, grid_size=8)
+    msda_jax.PuzzleMix().energy(PairData(x, x, s, s), 0.5, grid_size=8)
   with pytest.raises(ValueError, match=r"data must hold one pair"):
-    msda_jax.puzzlemix().energy(PairData(x[None], x[None], s[None], s[None]), 0.5, grid_size=2)
+    msda_jax.PuzzleMix().energy(PairData(x[None], x[None], s[None], s[None]), 0.5, grid_size=2)
   with pytest.raises(ValueError, match=r"grid_size must be an int >= 2; got 1"):
-    msda_jax.puzzlemix().energy(PairData(x, x, s, s), 0.5, grid_size=1)
+    msda_jax.PuzzleMix().energy(PairData(x, x, s, s), 0.5, grid_size=1)

@@ -142,7 +142,7 @@ def test_log_gamma_of_invalid_shapes_is_nan_and_valid_draws_are_unchanged():
   assert results["invalid_nan"] and results["valid_finite"] and results["valid_unchanged"]
   assert results["tiny_in_01"] and results["subnormal_nan"]
   with pytest.raises(ValueError, match=r"alpha must be > 0 and finite \(at least 1.18e-38"):
-    msda_jax.mixup(alpha=1e-39)
+    msda_jax.Mixup(alpha=1e-39)
 
 
 @pytest.mark.parametrize(
@@ -169,17 +169,17 @@ def test_from_string_rejects_bad_values_at_construction(spec, error, pattern):
 @pytest.mark.parametrize(
   ("build", "error", "pattern"),
   [
-    (lambda: msda_jax.mixup(alpha=float("inf")), ValueError, r"^alpha must be > 0 and finite; got inf"),
-    (lambda: msda_jax.cutmix(alpha=float("nan")), ValueError, r"^alpha must be > 0 and finite; got nan"),
-    (lambda: msda_jax.hmix(r_alpha=float("inf")), ValueError, r"^r_alpha must be > 0 and finite"),
-    (lambda: msda_jax.mixup(alpha=[1, 2]), ValueError, r"^alpha must be a scalar; got \[1, 2\]"),
-    (lambda: msda_jax.mixup(alpha=np.ones(3)), ValueError, r"^alpha must be a scalar"),
-    (lambda: msda_jax.resizemix(scale_min=0.9), ValueError, r"^scale_min must be <= scale_max"),
+    (lambda: msda_jax.Mixup(alpha=float("inf")), ValueError, r"^alpha must be > 0 and finite; got inf"),
+    (lambda: msda_jax.CutMix(alpha=float("nan")), ValueError, r"^alpha must be > 0 and finite; got nan"),
+    (lambda: msda_jax.HMix(r_alpha=float("inf")), ValueError, r"^r_alpha must be > 0 and finite"),
+    (lambda: msda_jax.Mixup(alpha=[1, 2]), ValueError, r"^alpha must be a scalar; got \[1, 2\]"),
+    (lambda: msda_jax.Mixup(alpha=np.ones(3)), ValueError, r"^alpha must be a scalar"),
+    (lambda: msda_jax.ResizeMix(scale_min=0.9), ValueError, r"^scale_min must be <= scale_max"),
     (lambda: msda_jax.Mixer("mixup"), TypeError, r"method must be a MixMethod.*from_string\('mixup'\)"),
-    (lambda: msda_jax.Mixer(msda_jax.mixup(), prob="1"), TypeError, r"^prob must be a number"),
-    (lambda: msda_jax.Mixer(msda_jax.mixup(), label_smoothing=float("nan")), ValueError, r"^label_smoothing must"),
-    (lambda: msda_jax.Mixer(msda_jax.mixup(), check="yes"), TypeError, r"^check must be True or False"),
-    (lambda: msda_jax.Mixer(msda_jax.mixup(), groups=0), ValueError, r"^groups must be a positive int"),
+    (lambda: msda_jax.Mixer(msda_jax.Mixup(), prob="1"), TypeError, r"^prob must be a number"),
+    (lambda: msda_jax.Mixer(msda_jax.Mixup(), label_smoothing=float("nan")), ValueError, r"^label_smoothing must"),
+    (lambda: msda_jax.Mixer(msda_jax.Mixup(), check="yes"), TypeError, r"^check must be True or False"),
+    (lambda: msda_jax.Mixer(msda_jax.Mixup(), groups=0), ValueError, r"^groups must be a positive int"),
   ],
 )
 def test_construction_rejects_bad_values(build, error, pattern):
@@ -188,7 +188,7 @@ def test_construction_rejects_bad_values(build, error, pattern):
 
 
 def test_unflattening_runs_no_validation():
-  mixer = msda_jax.Mixer(msda_jax.hmix(), num_classes=10)
+  mixer = msda_jax.Mixer(msda_jax.HMix(), num_classes=10)
   zeros = jax.tree.map(jnp.zeros_like, mixer)
   assert float(zeros.method.alpha) == 0.0 and zeros.num_classes == 10
   assert jax.tree_util.tree_structure(zeros) == jax.tree_util.tree_structure(mixer)
@@ -217,7 +217,7 @@ def test_unflattening_runs_no_validation():
 )
 def test_mix_batch_rejects_bad_options(kwargs, error, pattern):
   with pytest.raises(error, match=pattern):
-    msda_jax.mix_batch(jax.random.key(0), X, Y, msda_jax.mixup(), num_classes=4, **kwargs)
+    msda_jax.mix_batch(jax.random.key(0), X, Y, msda_jax.Mixup(), num_classes=4, **kwargs)
 
 
 @pytest.mark.parametrize(
@@ -231,20 +231,20 @@ def test_mix_batch_rejects_bad_options(kwargs, error, pattern):
 )
 def test_concrete_probability_labels_are_checked(labels, pattern):
   with pytest.raises(ValueError, match=pattern):
-    msda_jax.mix_batch(jax.random.key(0), X, labels, msda_jax.mixup(), num_classes=4)
+    msda_jax.mix_batch(jax.random.key(0), X, labels, msda_jax.Mixup(), num_classes=4)
 
 
 def test_probability_rows_within_tolerance_pass():
   # bfloat16 rows of a softmax sum to 1 only to bfloat16 precision: accepted.
   rows = jax.nn.softmax(jnp.arange(40.0).reshape(4, 10) / 7).astype(jnp.bfloat16)
   assert abs(float(rows.astype(jnp.float32).sum(-1)[0]) - 1.0) > 1e-4
-  _, targets = msda_jax.mix_batch(jax.random.key(0), X, rows, msda_jax.mixup())
+  _, targets = msda_jax.mix_batch(jax.random.key(0), X, rows, msda_jax.Mixup())
   np.testing.assert_allclose(np.asarray(targets).sum(-1), 1.0, atol=0.05)
 
 
 def test_zero_size_spatial_axis_raises():
   with pytest.raises(ValueError, match=r"^images must have non-empty spatial axes; got shape \(8, 0, 16, 3\)"):
-    msda_jax.mix_batch(jax.random.key(0), jnp.zeros((8, 0, 16, 3)), jnp.arange(8), msda_jax.mixup(), num_classes=8)
+    msda_jax.mix_batch(jax.random.key(0), jnp.zeros((8, 0, 16, 3)), jnp.arange(8), msda_jax.Mixup(), num_classes=8)
 
 
 def _jitted(**options):
@@ -265,7 +265,7 @@ def _jitted(**options):
 
 def test_traced_integer_labels_out_of_range_give_nan_rows():
   labels = jnp.array([0, 7, -1, 3])
-  _, targets, info = _jitted(mode="example")(X, labels, msda_jax.mixup(), 0.0, 0.1)
+  _, targets, info = _jitted(mode="example")(X, labels, msda_jax.Mixup(), 0.0, 0.1)
   assert not info.applied.any()
   assert np.isnan(np.asarray(targets)[1:3]).all()
   np.testing.assert_allclose(np.asarray(targets)[[0, 3]].sum(-1), 1.0, rtol=1e-6)
@@ -273,7 +273,7 @@ def test_traced_integer_labels_out_of_range_give_nan_rows():
 
 @pytest.mark.parametrize(("eps", "expected"), [(1.5, 1.0), (-0.5, 0.0), (float("nan"), 0.0)])
 def test_traced_label_smoothing_is_clipped(eps, expected):
-  _, targets, _ = _jitted()(X, Y, msda_jax.mixup(), 0.0, eps)
+  _, targets, _ = _jitted()(X, Y, msda_jax.Mixup(), 0.0, eps)
   smoothed = ONE_HOT * (1.0 - expected) + expected / 4
   np.testing.assert_allclose(np.asarray(targets), np.asarray(smoothed), rtol=1e-6)
 
@@ -281,7 +281,7 @@ def test_traced_label_smoothing_is_clipped(eps, expected):
 @pytest.mark.parametrize(("prob", "mixed"), [(1.5, True), (-0.5, False), (float("nan"), False)])
 @pytest.mark.parametrize("mode", ["batch", "example"])
 def test_traced_prob_is_clipped(prob, mixed, mode):
-  _, _, info = _jitted(mode=mode)(X, Y, msda_jax.mixup(), prob, 0.0)
+  _, _, info = _jitted(mode=mode)(X, Y, msda_jax.Mixup(), prob, 0.0)
   assert bool(info.applied.all()) == mixed and bool(info.applied.any()) == mixed
 
 
@@ -289,7 +289,7 @@ def test_traced_prob_is_clipped(prob, mixed, mode):
 def test_traced_lam_outside_the_unit_interval_is_clipped_and_nan_not_mixed(mode):
   run = jax.jit(
     lambda lam: msda_jax.mix_batch_with_info(
-      jax.random.key(0), X, Y, msda_jax.mixup(), num_classes=4, mode=mode, lam=lam
+      jax.random.key(0), X, Y, msda_jax.Mixup(), num_classes=4, mode=mode, lam=lam
     )
   )
   _, targets, info = run(jnp.float32(-0.5))
@@ -320,18 +320,18 @@ def test_audio_labels_with_as_many_frames_as_classes_need_dense_labels():
   audio = jnp.ones((2, 5, 1))
   ids = jnp.array([[0, 1, 2, 3, 4], [4, 3, 2, 1, 0]])
   with pytest.raises(ValueError, match=r"ambiguous.*dense_labels=True"):
-    msda_jax.mix_batch(jax.random.key(0), audio, ids, msda_jax.mixup(), num_classes=5, spatial_ndim=1)
+    msda_jax.mix_batch(jax.random.key(0), audio, ids, msda_jax.Mixup(), num_classes=5, spatial_ndim=1)
   _, dense = msda_jax.mix_batch(
-    jax.random.key(0), audio, ids, msda_jax.mixup(), num_classes=5, spatial_ndim=1, dense_labels=True
+    jax.random.key(0), audio, ids, msda_jax.Mixup(), num_classes=5, spatial_ndim=1, dense_labels=True
   )
   assert dense.shape == (2, 5, 5)
   rows = jnp.eye(5, dtype=jnp.int32)[:2]
   _, per_example = msda_jax.mix_batch(
-    jax.random.key(0), audio, rows, msda_jax.mixup(), num_classes=5, spatial_ndim=1, dense_labels=False
+    jax.random.key(0), audio, rows, msda_jax.Mixup(), num_classes=5, spatial_ndim=1, dense_labels=False
   )
   assert per_example.shape == (2, 5)
   # With T != K the shapes tell: no option needed.
-  _, dense = msda_jax.mix_batch(jax.random.key(0), audio, ids, msda_jax.mixup(), num_classes=6, spatial_ndim=1)
+  _, dense = msda_jax.mix_batch(jax.random.key(0), audio, ids, msda_jax.Mixup(), num_classes=6, spatial_ndim=1)
   assert dense.shape == (2, 5, 6)
 
 

@@ -190,7 +190,7 @@ def test_inside_shard_map(kind, mode):
   def step(key, x, y):
     key = jax.random.fold_in(key, jax.lax.axis_index("data"))
     mixed, targets, info = msda_jax.mix_batch_with_info(
-      key, x, y, msda_jax.mixup(), num_classes=CLASSES, mode=mode, pairing="roll"
+      key, x, y, msda_jax.Mixup(), num_classes=CLASSES, mode=mode, pairing="roll"
     )
     return mixed, targets, info.lam, info.partner, info.weight
 

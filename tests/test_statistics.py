@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from msda_jax import _gamma, lam_laws, presets
+from msda_jax import _gamma, lam_laws
 from msda_jax.masks import (
   Bernoulli,
   CutMix,
@@ -323,7 +323,7 @@ def test_stochastic_lam_laws():
   # Beta(0.3, 0.3) and CutMix-branch lam Beta(2, 2) (KS p > 1e-3 each). Power: with lam and mask
   # from independent keys, the Mixup-branch lam (then the mixture) is rejected at p < 1e-6.
   n = 6000
-  method = presets.stochastic_mixup_cutmix(mixup_alpha=MIX_ALPHA, cutmix_alpha=CUT_ALPHA, q=Q)
+  method = StochasticMixupCutMix(mixup_alpha=MIX_ALPHA, cutmix_alpha=CUT_ALPHA, q=Q)
   lam_only, (lam, masks), (lam_dec, masks_dec) = to_numpy(_stochastic_batch(method, keys_for(1300, n)))
   for what, sample in (("sample_lam", lam_only), ("sample", lam)):
     p = ks_pvalue(sample, stochastic_cdf)
@@ -351,7 +351,7 @@ def test_resizemix_lam_law(shape):
   # seed 1400, N = 5000: sample_lam follows 1 - tau^2 and sample's lam 1 - tau^d, tau ~ U(0.1, 0.8)
   # (KS p > 1e-3); power: sample_lam rejects 1 - tau^3 and 1 - tau at p < 1e-6.
   d = len(shape)
-  lam_only, lam = to_numpy(_laws_batch((presets.resizemix(),), keys_for(1400, 5000), shape=shape))[0]
+  lam_only, lam = to_numpy(_laws_batch((ResizeMix(),), keys_for(1400, 5000), shape=shape))[0]
   p = ks_pvalue(lam_only, resizemix_cdf(2))
   assert p > P_MIN, f"resizemix sample_lam: KS p = {p:.2e} vs 1 - tau^2, N = 5000"
   p = ks_pvalue(lam, resizemix_cdf(d))

@@ -55,7 +55,7 @@ def relu_case():
   """
   f = relu_model()
   x, y = data()
-  coefficients = theory.method_coefficients(msda_jax.mixup(), shape=SHAPE[:1])
+  coefficients = theory.method_coefficients(msda_jax.Mixup(), shape=SHAPE[:1])
   random_labels = theory.implied_radius(f, x, y, coefficients)
   y = jnp.where(random_labels.satisfied, y, 1.0 - y)
   regs = reg.regularizers_exact(f, x, y, coefficients)
@@ -180,7 +180,7 @@ def test_implied_radius_per_example_rule_by_hand():
   """A linear logit, the printed form and Mixup: rho_i = (y_i - s_i) g . u_i / (|y_i - s_i| ||g||), clipped at 0."""
   f, w = linear_model()
   x, y = data()
-  coefficients = theory.method_coefficients(msda_jax.mixup(), shape=SHAPE[:1], form="printed", label_weight="nominal")
+  coefficients = theory.method_coefficients(msda_jax.Mixup(), shape=SHAPE[:1], form="printed", label_weight="nominal")
   got = theory.implied_radius(f, x, y, coefficients, form="printed")
   b = np.repeat(np.asarray(coefficients.mean).reshape(-1), 2)
   s = 1 / (1 + np.exp(-(np.einsum("mij,ij->m", np.asarray(x), w) + 0.2)))
@@ -238,7 +238,7 @@ def test_bad_arguments_raise_before_any_work():
     theory.pgd_l2(f, x, y, radius=0.1, random_start=True)
   with pytest.raises(ValueError, match="only with random_start"):
     theory.pgd_l2(f, x, y, radius=0.1, key=jax.random.key(0))
-  coefficients = theory.method_coefficients(msda_jax.mixup(), shape=SHAPE[:1])
+  coefficients = theory.method_coefficients(msda_jax.Mixup(), shape=SHAPE[:1])
   with pytest.raises(ValueError, match="loss must be 'binary'"):
     theory.implied_radius(f, x, y, coefficients, loss="softmax")
   with pytest.raises(ValueError, match="radii must be non-decreasing"):

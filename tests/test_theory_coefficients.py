@@ -169,25 +169,25 @@ MIXUP_MEAN = np.full(math.prod(MC_SHAPE), 1.0 - MC_LAM)
 @pytest.mark.parametrize(
   "method, mean, second",
   [
-    (msda_jax.mixup(), MIXUP_MEAN, closed_forms.mixup_coefficients(MC_LAM, shape=MC_SHAPE)),
-    (msda_jax.bernoulli(), MIXUP_MEAN, closed_forms.bernoulli_coefficients(MC_LAM, shape=MC_SHAPE)),
-    (msda_jax.cutmix(placement="clip"), *enumeration.box_moments(MC_LAM, shape=MC_SHAPE)[:2]),
+    (msda_jax.Mixup(), MIXUP_MEAN, closed_forms.mixup_coefficients(MC_LAM, shape=MC_SHAPE)),
+    (msda_jax.Bernoulli(), MIXUP_MEAN, closed_forms.bernoulli_coefficients(MC_LAM, shape=MC_SHAPE)),
+    (msda_jax.CutMix(placement="clip"), *enumeration.box_moments(MC_LAM, shape=MC_SHAPE)[:2]),
     (
-      msda_jax.cutmix(placement="inside"),
+      msda_jax.CutMix(placement="inside"),
       None,
       closed_forms.cutmix_coefficients(MC_LAM, shape=MC_SHAPE, placement="inside"),
     ),
     (
-      msda_jax.stochastic_mixup_cutmix(q=0.5),
+      msda_jax.StochasticMixupCutMix(q=0.5),
       None,
       closed_forms.stochastic_coefficients(MC_LAM, shape=MC_SHAPE, q=0.5),
     ),
     (
-      msda_jax.hmix(r=0.5, placement="clip"),
+      msda_jax.HMix(r=0.5, placement="clip"),
       *enumeration.box_moments(MC_LAM, shape=MC_SHAPE, family="hmix", r=0.5)[:2],
     ),
     (
-      msda_jax.hmix(r=0.75, placement="inside"),
+      msda_jax.HMix(r=0.75, placement="inside"),
       *enumeration.box_moments(MC_LAM, shape=MC_SHAPE, family="hmix", placement="inside", r=0.75)[:2],
     ),
   ],
@@ -204,7 +204,7 @@ def test_monte_carlo_matches_exact(method, mean, second):
 @pytest.mark.parametrize("lam, scale, symmetric", [(0.97, "code", True), (0.985, "text", False), (0.03, "code", True)])
 def test_gmix_monte_carlo_matches_plane_form_away_from_the_border(lam, scale, symmetric):
   shape, region = (24, 24), (slice(8, 16), slice(8, 16))
-  law = crop(fixed_lam_law(msda_jax.gmix(scale=scale, symmetric=symmetric), lam, shape=shape), region)
+  law = crop(fixed_lam_law(msda_jax.GMix(scale=scale, symmetric=symmetric), lam, shape=shape), region)
   moments = theory.mask_moments(jax.random.key(SEED), law, num_draws=MC_DRAWS, chunk_size=2000)
   coords = np.stack(np.meshgrid(np.arange(8), np.arange(8), indexing="ij"), -1).reshape(-1, 2)
   squared = ((coords[:, None] - coords[None]) ** 2).sum(-1)
@@ -217,7 +217,7 @@ def test_gmix_monte_carlo_matches_plane_form_away_from_the_border(lam, scale, sy
 
 def test_fft_translation_map_equals_brute_force_on_the_same_draws():
   shape = (5, 7)
-  law = fixed_lam_law(msda_jax.hmix(r=0.5), 0.45, shape=shape)
+  law = fixed_lam_law(msda_jax.HMix(r=0.5), 0.45, shape=shape)
   key = jax.random.key(SEED)
   sampled = theory.translation_map_monte_carlo(key, law, num_draws=128, chunk_size=64)
   moments = theory.mask_moments(key, law, num_draws=128, chunk_size=64)
@@ -262,7 +262,7 @@ def exact_map_pairs(lam, *, shape):
 
 def test_translation_map_monte_carlo_matches_closed_form():
   shape = (16, 16)
-  law = fixed_lam_law(msda_jax.cutmix(), 0.5, shape=shape)
+  law = fixed_lam_law(msda_jax.CutMix(), 0.5, shape=shape)
   sampled = theory.translation_map_monte_carlo(jax.random.key(SEED), law, num_draws=2000, chunk_size=500)
   exact = translation.cutmix_translation_map(0.5, shape=shape)
   assert_within_stderr(sampled.mean, sampled.stderr, exact, 2000)
@@ -340,9 +340,9 @@ LAM_DRAWS = 10_000  # Beta draws are the slow part
 @pytest.mark.parametrize(
   "name, method, terms, r, law",
   [
-    ("cutmix_inside", msda_jax.cutmix(placement="inside"), "cutmix", 1.0, "beta"),
-    ("stochastic", msda_jax.stochastic_mixup_cutmix(q=0.5), "stochastic", 1.0, "d_tilde"),
-    ("hmix_inside", msda_jax.hmix(r=0.6, placement="inside"), "hmix", 0.6, "d_tilde"),
+    ("cutmix_inside", msda_jax.CutMix(placement="inside"), "cutmix", 1.0, "beta"),
+    ("stochastic", msda_jax.StochasticMixupCutMix(q=0.5), "stochastic", 1.0, "d_tilde"),
+    ("hmix_inside", msda_jax.HMix(r=0.6, placement="inside"), "hmix", 0.6, "d_tilde"),
   ],
 )
 def test_exact_lam_average_matches_monte_carlo_over_lam(name, method, terms, r, law):

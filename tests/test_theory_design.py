@@ -52,7 +52,7 @@ def test_recovers_a_known_mixture_at_a_fixed_lam_from_the_full_grid():
 
 def test_recovers_a_known_mixture_of_theorem1_coefficients_and_of_the_translation_map():
   """lam averaged (general form, realised weight) on 4 x 4, and Figure 4's map of the same mixture at lam = 1/2."""
-  candidates = (msda_jax.mixup(), msda_jax.cutmix(), msda_jax.hmix(r=0.5))
+  candidates = (msda_jax.Mixup(), msda_jax.CutMix(), msda_jax.HMix(r=0.5))
   coefficients = [design.candidate_coefficients(m, shape=(4, 4)) for m in candidates]
   target = 0.6 * coefficients[0] + 0.4 * coefficients[2]
   result = theory.design_mask_law(target, candidates, shape=(4, 4))
@@ -114,8 +114,8 @@ def test_bad_targets_and_candidates_raise_before_any_work():
   with pytest.raises(ValueError, match="candidates must be a non-empty"):
     theory.design_mask_law(np.zeros((25, 25)), [], shape=SHAPE)
   with pytest.raises(ValueError, match="reads the images"):
-    theory.design_mask_law(np.zeros((25, 25)), [msda_jax.saliencymix()], shape=SHAPE)
+    theory.design_mask_law(np.zeros((25, 25)), [msda_jax.SaliencyMix()], shape=SHAPE)
   with pytest.raises(ValueError, match="pass key="):
-    theory.design_mask_law(np.zeros((25, 25)), [msda_jax.fmix()], shape=SHAPE, lam=LAM)
+    theory.design_mask_law(np.zeros((25, 25)), [msda_jax.FMix()], shape=SHAPE, lam=LAM)
   with pytest.raises(ValueError, match="features must be"):
     design.simplex_lstsq(jnp.zeros((2, 3)), jnp.zeros(4))

@@ -23,7 +23,7 @@ NAN = float("nan")
 
 ATOMS = theory.mixup_atoms(1.0, shape=GRID, num_nodes=4)
 COEFFICIENTS = theory.swap_coefficients(ATOMS)
-LAW = theory.swap_law(msda_jax.mixup(), 1.0, shape=GRID)
+LAW = theory.swap_law(msda_jax.Mixup(), 1.0, shape=GRID)
 ZERO = jnp.zeros(())
 REGULARIZERS = theory.Regularizers(ZERO, ZERO, ZERO, ZERO, ZERO, ZERO, jnp.zeros((M, 3)))
 ENTRIES = ("regularizers_exact", "regularizers_sampled", "msda_loss", "empirical_loss", "approximate_msda_loss")

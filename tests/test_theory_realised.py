@@ -23,13 +23,13 @@ from msda_jax.theory import regularizers as reg
 GRID = (6,)
 CHANNELS = 2
 FAMILIES = {
-  "mixup": msda_jax.mixup(),
-  "bernoulli": msda_jax.bernoulli(),
-  "cutmix": msda_jax.cutmix(),
-  "cutmix_inside": msda_jax.cutmix(placement="inside"),
-  "hmix": msda_jax.hmix(),
-  "gmix": msda_jax.gmix(),
-  "stochastic": msda_jax.stochastic_mixup_cutmix(cutmix_alpha=0.5),
+  "mixup": msda_jax.Mixup(),
+  "bernoulli": msda_jax.Bernoulli(),
+  "cutmix": msda_jax.CutMix(),
+  "cutmix_inside": msda_jax.CutMix(placement="inside"),
+  "hmix": msda_jax.HMix(),
+  "gmix": msda_jax.GMix(),
+  "stochastic": msda_jax.StochasticMixupCutMix(cutmix_alpha=0.5),
 }
 
 
@@ -99,10 +99,10 @@ def test_realised_and_nominal_differ_for_clipped_boxes_beyond_sampling_noise():
   x, y = make_data()
   x, y = x.astype(jnp.float32), y.astype(jnp.float32)
   values = {
-    w: float(theory.msda_loss(f, x, y, theory.method_atoms(msda_jax.cutmix(), shape=GRID, label_weight=w)))
+    w: float(theory.msda_loss(f, x, y, theory.method_atoms(msda_jax.CutMix(), shape=GRID, label_weight=w)))
     for w in ("nominal", "realised")
   }
-  law = laws.msda_law(msda_jax.cutmix(), shape=GRID)
+  law = laws.msda_law(msda_jax.CutMix(), shape=GRID)
   sampled = theory.msda_loss_estimate(f, x, y, theory.sampled_atoms(jax.random.key(7), law, num_draws=3000))
   assert abs(float(sampled.value) - values["nominal"]) > 6 * float(sampled.stderr), (values, sampled)
 
@@ -171,7 +171,7 @@ def test_nominal_swap_law_has_the_papers_tilted_beta_form():
 
   D~ = 1/2 Beta(2, 1) + 1/2 Beta(2, 1) for a = b = 1: mean 2/3, second moment 1/2.
   """
-  law = laws.swap_law(msda_jax.mixup(), 1.0, shape=(1,), label_weight="nominal")
+  law = laws.swap_law(msda_jax.Mixup(), 1.0, shape=(1,), label_weight="nominal")
   w, _ = jax.vmap(law)(jax.random.split(jax.random.key(2), 60000))
   w = np.asarray(w, np.float64)
   se = w.std() / np.sqrt(w.size)
@@ -182,39 +182,39 @@ def test_nominal_swap_law_has_the_papers_tilted_beta_form():
 def test_the_safer_api_refuses_mismatched_forms_laws_and_weights():
   f = make_model()
   x, y = make_data()
-  general = theory.method_coefficients(msda_jax.mixup(), shape=GRID)
+  general = theory.method_coefficients(msda_jax.Mixup(), shape=GRID)
   with pytest.raises(ValueError, match="built for form='general'"):
     reg.regularizers_exact(f, x, y, general, form="printed")
-  printed = theory.method_coefficients(msda_jax.mixup(), shape=GRID, form="printed", label_weight="nominal")
+  printed = theory.method_coefficients(msda_jax.Mixup(), shape=GRID, form="printed", label_weight="nominal")
   with pytest.raises(ValueError, match="built for form='printed'"):
     reg.regularizers_exact(f, x, y, printed, form="general")
   with pytest.raises(ValueError, match="kind 'swap'"):
-    reg.regularizers_sampled(jax.random.key(0), f, x, y, laws.msda_law(msda_jax.mixup(), shape=GRID))
+    reg.regularizers_sampled(jax.random.key(0), f, x, y, laws.msda_law(msda_jax.Mixup(), shape=GRID))
   with pytest.raises(ValueError, match="kind 'printed'"):
-    reg.regularizers_sampled(jax.random.key(0), f, x, y, laws.swap_law(msda_jax.mixup(), shape=GRID), form="printed")
+    reg.regularizers_sampled(jax.random.key(0), f, x, y, laws.swap_law(msda_jax.Mixup(), shape=GRID), form="printed")
   with pytest.raises(ValueError, match=r"Beta\(2.0, 2.0\)"):
     theory.printed_coefficients(atoms_lib.mixup_atoms(2.0, shape=GRID), None, 1.0)
   with pytest.raises(ValueError, match="realised label weight"):
     theory.printed_coefficients(atoms_lib.box_atoms(1.0, shape=GRID, label_weight="realised"), None, 1.0)
   with pytest.raises(ValueError, match="label_weight='nominal' asked"):
-    theory.msda_loss(f, x, y, theory.method_atoms(msda_jax.cutmix(), shape=GRID), label_weight="nominal")
+    theory.msda_loss(f, x, y, theory.method_atoms(msda_jax.CutMix(), shape=GRID), label_weight="nominal")
   with pytest.raises(ValueError, match="label_weight must be one of"):
-    theory.method_atoms(msda_jax.cutmix(), shape=GRID, label_weight="soft")
+    theory.method_atoms(msda_jax.CutMix(), shape=GRID, label_weight="soft")
   with pytest.raises(ValueError, match="pass key="):
-    theory.method_atoms(msda_jax.fmix(), shape=GRID)
+    theory.method_atoms(msda_jax.FMix(), shape=GRID)
   with pytest.raises(ValueError, match="draws its masks from the images"):
-    theory.method_atoms(msda_jax.saliencymix(), shape=(4, 4))
+    theory.method_atoms(msda_jax.SaliencyMix(), shape=(4, 4))
   with pytest.raises(ValueError, match="kind 'swap'"):
-    theory.sampled_atoms(jax.random.key(0), laws.swap_law(msda_jax.mixup(), shape=GRID), num_draws=4)
+    theory.sampled_atoms(jax.random.key(0), laws.swap_law(msda_jax.Mixup(), shape=GRID), num_draws=4)
 
 
 def test_flat_coefficients_from_mask_moments_equal_the_shaped_ones():
   """A [d] mean (MaskMoments' layout) gives the same regularisers as the [*S] one."""
   f = make_model()
   x, y = make_data()
-  shaped = theory.method_coefficients(msda_jax.cutmix(), shape=GRID)
+  shaped = theory.method_coefficients(msda_jax.CutMix(), shape=GRID)
   flat = reg.Coefficients(shaped.mean.reshape(-1), shaped.second, form="general")
-  moments = theory.mask_moments(jax.random.key(0), laws.swap_law(msda_jax.cutmix(), shape=GRID), num_draws=64)
+  moments = theory.mask_moments(jax.random.key(0), laws.swap_law(msda_jax.CutMix(), shape=GRID), num_draws=64)
   from_moments = reg.Coefficients.from_moments(moments, form="general")
   assert from_moments.mean.shape == (6,)
   a = reg.regularizers_exact(f, x, y, shaped)

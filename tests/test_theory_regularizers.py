@@ -85,9 +85,9 @@ def test_input_gradients_and_hessians_match_float64_finite_differences():
 
 
 LAWS = {
-  "mixup": (msda_jax.mixup(), lambda: atoms_lib.mixup_atoms(1.0, shape=GRID, num_nodes=24)),
-  "bernoulli": (msda_jax.bernoulli(), lambda: atoms_lib.bernoulli_atoms(1.0, shape=GRID)),
-  "cutmix": (msda_jax.cutmix(), lambda: atoms_lib.box_atoms(1.0, shape=GRID, placement="clip")),
+  "mixup": (msda_jax.Mixup(), lambda: atoms_lib.mixup_atoms(1.0, shape=GRID, num_nodes=24)),
+  "bernoulli": (msda_jax.Bernoulli(), lambda: atoms_lib.bernoulli_atoms(1.0, shape=GRID)),
+  "cutmix": (msda_jax.CutMix(), lambda: atoms_lib.box_atoms(1.0, shape=GRID, placement="clip")),
 }
 
 
@@ -218,7 +218,7 @@ def test_bad_arguments_raise():
     reg.regularizers_exact(f, x, y, coefficients, loss="mse")
   with pytest.raises(ValueError, match="num_samples"):
     reg.regularizers_sampled(
-      jax.random.key(0), f, x, y, laws.swap_law(msda_jax.mixup(), 1.0, shape=GRID), num_samples=1
+      jax.random.key(0), f, x, y, laws.swap_law(msda_jax.Mixup(), 1.0, shape=GRID), num_samples=1
     )
   with pytest.raises(ValueError, match="grid"):
     reg.regularizers_exact(f, x[:, :4], y, coefficients)

@@ -106,14 +106,14 @@ def test_mixing_happens_inside_the_step(small_cnn):
   graphdef, state = small_cnn
   tx = optax.sgd(0.1)
   opt = _opt_state(tx, state)
-  cutmix = msda_jax.Mixer(msda_jax.cutmix(), num_classes=NUM_CLASSES)
+  cutmix = msda_jax.Mixer(msda_jax.CutMix(), num_classes=NUM_CLASSES)
   step = _jit(make_train_step(graphdef=graphdef, tx=tx, mixer=cutmix, weight_decay=0.0))
   batch, key = _batch(1, (8, 28, 28, 1)), jax.random.key(3)
 
   mixed, _, mixed_metrics = step(state, opt, batch, key, cutmix)
   plain, _, plain_metrics = step(state, opt, batch, key, None)
   never, _, never_metrics = step(
-    state, opt, batch, key, msda_jax.Mixer(msda_jax.cutmix(), num_classes=NUM_CLASSES, prob=0.0)
+    state, opt, batch, key, msda_jax.Mixer(msda_jax.CutMix(), num_classes=NUM_CLASSES, prob=0.0)
   )
 
   assert not _tree_allclose(mixed, plain)
@@ -136,12 +136,12 @@ def test_step_is_pure_folds_the_step_into_the_key_and_does_not_retrace(small_cnn
     return step(state, opt, batch, key, mixer)
 
   batch, key = _batch(2, (8, 28, 28, 1)), jax.random.key(4)
-  mixer = msda_jax.Mixer(msda_jax.hmix(alpha=1.0, r=0.5), num_classes=NUM_CLASSES)
+  mixer = msda_jax.Mixer(msda_jax.HMix(alpha=1.0, r=0.5), num_classes=NUM_CLASSES)
   first = counted(state, opt, batch, key, mixer)
   again = counted(state, opt, batch, key, mixer)
   for a, b in zip(jax.tree.leaves(first), jax.tree.leaves(again), strict=True):
     np.testing.assert_array_equal(a, b)  # same inputs, same outputs, bit for bit
-  other = counted(state, opt, batch, key, msda_jax.Mixer(msda_jax.hmix(alpha=0.2, r=0.9), num_classes=NUM_CLASSES))
+  other = counted(state, opt, batch, key, msda_jax.Mixer(msda_jax.HMix(alpha=0.2, r=0.9), num_classes=NUM_CLASSES))
   later = counted(state, opt._replace(step=jnp.ones((), jnp.int32)), batch, key, mixer)
   assert len(traces) == 1  # new alpha, r and step counter: one compiled program
   assert not _tree_allclose(first[0], other[0])
@@ -195,7 +195,7 @@ def test_shard_map_averages_over_the_mesh_axis(small_cnn):
   # Without the replication checks each device differentiates its own loss; the pmean averages.
   assert _tree_allclose(one, sharded(None, check_vma=False)(state, opt, doubled, key), rtol=1e-5, atol=1e-6)
 
-  mixer = msda_jax.Mixer(msda_jax.gmix(), num_classes=NUM_CLASSES, groups=1)
+  mixer = msda_jax.Mixer(msda_jax.GMix(), num_classes=NUM_CLASSES, groups=1)
   new_state, new_opt, metrics = sharded(mixer)(state, opt, doubled, key)
   assert int(new_opt.step) == 1 and all(np.isfinite(v) for v in metrics.values())
   # Each device folds its index into the key: the two halves were mixed differently.

@@ -32,7 +32,7 @@ def mix_unbounded(photos: jax.Array, lams: tuple[float, ...], seed: int) -> list
   mixed = []
   for lam in lams:
     images = msda_jax.mix_batch(
-      jax.random.key(seed), photos, labels, msda_jax.mixup(), num_classes=2, lam=lam, unbounded=True
+      jax.random.key(seed), photos, labels, msda_jax.Mixup(), num_classes=2, lam=lam, unbounded=True
     )[0]
     mixed.append(np.asarray(images[0]))
   return mixed

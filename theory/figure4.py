@@ -26,11 +26,11 @@ from msda_jax import theory
 from theory._output import figure_parser, save_figure, save_numbers
 
 METHODS = {
-  "Mixup": msda_jax.mixup(),
-  "CutMix": msda_jax.cutmix(),
-  "Stochastic": msda_jax.stochastic_mixup_cutmix(q=0.5),
-  "HMix": msda_jax.hmix(r=0.5),
-  "GMix": msda_jax.gmix(),
+  "Mixup": msda_jax.Mixup(),
+  "CutMix": msda_jax.CutMix(),
+  "Stochastic": msda_jax.StochasticMixupCutMix(q=0.5),
+  "HMix": msda_jax.HMix(r=0.5),
+  "GMix": msda_jax.GMix(),
 }
 
 

@@ -446,9 +446,9 @@ def render(
 def methods(grid_sizes: tuple[int, ...]) -> dict[str, msda_jax.MixMethod]:
   """The data-dependent methods drawn (PuzzleMix with the given grid sides)."""
   return {
-    "PuzzleMix": msda_jax.puzzlemix(grid_sizes=grid_sizes),
-    "PuzzleMix, uniform saliency": msda_jax.puzzlemix(grid_sizes=grid_sizes),
-    "SaliencyMix": msda_jax.saliencymix(),
+    "PuzzleMix": msda_jax.PuzzleMix(grid_sizes=grid_sizes),
+    "PuzzleMix, uniform saliency": msda_jax.PuzzleMix(grid_sizes=grid_sizes),
+    "SaliencyMix": msda_jax.SaliencyMix(),
   }
 
 
@@ -481,7 +481,7 @@ def main(argv: list[str] | None = None) -> int:
     name: draw(method, images, uniform if "uniform" in name else saliency)
     for name, method in methods(grid_sizes).items()
   }
-  per_grid = {b: draw(msda_jax.puzzlemix(grid_sizes=(b,)), images, saliency) for b in grid_sizes}
+  per_grid = {b: draw(msda_jax.PuzzleMix(grid_sizes=(b,)), images, saliency) for b in grid_sizes}
   exact = exact_maps(args.lam, shape)
   # One pair of the first batch, for the example panels.
   masks = {

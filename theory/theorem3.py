@@ -37,11 +37,11 @@ from msda_jax.theory import regularizers as reg
 from theory._output import figure_parser, save_figure, save_numbers
 
 METHODS = {
-  "Mixup": msda_jax.mixup(),
-  "CutMix": msda_jax.cutmix(),
-  "Stochastic": msda_jax.stochastic_mixup_cutmix(),
-  "HMix": msda_jax.hmix(),
-  "GMix": msda_jax.gmix(),
+  "Mixup": msda_jax.Mixup(),
+  "CutMix": msda_jax.CutMix(),
+  "Stochastic": msda_jax.StochasticMixupCutMix(),
+  "HMix": msda_jax.HMix(),
+  "GMix": msda_jax.GMix(),
 }
 
 

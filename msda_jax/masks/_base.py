@@ -95,7 +95,7 @@ class MixMethod(abc.ABC):
     """A copy with ``changes`` (field names to values), checked as construction checks.
 
     >>> import msda_jax
-    >>> msda_jax.mixup(alpha=1.0).replace(alpha=0.3)
+    >>> msda_jax.Mixup(alpha=1.0).replace(alpha=0.3)
     Mixup(alpha=0.3)
     """
     return dataclasses.replace(self, **changes)  # type: ignore[type-var]
@@ -116,7 +116,7 @@ class MixMethod(abc.ABC):
       a ``Sample`` of float32 arrays: ``lam`` and ``weight`` scalars, ``mask`` of ``shape``.
 
     >>> import msda_jax
-    >>> s = msda_jax.cutmix().sample(jax.random.key(0), shape=(8, 8), lam=0.75)
+    >>> s = msda_jax.CutMix().sample(jax.random.key(0), shape=(8, 8), lam=0.75)
     >>> s.mask.shape, float(s.weight) == float(s.mask.mean())
     ((8, 8), True)
     """

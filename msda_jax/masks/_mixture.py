@@ -55,7 +55,7 @@ def _as_method(index: int, method: Any) -> MixMethod:
       f'specs: from_string("mixture(methods=({method!r}, ...))")).'
     )
   if not isinstance(method, MixMethod):
-    raise TypeError(f"methods[{index}] must be a MixMethod (e.g. msda_jax.mixup()); got {type(method).__name__}.")
+    raise TypeError(f"methods[{index}] must be a MixMethod (e.g. msda_jax.Mixup()); got {type(method).__name__}.")
   if method.needs().inputs:
     raise ValueError(
       f"methods[{index}] = {type(method).__name__} reads the images (needs().inputs); a mixture switches only "
@@ -137,12 +137,12 @@ class Mixture(MixMethod):
   component's ``sample`` for the same key.
 
   >>> import msda_jax
-  >>> m = Mixture((msda_jax.mixup(), msda_jax.gmix()), probs=(0.3, 0.7))
+  >>> m = Mixture((msda_jax.Mixup(), msda_jax.GMix()), probs=(0.3, 0.7))
   >>> m
   Mixture(methods=(Mixup(alpha=1.0), GMix(alpha=0.5, scale='code', symmetric=True)), probs=[0.3, 0.7])
-  >>> one = Mixture((msda_jax.mixup(), msda_jax.cutmix()), probs=(0.0, 1.0))
+  >>> one = Mixture((msda_jax.Mixup(), msda_jax.CutMix()), probs=(0.0, 1.0))
   >>> key = jax.random.key(3)
-  >>> bool((one.sample(key, shape=(8, 8)).mask == msda_jax.cutmix().sample(key, shape=(8, 8)).mask).all())
+  >>> bool((one.sample(key, shape=(8, 8)).mask == msda_jax.CutMix().sample(key, shape=(8, 8)).mask).all())
   True
   """
 

@@ -156,7 +156,7 @@ class PuzzleMix(DataMixMethod):
 
     >>> import msda_jax
     >>> x = jnp.zeros((8, 8, 1)); s = jnp.ones((8, 8))
-    >>> e = msda_jax.puzzlemix().energy(PairData(x, x, s, s), 0.5, grid_size=2)
+    >>> e = msda_jax.PuzzleMix().energy(PairData(x, x, s, s), 0.5, grid_size=2)
     >>> e.unary.shape, e.labels.shape
     ((2, 2, 3), (2, 2))
     """

@@ -37,8 +37,8 @@ import scipy.optimize
 from jax.typing import ArrayLike
 
 from msda_jax import _validate
+from msda_jax.masks import Bernoulli, CutMix, FMix, GMix, HMix, Mixture, Mixup
 from msda_jax.masks._base import MixMethod
-from msda_jax.masks._mixture import Mixture
 from msda_jax.theory import closed_forms, family_atoms, laws, moments, translation
 from msda_jax.theory.enumeration import box_masks, enumerated_moments, gmix_masks
 
@@ -73,13 +73,11 @@ class Design(NamedTuple):
 
 def default_candidates(*, with_fmix: bool = False) -> tuple[MixMethod, ...]:
   """The grid of library families the designer mixes (module docstring); FMix only when asked."""
-  from msda_jax import presets  # the registry imports the masks: import it only when needed
-
-  grid: list[MixMethod] = [presets.mixup(), presets.bernoulli(), presets.cutmix()]
-  grid += [presets.hmix(r=r) for r in HMIX_RATIOS]
-  grid += [presets.gmix(scale="code"), presets.gmix(scale="text")]
+  grid: list[MixMethod] = [Mixup(), Bernoulli(), CutMix()]
+  grid += [HMix(r=r) for r in HMIX_RATIOS]
+  grid += [GMix(scale="code"), GMix(scale="text")]
   if with_fmix:
-    grid += [presets.fmix(decay=decay) for decay in FMIX_DECAYS]
+    grid += [FMix(decay=decay) for decay in FMIX_DECAYS]
   return tuple(grid)
 
 
@@ -227,9 +225,9 @@ def design_mask_law(
       data-dependent candidate list, or a candidate without exact coefficients and no ``key``.
 
   >>> import msda_jax
-  >>> a = 0.3 * candidate_coefficients(msda_jax.mixup(), shape=(4,), lam=0.5)
-  >>> a = a + 0.7 * candidate_coefficients(msda_jax.cutmix(), shape=(4,), lam=0.5)
-  >>> design = design_mask_law(a, [msda_jax.mixup(), msda_jax.cutmix()], shape=(4,), lam=0.5)
+  >>> a = 0.3 * candidate_coefficients(msda_jax.Mixup(), shape=(4,), lam=0.5)
+  >>> a = a + 0.7 * candidate_coefficients(msda_jax.CutMix(), shape=(4,), lam=0.5)
+  >>> design = design_mask_law(a, [msda_jax.Mixup(), msda_jax.CutMix()], shape=(4,), lam=0.5)
   >>> design.weights.round(6).tolist(), design.residual < 1e-9
   ([0.3, 0.7], True)
   """

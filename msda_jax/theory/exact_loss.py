@@ -108,7 +108,7 @@ def msda_loss_estimate(
   >>> from msda_jax.theory.family_atoms import method_atoms
   >>> f = lambda z: jnp.sum(z)
   >>> x = jnp.array([[[1.0]], [[-1.0]]]); y = jnp.array([1.0, 0.0])
-  >>> atoms = method_atoms(msda_jax.fmix(), shape=(1,), key=jax.random.key(0), num_draws=64)
+  >>> atoms = method_atoms(msda_jax.FMix(), shape=(1,), key=jax.random.key(0), num_draws=64)
   >>> bool(msda_loss_estimate(f, x, y, atoms).stderr > 0)
   True
   """

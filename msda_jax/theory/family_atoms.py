@@ -270,7 +270,7 @@ def method_atoms(
   """The atoms of Eq. (4) for a library method: exact where the family allows, else Monte Carlo.
 
   Args:
-    method: a library method (``msda_jax.hmix()``...), with concrete hyper-parameters.
+    method: a library method (``msda_jax.HMix()``...), with concrete hyper-parameters.
     shape: static spatial shape.
     label_weight: ``"realised"`` (default: the objective ``mix_batch`` trains) or ``"nominal"``.
     key: PRNG key for the Monte Carlo fallback; required when the method has no exact atoms.
@@ -284,7 +284,7 @@ def method_atoms(
     ValueError: for a data-dependent method, or one without exact atoms and no ``key``.
 
   >>> import msda_jax
-  >>> atoms = method_atoms(msda_jax.cutmix(), shape=(4, 4))
+  >>> atoms = method_atoms(msda_jax.CutMix(), shape=(4, 4))
   >>> atoms.label_weight, atoms.num_draws
   ('realised', 0)
   """
@@ -323,7 +323,7 @@ def method_coefficients(
   must then be ``"nominal"``). Arguments as ``method_atoms``.
 
   >>> import msda_jax
-  >>> method_coefficients(msda_jax.mixup(), shape=(2, 2)).form
+  >>> method_coefficients(msda_jax.Mixup(), shape=(2, 2)).form
   'general'
   """
   if form not in ("general", "printed"):

@@ -114,7 +114,7 @@ def fixed_lam_law(method: MixMethod, lam: ArrayLike, *, shape: tuple[int, ...], 
   """``(w, M(lam))`` with ``lam`` fixed: the law behind ``a_jk(lam)`` (Eq. 9).
 
   >>> import msda_jax
-  >>> lam, m = fixed_lam_law(msda_jax.mixup(), 0.3, shape=(2, 2))(jax.random.key(0))
+  >>> lam, m = fixed_lam_law(msda_jax.Mixup(), 0.3, shape=(2, 2))(jax.random.key(0))
   >>> float(m[0, 0])
   0.3...
   """
@@ -145,7 +145,7 @@ def msda_law(
   ``alpha``.
 
   Args:
-    method: a library method (``msda_jax.cutmix()``...).
+    method: a library method (``msda_jax.CutMix()``...).
     a: first concentration, > 0; the method's own law when ``None``.
     b: second concentration, > 0 (``a`` when omitted).
     shape: static spatial shape.
@@ -156,7 +156,7 @@ def msda_law(
     a ``Law`` of kind ``"msda"``.
 
   >>> import msda_jax
-  >>> w, m = msda_law(msda_jax.cutmix(), shape=(4, 4))(jax.random.key(0))
+  >>> w, m = msda_law(msda_jax.CutMix(), shape=(4, 4))(jax.random.key(0))
   >>> bool(abs(w - m.mean()) < 1e-6)
   True
   """
@@ -223,7 +223,7 @@ def swap_law(
     a ``Law`` of kind ``"swap"``.
 
   >>> import msda_jax
-  >>> lam, m = swap_law(msda_jax.cutmix(), 1.0, shape=(4, 4))(jax.random.key(0))
+  >>> lam, m = swap_law(msda_jax.CutMix(), 1.0, shape=(4, 4))(jax.random.key(0))
   >>> m.shape
   (4, 4)
   """

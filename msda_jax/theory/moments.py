@@ -58,7 +58,7 @@ def mask_moments(key: jax.Array, law: MaskLaw, *, num_draws: int, chunk_size: in
 
   >>> import msda_jax
   >>> from msda_jax.theory.laws import fixed_lam_law
-  >>> law = fixed_lam_law(msda_jax.bernoulli(), 0.5, shape=(2, 2))
+  >>> law = fixed_lam_law(msda_jax.Bernoulli(), 0.5, shape=(2, 2))
   >>> moments = mask_moments(jax.random.key(0), law, num_draws=4000)
   >>> moments.second.shape
   (4, 4)

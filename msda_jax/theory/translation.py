@@ -125,7 +125,7 @@ def translation_map_monte_carlo(
 
   >>> import msda_jax
   >>> from msda_jax.theory.laws import fixed_lam_law
-  >>> law = fixed_lam_law(msda_jax.mixup(), 0.5, shape=(4, 4))
+  >>> law = fixed_lam_law(msda_jax.Mixup(), 0.5, shape=(4, 4))
   >>> t = translation_map_monte_carlo(jax.random.key(0), law, num_draws=2)
   >>> t.mean.shape, round(float(t.mean.max()), 6)
   ((7, 7), 0.25)

@@ -70,7 +70,7 @@ def replicate(tree: Any, mesh: Mesh) -> Any:
   its shape and dtype. Static fields and ``None`` pass through.
 
   >>> import msda_jax
-  >>> mixer = replicate(msda_jax.Mixer(msda_jax.mixup(alpha=0.4), num_classes=10), make_mesh(2))
+  >>> mixer = replicate(msda_jax.Mixer(msda_jax.Mixup(alpha=0.4), num_classes=10), make_mesh(2))
   >>> mixer.prob.shape, mixer.prob.sharding.is_fully_replicated, len(mixer.prob.sharding.device_set)
   ((), True, 2)
   """

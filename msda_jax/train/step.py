@@ -178,7 +178,7 @@ def make_train_step(
   >>> from msda_jax.train.models import SmallCNN
   >>> tx = optax.sgd(0.1)
   >>> graphdef, state, opt = init_train_state(SmallCNN(10, width=4, in_channels=1, rngs=nnx.Rngs(0)), tx)
-  >>> mixer = msda_jax.Mixer(msda_jax.cutmix(), num_classes=10)
+  >>> mixer = msda_jax.Mixer(msda_jax.CutMix(), num_classes=10)
   >>> step = jax.jit(make_train_step(graphdef=graphdef, tx=tx, mixer=mixer, weight_decay=5e-4))
   >>> batch = {"image": jnp.zeros((4, 28, 28, 1)), "label": jnp.arange(4)}
   >>> state, opt, metrics = step(state, opt, batch, jax.random.key(0))
