@@ -10,7 +10,9 @@ into a defined result, and ``runtime_check`` raises on them when asked (``check=
 
 from __future__ import annotations
 
+import logging
 import math
+import warnings
 from typing import Any
 
 import jax
@@ -67,7 +69,7 @@ def check_range(
     left = "(" if low_open else "["
     right = ")" if high_open else "]"
     bad = array[too_low | too_high].ravel()[0]
-    raise ValueError(f"{name} must lie in {left}{low}, {high}{right}; got {bad!r}.")
+    raise ValueError(f"{name} must lie in {left}{low}, {high}{right}; got {bad.item()!r}.")
 
 
 def check_positive(name: str, value: Any) -> None:
@@ -77,7 +79,7 @@ def check_positive(name: str, value: Any) -> None:
     return
   bad = array[~(np.isfinite(array) & (array >= TINY))].ravel()
   if bad.size:
-    raise ValueError(f"{name} must be > 0 and finite{_TINY_NOTE if 0 < bad[0] < TINY else ''}; got {bad[0]!r}.")
+    raise ValueError(f"{name} must be > 0 and finite{_TINY_NOTE if 0 < bad[0] < TINY else ''}; got {bad[0].item()!r}.")
 
 
 def check_choice(name: str, value: Any, choices: tuple[Any, ...]) -> None:
@@ -86,14 +88,40 @@ def check_choice(name: str, value: Any, choices: tuple[Any, ...]) -> None:
     raise ValueError(f"{name} must be one of {choices}; got {value!r}.")
 
 
+#: channel counts that a trailing axis of a spatial shape is taken for (grey, RGB, RGBA).
+CHANNEL_SIZES = (1, 3, 4)
+
+
+def looks_channel_last(shape: tuple[int, ...]) -> bool:
+  """Whether a spatial ``shape`` of 3 or more axes ends with what is likely a channel axis.
+
+  Its last axis is 1, 3 or 4 and shorter than every other axis: ``(32, 32, 3)``, ``(8, 8, 1)``
+  (``x.shape[1:]`` of an image batch), not ``(16, 112, 112)`` (a video) or ``(4, 4, 4)``.
+
+  >>> looks_channel_last((32, 32, 3)), looks_channel_last((16, 112, 112))
+  (True, False)
+  """
+  return len(shape) >= 3 and shape[-1] in CHANNEL_SIZES and shape[-1] < min(shape[:-1])
+
+
 def check_shape(name: str, shape: Any) -> tuple[int, ...]:
-  """Returns ``shape`` as a tuple of positive ints, or raises naming ``name``."""
+  """Returns the spatial ``shape`` as a tuple of positive ints, or raises naming ``name``.
+
+  A trailing channel axis (``looks_channel_last``) is refused: a mask over it would cut across
+  channels (a box over a size-1 axis is empty, and every coefficient of the law 0).
+  """
   try:
     result = tuple(int(n) for n in shape)
   except TypeError as error:
     raise TypeError(f"{name} must be a tuple of ints (the spatial shape); got {shape!r}.") from error
   if not result or any(n <= 0 for n in result):
     raise ValueError(f"{name} must be a non-empty tuple of positive ints; got {shape!r}.")
+  if looks_channel_last(result):
+    raise ValueError(
+      f"{name}={result} ends with what looks like a channel axis ({result[-1]}): {name} is the spatial shape S of "
+      f"images [B, *S, C], without the channels (x.shape[1:-1], here {result[:-1]}). A genuine 3-D shape puts its "
+      "short axis first, (T, H, W)."
+    )
   return result
 
 
@@ -190,6 +218,27 @@ def _first_bad(ok: jax.Array, value: jax.Array) -> jax.Array:
   return flat[jnp.argmin(ok)] if flat.size else jnp.float32(jnp.nan)
 
 
+class CheckError(ValueError):
+  """An invalid traced value found at run time by ``check=True`` (raised inside the callback)."""
+
+
+class _QuietCheckErrors(logging.Filter):
+  """Drops JAX's log of a failed callback when the failure is a ``CheckError``.
+
+  JAX logs every exception raised in a debug callback with its internal traceback before it
+  reaches the caller as a ``JaxRuntimeError``; a ``CheckError`` carries its whole message to the
+  caller, so that log would only repeat it behind a traceback of JAX's internals. Other
+  callbacks' failures are logged as JAX logs them.
+  """
+
+  def filter(self, record: logging.LogRecord) -> bool:
+    error = record.exc_info[1] if record.exc_info else None
+    return not isinstance(error, CheckError)
+
+
+logging.getLogger("jax._src.debugging").addFilter(_QuietCheckErrors())
+
+
 def runtime_check(checks: list[Check]) -> None:
   """Raises inside ``jit`` on the first failed check, through ``jax.debug.callback``.
 
@@ -208,7 +257,7 @@ def runtime_check(checks: list[Check]) -> None:
       # Under vmap the flags arrive batched: any failing member fails.
       flags, values = np.asarray(ok).ravel(), np.asarray(bad).ravel()
       if not flags.all():
-        raise ValueError(f"{message}; got {float(values[np.argmin(flags)])!r}.")
+        raise CheckError(f"{message}; got {float(values[np.argmin(flags)])!r}.")
 
   jax.debug.callback(fail, oks, bads)
 
@@ -249,4 +298,34 @@ def check_images(images: Any, spatial_ndim: Any) -> tuple[int, tuple[int, ...], 
     )
   if 0 in tuple(images.shape[1:-1]):
     raise ValueError(f"images must have non-empty spatial axes; got shape {tuple(images.shape)} (a zero-size axis).")
-  return int(images.shape[0]), tuple(int(n) for n in images.shape[1:-1]), dtype
+  shape = tuple(int(n) for n in images.shape)
+  if looks_channels_first(shape, spatial_ndim):
+    warnings.warn(
+      f"images of shape {shape} look channels-first ([B, C, *S] with C = {shape[1]}): they are mixed as "
+      f"[B, *S, C] (channels last), so masks would cut across channels. Move the axis first: "
+      f"jnp.moveaxis(images, 1, -1). (Images that really are [B, *S, C] with a first spatial axis of {shape[1]} "
+      "are mixed as given; silence this with warnings.filterwarnings.)",
+      UserWarning,
+      stacklevel=4,
+    )
+  if dtype == np.float64 and not jax.config.read("jax_enable_x64"):
+    warnings.warn(
+      "images are float64 but JAX's 64-bit mode is off: they are mixed and returned as float32 "
+      "(jax.config.update('jax_enable_x64', True) keeps float64).",
+      UserWarning,
+      stacklevel=4,
+    )
+  return shape[0], shape[1:-1], dtype
+
+
+def looks_channels_first(shape: tuple[int, ...], spatial_ndim: int) -> bool:
+  """Whether images ``[B, *S, C]`` of ``shape`` are likely ``[B, C, *S]``: with 2 or more spatial axes,
+  the first "spatial" axis is 1, 3 or 4 and shorter than the others and than the "channel" axis.
+
+  >>> [looks_channels_first(s, 2) for s in [(8, 3, 32, 32), (8, 32, 32, 3), (8, 4, 4, 512)]]
+  [True, False, False]
+  """
+  if spatial_ndim < 2 or len(shape) != spatial_ndim + 2:
+    return False
+  first, rest, channels = shape[1], shape[2:-1], shape[-1]
+  return first in CHANNEL_SIZES and first < min(rest) and first < channels

@@ -199,7 +199,7 @@ def _check_weight_values(name: str, weights: Any) -> None:
   if not np.isfinite(array).all():
     raise ValueError(f"{name} must be finite; got {array.tolist()}.")
   if (array < 0).any():
-    raise ValueError(f"{name} must be non-negative; got {array[array < 0].ravel()[0]!r}.")
+    raise ValueError(f"{name} must be non-negative; got {array[array < 0].ravel()[0].item()!r}.")
   sums = array.sum(axis=-1)
   if (np.abs(sums - 1.0) > SUM_TOL).any():
     bad = np.ravel(sums)[np.argmax(np.ravel(np.abs(sums - 1.0)))]

@@ -143,7 +143,7 @@ def _check_probabilities(labels: ArrayLike, dtype: np.dtype) -> None:
   outside = ~((array >= 0.0) & (array <= 1.0))
   if outside.any():
     raise ValueError(
-      f"probability labels must lie in [0, 1] (rows of class probabilities); got {array[outside].ravel()[0]!r}."
+      f"probability labels must lie in [0, 1] (rows of class probabilities); got {array[outside].ravel()[0].item()!r}."
     )
   sums = array.sum(axis=-1)
   error = np.abs(sums - 1.0)

@@ -62,7 +62,8 @@ class MixInfo(NamedTuple):
 def number_leaf(name: str, value: Any, shapes: tuple[tuple[int, ...], ...], context: str = "") -> Any:
   """``value`` as float32 (a scalar through ``_validate.hyperparameter``), of one of ``shapes`` (``-1``: any length).
 
-  Raises naming ``name`` (and ``context``, e.g. `` in mode='batch'``) for another shape or a non-number.
+  Raises naming ``name`` (and the ``context`` text after the shapes, such as the mode) for another shape
+  or a non-number.
   """
   if isinstance(value, (str, bytes, bool, np.bool_)):
     raise TypeError(f"{name} must be a number or an array of numbers; got {value!r}.")
@@ -218,7 +219,7 @@ class Mixer:
     if not self.unbounded:
       _validate.check_range("lam", lam, 0.0, 1.0)
     elif (array := _validate.concrete_value(lam)) is not None and not np.isfinite(array).all():
-      raise ValueError(f"lam must be finite; got {array[~np.isfinite(array)].ravel()[0]!r}.")
+      raise ValueError(f"lam must be finite; got {array[~np.isfinite(array)].ravel()[0].item()!r}.")
     object.__setattr__(self, "lam", lam)
 
   def check_values(self) -> None:
@@ -292,6 +293,11 @@ def check_call(
   """
   if isinstance(key, (int, np.integer)):
     raise TypeError(f"key must be a PRNG key (jax.random.key({key})); got the int {key!r}.")
+  if "return_info" in inputs:
+    raise TypeError(
+      "return_info is not an option of a call: mixer(...) returns (images, targets); mixer.with_info(...) "
+      "also returns the info."
+    )
   batch, spatial, _ = _validate.check_images(images, mixer.spatial_ndim)
   _validate.check_groups(batch, mixer.groups)
   method = mixer.method
@@ -344,8 +350,7 @@ def pair_sources(mixer: Mixer, key: jax.Array, tree: dict[str, Any], k: int) -> 
   Two sources: the row and its partner by ``mixer.pairing``; more: ``pairing.pair_k``. Scalar
   leaves (flags) are not moved.
   """
-  rows = {name: value for name, value in tree.items()}
-  moved, fixed = _split_scalars(rows)
+  moved, fixed = _split_scalars(tree)
   pairing = str(mixer.pairing)  # resolved when the mixer was built
   if k == 2:
     partners = pairing_lib.pair(key, moved, pairing=pairing, groups=mixer.groups, derange_rounds=mixer.derange_rounds)

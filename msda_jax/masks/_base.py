@@ -110,7 +110,7 @@ class MixMethod(abc.ABC):
       lam: optional nominal ratio (traced scalar); drawn from the method's law when ``None``.
         Each family clips it where its mask needs ``[0, 1]`` (Mixup's does not: Figure 2).
       data: what a method that reads the images needs: a ``PairData`` of one pair for the
-      methods with ``needs_saliency`` (PuzzleMix, SaliencyMix), ignored by the others.
+        methods whose ``needs()`` names inputs (PuzzleMix, SaliencyMix), ignored by the others.
 
     Returns:
       a ``Sample`` of float32 arrays: ``lam`` and ``weight`` scalars, ``mask`` of ``shape``.

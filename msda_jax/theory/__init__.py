@@ -82,6 +82,8 @@ from msda_jax.theory.gradprod import (
 from msda_jax.theory.lam_average import (
   average_piecewise,
   average_smooth,
+  box_lam_edges,
+  cutmix_lam_terms,
 )
 from msda_jax.theory.laws import Law, MaskLaw, fixed_lam_law, msda_law, printed_law, swap_law
 from msda_jax.theory.losses import loss_value, residual
@@ -138,10 +140,12 @@ __all__ = [
   "bernoulli_atoms",
   "bernoulli_coefficients",
   "box_atoms",
+  "box_lam_edges",
   "box_masks",
   "box_moments",
   "crossing_radius",
   "cutmix_coefficients",
+  "cutmix_lam_terms",
   "cutmix_translation_map",
   "design_mask_law",
   "distance_profile",

@@ -178,7 +178,14 @@ def check_model_inputs(f: Model, x: ArrayLike, y: ArrayLike, *, loss: str) -> tu
     raise ValueError(f"labels y must have one row per example: x has m = {m} examples but y has shape {y.shape}.")
   # The model sees float inputs (mixed or differentiated examples), whatever x's dtype.
   dtype = x.dtype if jnp.issubdtype(x.dtype, jnp.floating) else jnp.result_type(float)
-  out = jax.eval_shape(f, jax.ShapeDtypeStruct(example, dtype))
+  try:
+    out = jax.eval_shape(f, jax.ShapeDtypeStruct(example, dtype))
+  except (TypeError, ValueError) as error:
+    raise ValueError(
+      f"the model failed on one example of shape {example}: the theory functions call it on one example "
+      "[*S, C] at a time (they vmap it themselves). Wrap a model of batches as lambda x: model(x[None])[0]. "
+      f"The model raised: {type(error).__name__}: {str(error).splitlines()[0]}"
+    ) from error
   if not isinstance(out, jax.ShapeDtypeStruct):
     raise TypeError(
       f"the model must return one array of logits per example (shape [] or [K]); got {type(out).__name__} "

@@ -144,7 +144,7 @@ def _check_radius_value(name: str, value: ArrayLike) -> None:
     return
   bad = array[~(np.isfinite(array) & (array >= 0))].ravel()
   if bad.size:
-    raise ValueError(f"{name} must be finite and >= 0 (an l2 radius); got {bad[0]!r}.")
+    raise ValueError(f"{name} must be finite and >= 0 (an l2 radius); got {bad[0].item()!r}.")
 
 
 def _check_radius(name: str, value: ArrayLike, m: int) -> None:

@@ -210,9 +210,11 @@ def exact_atoms(
   """The exact atoms of a library method with its own hyper-parameters, or ``None`` if it has none.
 
   Exact for Mixup, Bernoulli (``d <= 16``), CutMix (floor sides, no ``minmax``), HMix (fixed ``r``,
-  floor sides), GMix and Stochastic Mixup & CutMix (floor sides).
+  floor sides), GMix, Stochastic Mixup & CutMix (floor sides), and a ``Mixture`` of those (the
+  ``probs``-mixture of its components' atoms, ``mixture_atoms``).
   """
   laws.check_label_weight(label_weight)
+  shape = _validate.check_shape("shape", shape)
   name = type(method).name
   sides = getattr(method, "box_sides", "floor")
   nodes = {} if num_nodes is None else {"num_nodes": num_nodes}
@@ -255,6 +257,15 @@ def exact_atoms(
       label_weight=label_weight,
       **nodes,
     )
+  if name == "mixture":
+    probs = _validate.concrete_value(method.probs)  # type: ignore[attr-defined]
+    if probs is None:
+      raise ValueError("the exact law needs concrete hyper-parameters; Mixture.probs is traced.")
+    probs = probs.astype(np.float64) / probs.sum()
+    parts = [exact_atoms(m, shape=shape, label_weight=label_weight, num_nodes=num_nodes) for m in method.methods]  # type: ignore[attr-defined]
+    if any(p is None for p in parts):
+      return None
+    return mixture_atoms([(float(p), a) for p, a in zip(probs, parts, strict=True) if p > 0])  # type: ignore[misc]
   return None
 
 

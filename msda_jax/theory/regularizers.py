@@ -126,6 +126,11 @@ def _grid_ndim(coefficients: Coefficients, example_shape: tuple[int, ...]) -> in
   ``k`` axes with ``prod(example_shape[:k]) = d`` (every such ``k`` flattens alike, row-major).
   """
   spatial = tuple(coefficients.mean.shape)
+  if _validate.looks_channel_last(spatial):
+    raise ValueError(
+      f"coefficients are over the grid {spatial}, which ends with what looks like a channel axis: build them over "
+      f"the spatial grid of the examples [*S, C] (shape=x.shape[1:-1], here {spatial[:-1]})."
+    )
   d = math.prod(spatial)
   if coefficients.second.shape != (d, d):
     raise ValueError(f"coefficients.second must be [{d}, {d}] for the grid {spatial}; got {coefficients.second.shape}.")
