@@ -70,6 +70,8 @@ class KMix:
   """
 
   name: ClassVar[str] = "mix_k_batch"
+  #: the pairing a ``Mixer`` uses when none is given (``p_m(i) = i - m``).
+  default_pairing: ClassVar[str] = "roll"
 
   alpha: ArrayLike = 1.0
   k: int = static_field(default=3)
@@ -102,6 +104,16 @@ class KMix:
   def sources(self) -> int:
     """``k``: the example and ``k - 1`` partners."""
     return int(self.k)
+
+  @property
+  def lam_shape(self) -> tuple[int, ...]:
+    """A given ``lam`` is the weight vector ``[k]``."""
+    return (int(self.k),)
+
+  def check_lam(self, lam: Any, unbounded: bool) -> None:
+    """Raises naming ``lam`` for concrete weight rows that are not finite, non-negative and summing to 1."""
+    del unbounded
+    _check_weight_values("lam", lam)
 
   def needs(self) -> Needs:
     """Nothing beyond the images and labels."""

@@ -181,8 +181,9 @@ class Mixer:
 
   def _pairing(self) -> str:
     """The pairing, its default resolved; raises for one the method's sources have no form of."""
-    many = isinstance(self.method, KMix) and self.method.k > 2
-    pairing = self.pairing if self.pairing is not None else ("roll" if isinstance(self.method, KMix) else "reverse")
+    many = self.method is not None and self.method.sources > 2
+    default = "reverse" if self.method is None else self.method.default_pairing
+    pairing = self.pairing if self.pairing is not None else default
     _validate.check_choice("pairing", pairing, PAIRINGS)
     if many and pairing not in pairing_lib.K_PAIRINGS:
       raise ValueError(
@@ -201,25 +202,20 @@ class Mixer:
     _validate.check_range("label_smoothing", smoothing, 0.0, 1.0)
     object.__setattr__(self, "prob", prob)
     object.__setattr__(self, "label_smoothing", smoothing)
-    if isinstance(self.method, KMix):
+    one = () if self.method is None else self.method.lam_shape
+    if one:  # a vector of weights per draw (k sources)
       for name, used in (("unbounded", self.unbounded), ("label_weight", self.label_weight != "realised")):
         if used:
           raise ValueError(
             f"{name} is not supported by k-sample mixing (KMix; its weights are vectors); leave the default."
           )
-      if self.lam is not None:
-        k = self.method.k
-        weights = number_leaf("lam", self.lam, ((k,), (-1, k)) if example else ((k,),), where)
-        self.method.check_weights("lam", weights)
-        object.__setattr__(self, "lam", weights)
-      return
     if self.lam is None:
       return
-    lam = number_leaf("lam", self.lam, ((), (-1,)) if example else ((),), where)
-    if not self.unbounded:
+    lam = number_leaf("lam", self.lam, (one, (-1, *one)) if example else (one,), where)
+    if self.method is not None:
+      self.method.check_lam(lam, self.unbounded)
+    else:
       _validate.check_range("lam", lam, 0.0, 1.0)
-    elif (array := _validate.concrete_value(lam)) is not None and not np.isfinite(array).all():
-      raise ValueError(f"lam must be finite; got {array[~np.isfinite(array)].ravel()[0].item()!r}.")
     object.__setattr__(self, "lam", lam)
 
   def check_values(self) -> None:
@@ -232,8 +228,8 @@ class Mixer:
       self.method.check_values()
     _validate.check_range("prob", self.prob, 0.0, 1.0)
     _validate.check_range("label_smoothing", self.label_smoothing, 0.0, 1.0)
-    if self.lam is not None and not isinstance(self.method, KMix) and not self.unbounded:
-      _validate.check_range("lam", self.lam, 0.0, 1.0)
+    if self.lam is not None and self.method is not None:
+      self.method.check_lam(self.lam, self.unbounded)
 
   def replace(self, **changes: Any) -> Mixer:
     """A copy with ``changes`` (field names to values), checked as construction checks."""
@@ -302,7 +298,7 @@ def check_call(
   _validate.check_groups(batch, mixer.groups)
   method = mixer.method
   if mixer.mode == "example":
-    rows = {"prob": 1, "lam": 2 if isinstance(method, KMix) else 1}
+    rows = {"prob": 1, "lam": 1 + (0 if method is None else len(method.lam_shape))}
     for name, ndim in rows.items():
       value = getattr(mixer, name)
       if value is not None and np.ndim(value) == ndim and np.shape(value)[0] != batch:

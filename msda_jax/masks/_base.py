@@ -72,6 +72,10 @@ class MixMethod(abc.ABC):
   masks_in_chunks: ClassVar[bool] = False
   #: how many sources an example is mixed from (itself and one partner).
   sources: ClassVar[int] = 2
+  #: the pairing a ``Mixer`` uses when none is given.
+  default_pairing: ClassVar[str] = "reverse"
+  #: the shape of one example's given ``lam`` (a scalar; a vector of weights for k sources).
+  lam_shape: ClassVar[tuple[int, ...]] = ()
   #: data fields that must be > 0 and fields that must lie in [0, 1].
   _positive: ClassVar[tuple[str, ...]] = ()
   _nonnegative: ClassVar[tuple[str, ...]] = ()
@@ -195,6 +199,13 @@ class MixMethod(abc.ABC):
     shape = sources[0]["images"].shape[:-1]
     draw = draws.draw_batch if mixer.mode == "batch" else draws.draw_examples
     return draw(self, key, shape, lam, prob, mixer)
+
+  def check_lam(self, lam: Any, unbounded: bool) -> None:
+    """Raises naming ``lam`` for concrete values outside [0, 1] (not finite, with ``unbounded``)."""
+    if not unbounded:
+      _validate.check_range("lam", lam, 0.0, 1.0)
+    elif (array := _validate.concrete_value(lam)) is not None and not np.isfinite(array).all():
+      raise ValueError(f"lam must be finite; got {array[~np.isfinite(array)].ravel()[0].item()!r}.")
 
   def lam_checks(self, lam: Any, unbounded: bool) -> list[_validate.Check]:
     """The run-time condition on a given ``lam`` (``check=True``)."""
