@@ -1,0 +1,108 @@
+"""The structure of the programs a device runs: loops, branches and ops, exported from this CPU.
+
+For each method and mode, a jitted ``Mixer`` call on a ``B x H x W x C`` float32 batch is exported
+for CUDA and for TPU (``jax.export``: the StableHLO the device would compile, no device needed),
+and compiled for this CPU. Per program it counts:
+
+* ``while``: data-dependent loops (``stablehlo.while``): on a GPU each iteration waits for the
+  host to read its predicate, and under a sharded batch it is a barrier across devices;
+* ``branch``: conditionals (``stablehlo.case`` and ``stablehlo.if``), each a host round trip;
+* ``ops``: every StableHLO op of the exported module (a proxy for kernels and compile time);
+* ``cpu fusions``: the fusions of the compiled CPU program.
+
+It runs on any machine in seconds per program and needs no accelerator:
+
+  python -m benchmarks.structure                     # the table, and benchmarks/results/structure.json
+  python -m benchmarks.structure --methods mixup cutmix --modes batch
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import pathlib
+import re
+import sys
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+import msda_jax
+
+#: the mask-only methods (the data-dependent ones keep the loops their solvers need).
+METHODS = (
+  "mixup",
+  "cutmix",
+  "stochastic",
+  "hmix",
+  "gmix",
+  "bernoulli",
+  "fmix",
+  "resizemix",
+  "mixture",
+  "mix_k_batch(k=3)",
+)
+MODES = ("batch", "example")
+PLATFORMS = ("cuda", "tpu")
+_OP = re.compile(r"^\s*(?:%[^=]+= )?\"?((?:stablehlo|chlo|mhlo)\.[a-z_]+)", re.M)
+
+
+def op_counts(text: str) -> collections.Counter[str]:
+  """The StableHLO (and CHLO) ops of a module's text, by name."""
+  return collections.Counter(_OP.findall(text))
+
+
+def structure(spec: str, mode: str, shape: tuple[int, ...]) -> dict[str, Any]:
+  """One record: the exported programs' loops, branches and ops per platform, and the CPU fusions."""
+  mixer = msda_jax.Mixer(msda_jax.from_string(spec), num_classes=10, mode=mode)
+  step = jax.jit(lambda m, k, x, y: m(k, x, y))
+  args = (
+    mixer,
+    jax.random.key(0),
+    jax.ShapeDtypeStruct(shape, jnp.float32),
+    jax.ShapeDtypeStruct(shape[:1], jnp.int32),
+  )
+  record: dict[str, Any] = {"method": spec, "mode": mode, "shape": list(shape)}
+  for platform in PLATFORMS:
+    counts = op_counts(jax.export.export(step, platforms=[platform])(*args).mlir_module())
+    record[platform] = {
+      "while": counts["stablehlo.while"],
+      "branch": counts["stablehlo.case"] + counts["stablehlo.if"],
+      "ops": sum(counts.values()),
+    }
+  compiled = step.lower(*args).compile().as_text()
+  record["cpu_fusions"] = sum(
+    line.lstrip().startswith("%fusion") or " fusion(" in line for line in compiled.splitlines()
+  )
+  return record
+
+
+def table(records: list[dict[str, Any]]) -> str:
+  """A markdown table of the records."""
+  head = "| method | mode | CUDA while / branch / ops | TPU while / branch / ops | CPU fusions |"
+  rows = [head, "|---|---|---|---|---:|"]
+  for r in records:
+    cells = [f"{r[p]['while']} / {r[p]['branch']} / {r[p]['ops']}" for p in PLATFORMS]
+    rows.append(f"| {r['method']} | {r['mode']} | {cells[0]} | {cells[1]} | {r['cpu_fusions']} |")
+  return "\n".join(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+  parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument("--methods", nargs="+", default=list(METHODS))
+  parser.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES))
+  parser.add_argument("--shape", default="128x32x32x3", help="B x H x W x C")
+  parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path("benchmarks/results/structure.json"))
+  args = parser.parse_args(argv)
+  shape = tuple(int(n) for n in args.shape.split("x"))
+  records = [structure(spec, mode, shape) for spec in args.methods for mode in args.modes]
+  print(table(records))
+  args.out.parent.mkdir(parents=True, exist_ok=True)
+  args.out.write_text(json.dumps({"jax": jax.__version__, "records": records}, indent=1))
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())
