@@ -16,6 +16,7 @@ from typing import Any
 import jax
 from jax.typing import ArrayLike
 
+from msda_jax import needs
 from msda_jax.kmix import KMix
 from msda_jax.mixer import LABEL_WEIGHTS, MODES, PAIRINGS, Mixer, MixInfo, number_leaf
 
@@ -39,6 +40,12 @@ def _mixer_and_inputs(method: Any, options: dict[str, Any]) -> tuple[Mixer, dict
     raise TypeError(
       "return_info is gone: mix_batch returns (images, targets); mix_batch_with_info (or Mixer.with_info) "
       "returns (images, targets, info)."
+    )
+  unknown = sorted(set(options) - _FIELDS - set(needs.INPUT_CHECKS))
+  if unknown:
+    raise TypeError(
+      f"unexpected keyword {unknown[0]!r}: the options are the Mixer's fields {sorted(_FIELDS)} and the inputs a "
+      f"method may read {sorted(needs.INPUT_CHECKS)}."
     )
   config = {name: value for name, value in options.items() if name in _FIELDS}
   inputs = {name: value for name, value in options.items() if name not in _FIELDS}

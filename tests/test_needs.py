@@ -38,7 +38,7 @@ def test_inputs_are_checked_by_name():
   x, y = _batch()
   key = jax.random.key(0)
   with pytest.raises(TypeError, match=r"^unexpected input 'attention': the inputs a method may read are"):
-    msda_jax.mix_batch(key, x, y, msda_jax.CutMix(), num_classes=K, attention=jnp.ones((B, H, W)))
+    msda_jax.Mixer(msda_jax.CutMix(), num_classes=K)(key, x, y, attention=jnp.ones((B, H, W)))
   with pytest.raises(ValueError, match=r"^SaliencyMix reads the images: pass saliency="):
     msda_jax.mix_batch(key, x, y, msda_jax.SaliencyMix(), num_classes=K)
   with pytest.raises(ValueError, match=r"^saliency must have shape"):  # checked even where unread

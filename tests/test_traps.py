@@ -103,3 +103,10 @@ def test_check_raises_its_message_without_an_internal_traceback(caplog):
   with pytest.raises(jax.errors.JaxRuntimeError, match=r"CheckError: alpha must be > 0 and finite; got -1\.0"):
     jax.block_until_ready(step(jnp.float32(-1.0), KEY, jnp.zeros((4, 8, 8, 3)), _labels(4)))
   assert not [r for r in caplog.records if "callback failed" in r.getMessage()], caplog.text
+
+
+def test_a_misspelt_option_names_the_options_and_inputs():
+  with pytest.raises(
+    TypeError, match=r"^unexpected keyword 'num_clases': the options are the Mixer's fields .*'num_classes'"
+  ):
+    msda_jax.mix_batch(KEY, jnp.zeros((4, 8, 8, 3)), _labels(4), msda_jax.Mixup(), num_clases=4)
