@@ -245,10 +245,14 @@ class Mixer:
     What ``method.relabel`` mixes anew after the forward pass.
     """
     batch, spatial, _ = _validate.check_images(images, self.spatial_ndim)
+    return self._targets(labels, batch, spatial)[0]
+
+  def _targets(self, labels: ArrayLike, batch: int, spatial: tuple[int, ...]) -> tuple[jax.Array, bool]:
+    """``(targets, dense)``: the labels checked and one-hot encoded, smoothed (``msda_jax.labels``)."""
     return labels_lib.prepare_targets(
       labels, batch=batch, spatial_shape=spatial, num_classes=self.num_classes,
       label_smoothing=self.label_smoothing, dense_labels=self.dense_labels,
-    )[0]  # fmt: skip
+    )  # fmt: skip
 
   def __call__(
     self, key: jax.Array, images: ArrayLike, labels: ArrayLike, **inputs: Any
@@ -311,14 +315,7 @@ def check_call(
   mixer.check_values()
   given = inputs
   inputs = needs.check_inputs(method, inputs, tuple(np.shape(images)), mixer.spatial_ndim)
-  targets, dense = labels_lib.prepare_targets(
-    labels,
-    batch=batch,
-    spatial_shape=spatial,
-    num_classes=mixer.num_classes,
-    label_smoothing=mixer.label_smoothing,
-    dense_labels=mixer.dense_labels,
-  )
+  targets, dense = mixer._targets(labels, batch, spatial)
   if dense and mixer.label_weight == "nominal":
     raise ValueError("label_weight='nominal' weights label rows by lam; dense label maps are mixed by the mask itself.")
   if mixer.check:
