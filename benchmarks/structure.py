@@ -6,7 +6,12 @@ and compiled for this CPU. Per program it counts:
 
 * ``while``: data-dependent loops (``stablehlo.while``): on a GPU each iteration waits for the
   host to read its predicate, and under a sharded batch it is a barrier across devices;
-* ``branch``: conditionals (``stablehlo.case`` and ``stablehlo.if``), each a host round trip;
+* ``branch``: conditionals (``stablehlo.case`` and ``stablehlo.if``) on a computed value, each a
+  host round trip;
+* ``platform``: the ``case`` ops of ``jax.lax.platform_dependent`` (the CPU-or-accelerator choice
+  of ``msda_jax._backend``). A single-platform export keeps them, on a constant index with only
+  that platform's branch; JAX resolves them before the program is compiled (``platform_dependent``'s
+  documentation: the compiler never sees the conditional), so the device runs no branch for them.
 * ``ops``: every StableHLO op of the exported module (a proxy for kernels and compile time);
 * ``cpu fusions``: the fusions of the compiled CPU program.
 
@@ -47,11 +52,28 @@ METHODS = (
 MODES = ("batch", "example")
 PLATFORMS = ("cuda", "tpu")
 _OP = re.compile(r"^\s*(?:%[^=]+= )?\"?((?:stablehlo|chlo|mhlo)\.[a-z_]+)", re.M)
+_CONSTANT = re.compile(r"^\s*(%[\w#]+) = stablehlo\.constant\b")
+_CASE = re.compile(r"^\s*(%[\w]+)(?::\d+)? = \"stablehlo\.case\"\((%[\w#]+)\)")
 
 
 def op_counts(text: str) -> collections.Counter[str]:
   """The StableHLO (and CHLO) ops of a module's text, by name."""
   return collections.Counter(_OP.findall(text))
+
+
+def platform_cases(text: str) -> int:
+  """The ``case`` ops whose index is a constant, or the result of such a case, in each function:
+  ``platform_dependent``'s choice in a single-platform export (resolved before compilation)."""
+  count = 0
+  for function in text.split("func.func")[1:]:
+    constant: set[str] = set()
+    for line in function.splitlines():
+      if match := _CONSTANT.match(line):
+        constant.add(match.group(1))
+      elif (match := _CASE.match(line)) and match.group(2) in constant:
+        constant.add(match.group(1))
+        count += 1
+  return count
 
 
 def structure(spec: str, mode: str, shape: tuple[int, ...]) -> dict[str, Any]:
@@ -66,10 +88,12 @@ def structure(spec: str, mode: str, shape: tuple[int, ...]) -> dict[str, Any]:
   )
   record: dict[str, Any] = {"method": spec, "mode": mode, "shape": list(shape)}
   for platform in PLATFORMS:
-    counts = op_counts(jax.export.export(step, platforms=[platform])(*args).mlir_module())
+    text = jax.export.export(step, platforms=[platform])(*args).mlir_module()
+    counts, chosen = op_counts(text), platform_cases(text)
     record[platform] = {
       "while": counts["stablehlo.while"],
-      "branch": counts["stablehlo.case"] + counts["stablehlo.if"],
+      "branch": counts["stablehlo.case"] + counts["stablehlo.if"] - chosen,
+      "platform": chosen,
       "ops": sum(counts.values()),
     }
   compiled = step.lower(*args).compile().as_text()
@@ -81,10 +105,10 @@ def structure(spec: str, mode: str, shape: tuple[int, ...]) -> dict[str, Any]:
 
 def table(records: list[dict[str, Any]]) -> str:
   """A markdown table of the records."""
-  head = "| method | mode | CUDA while / branch / ops | TPU while / branch / ops | CPU fusions |"
+  head = "| method | mode | CUDA while / branch / ops (platform) | TPU while / branch / ops (platform) | CPU fusions |"
   rows = [head, "|---|---|---|---|---:|"]
   for r in records:
-    cells = [f"{r[p]['while']} / {r[p]['branch']} / {r[p]['ops']}" for p in PLATFORMS]
+    cells = [f"{r[p]['while']} / {r[p]['branch']} / {r[p]['ops']} ({r[p]['platform']})" for p in PLATFORMS]
     rows.append(f"| {r['method']} | {r['mode']} | {cells[0]} | {cells[1]} | {r['cpu_fusions']} |")
   return "\n".join(rows)
 

@@ -661,33 +661,64 @@ def test_box_voxel_means_3d(lam):
 # -- the vectorised Marsaglia-Tsang sampler behind every Beta(alpha, alpha) lam ------------------
 
 
-@functools.partial(jax.jit, static_argnames=("n", "proposals"))
-def _beta_draws(key, a, b, *, n, proposals):
-  return _gamma.beta(key, a, b, (n,), proposals=proposals)
+@functools.partial(jax.jit, static_argnames=("n", "proposals", "rounds"))
+def _beta_draws(key, a, b, *, n, proposals, rounds=_gamma.ROUNDS):
+  return _gamma.beta(key, a, b, (n,), proposals=proposals, rounds=rounds)
 
 
-@pytest.mark.parametrize("proposals", [4, 1])
+@pytest.mark.parametrize(("rounds", "proposals"), [(2, 4), (8, 1)])
 @pytest.mark.parametrize(("a", "b"), [(0.1, 0.1), (0.4, 0.4), (1.0, 1.0), (0.5, 3.0), (8.0, 8.0), (1.2, 0.2)])
-def test_vectorised_beta_law(a, b, proposals):
+def test_vectorised_beta_law(a, b, rounds, proposals):
   # seed 1500, N = 20000: KS against scipy's Beta(a, b) at p > 1e-3; power: the same draws reject
-  # Beta(a, 1.5 b) at p < 1e-6. proposals=1 sends about 5 % of the draws through the later rounds
-  # of the loop, so a fault there would show as a 5 % contamination.
-  lam = np.asarray(_beta_draws(jax.random.key(1500), a, b, n=20000, proposals=proposals), np.float64)
+  # Beta(a, 1.5 b) at p < 1e-6. 8 rounds of 1 proposal take about 5 % of the draws from the later
+  # rounds, so a fault in the selection across rounds would show as a 5 % contamination.
+  lam = np.asarray(_beta_draws(jax.random.key(1500), a, b, n=20000, proposals=proposals, rounds=rounds), np.float64)
   assert np.all((lam >= 0.0) & (lam <= 1.0))
   p = ks_pvalue(lam, stats.beta(a, b).cdf)
-  assert p > P_MIN, f"Beta({a}, {b}), {proposals} proposals: KS p = {p:.2e}, N = 20000"
+  assert p > P_MIN, f"Beta({a}, {b}), {rounds} x {proposals} proposals: KS p = {p:.2e}, N = 20000"
   p_wrong = ks_pvalue(lam, stats.beta(a, 1.5 * b).cdf)
   assert p_wrong < P_POWER, f"Beta({a}, {b}): KS fails to reject Beta({a}, {1.5 * b}): p = {p_wrong:.2e}"
 
 
 @pytest.mark.parametrize("a", [0.3, 1.0, 5.0])
 def test_vectorised_gamma_law(a):
-  # seed 1501, N = 20000, one proposal a round: KS of exp(log G) against scipy's Gamma(a) at p > 1e-3.
-  g = np.exp(
-    np.asarray(jax.jit(lambda k: _gamma.log_gamma(k, a, (20000,), proposals=1))(jax.random.key(1501)), np.float64)
-  )
+  # seed 1501, N = 20000, 8 rounds of one proposal: KS of exp(log G) against scipy's Gamma(a) at p > 1e-3.
+  draw = jax.jit(lambda k: _gamma.log_gamma(k, a, (20000,), proposals=1, rounds=8))
+  g = np.exp(np.asarray(draw(jax.random.key(1501)), np.float64))
   p = stats.kstest(g, stats.gamma(a).cdf).pvalue
   assert p > P_MIN, f"Gamma({a}): KS p = {p:.2e}, N = 20000"
+
+
+def _float32_tail_probabilities(a):
+  """Exact probabilities that a correctly rounded float32 ``Beta(a, a)`` draw is within 1e-7 of 1
+  (the floats from ``float32(1 - 1e-7) = 1 - 2^-23`` up) and of 0 (up to ``float32(1e-7)``)."""
+  hi, lo = np.float32(1 - 1e-7), np.float32(1e-7)
+  law = stats.beta(a, a)
+  above = law.sf(float(hi) - 2.0**-25)  # halfway to the float below hi (spacing 2^-24 there)
+  below = law.cdf((float(lo) + float(np.nextafter(lo, np.float32(1)))) / 2)
+  return hi, lo, above, below
+
+
+@pytest.mark.parametrize("a", [0.1, 0.2])
+def test_beta_float32_tails_are_correctly_rounded(a):
+  # seed 1505, N = 200000 Beta(a, a) draws: the share within 1e-7 of 1 and of 0 against the exact
+  # share of a correctly rounded float32 Beta (scipy), within 3 standard errors each (at a = 0.1
+  # about 10.5 % and 10.1 %, SE 0.07 %). Power: the same log-Gamma draws turned into lam as
+  # exp(log G_a - logaddexp(log G_a, log G_b)) put too many draws at 1 (about 6 SE at a = 0.1, 2 SE
+  # at a = 0.2 at this size), and are rejected beyond 5 SE at a = 0.1.
+  n = 200000
+  hi, lo, above, below = _float32_tail_probabilities(a)
+  key = jax.random.key(1505)
+  lam = np.asarray(_beta_draws(key, a, a, n=n, proposals=_gamma.PROPOSALS))
+  z = lambda share, p: (share - p) / np.sqrt(p * (1 - p) / n)
+  z_above, z_below = z(np.mean(lam >= hi), above), z(np.mean(lam <= lo), below)
+  assert abs(z_above) < 3 and abs(z_below) < 3, f"Beta({a}, {a}): z = {z_above:.1f} near 1, {z_below:.1f} near 0"
+  both = jnp.stack([jnp.full((n,), a, jnp.float32)] * 2)
+  log_a, log_b = jax.jit(lambda k: _gamma.log_gamma(k, both, (2, n)))(key)
+  naive = np.asarray(jnp.exp(log_a - jnp.logaddexp(log_a, log_b)))
+  assert np.array_equal(naive <= lo, lam <= lo)  # the same draws
+  if a == 0.1:
+    assert z(np.mean(naive >= hi), above) > 5, "the test cannot tell the rounding of lam next to 1"
 
 
 def test_vectorised_beta_law_with_a_key_of_another_implementation():
@@ -702,19 +733,19 @@ def test_vectorised_gamma_words_are_apart_from_jax_random_draws():
   """The sampler's words carry a tag bit in the hash's high counter, so a key also given to
   jax.random yields other words (threefry keys hash counters (0, i) for draws below 2^32 words)."""
   key = jax.random.key(1504)
-  ours = np.asarray(_gamma._words(key, jnp.int32(0), (4096,)))
+  ours = np.asarray(_gamma._words(key, (0,), (4096,))[0])
   theirs = np.asarray(jax.random.bits(key, (4096,), jnp.uint32))
   assert len(np.intersect1d(ours, theirs)) < 4  # by chance: 4096^2 / 2^32 = 0.004 expected; the same words: 4096
   assert len(np.unique(ours)) > 4090
-  other_round = np.asarray(_gamma._words(key, jnp.int32(1), (4096,)))
+  other_round = np.asarray(_gamma._words(key, (1,), (4096,))[0])
   assert len(np.intersect1d(ours, other_round)) < 4
 
 
 def test_vectorised_beta_under_vmap_equals_one_key_at_a_time():
-  """The loop's extra rounds under vmap never overwrite a draw accepted earlier."""
+  """Under vmap each key's rounds select its own first accepted proposal."""
   keys = jax.random.split(jax.random.key(1502), 64)
-  one = jax.jit(lambda k: _gamma.beta(k, 0.7, 0.7, proposals=1))
-  batched = jax.jit(jax.vmap(lambda k: _gamma.beta(k, 0.7, 0.7, proposals=1)))(keys)
+  one = jax.jit(lambda k: _gamma.beta(k, 0.7, 0.7, proposals=1, rounds=8))
+  batched = jax.jit(jax.vmap(lambda k: _gamma.beta(k, 0.7, 0.7, proposals=1, rounds=8)))(keys)
   # Same draws up to the float32 rounding of two different compiled programs (an overwritten
   # draw would differ at order 1).
   np.testing.assert_allclose(np.asarray(batched), np.asarray([one(k) for k in keys]), rtol=1e-5, atol=1e-7)
