@@ -19,6 +19,8 @@ It runs on any machine in seconds per program and needs no accelerator:
 
   python -m benchmarks.structure                     # the table, and benchmarks/results/structure.json
   python -m benchmarks.structure --methods mixup cutmix --modes batch
+
+Every method runs with its default pairing; Mixup also with each of the other pairings.
 """
 
 from __future__ import annotations
@@ -50,6 +52,8 @@ METHODS = (
   "mix_k_batch(k=3)",
 )
 MODES = ("batch", "example")
+#: the pairings beside each method's default, run with Mixup.
+PAIRINGS = ("reverse", "roll", "permute", "derange")
 PLATFORMS = ("cuda", "tpu")
 _OP = re.compile(r"^\s*(?:%[^=]+= )?\"?((?:stablehlo|chlo|mhlo)\.[a-z_]+)", re.M)
 _CONSTANT = re.compile(r"^\s*(%[\w#]+) = stablehlo\.constant\b")
@@ -76,9 +80,12 @@ def platform_cases(text: str) -> int:
   return count
 
 
-def structure(spec: str, mode: str, shape: tuple[int, ...]) -> dict[str, Any]:
-  """One record: the exported programs' loops, branches and ops per platform, and the CPU fusions."""
-  mixer = msda_jax.Mixer(msda_jax.from_string(spec), num_classes=10, mode=mode)
+def structure(
+  spec: str, mode: str, shape: tuple[int, ...], pairing: str | None = None, *, cpu: bool = True
+) -> dict[str, Any]:
+  """One record: the exported programs' loops, branches and ops per platform, and (``cpu``) the
+  fusions of the compiled CPU program."""
+  mixer = msda_jax.Mixer(msda_jax.from_string(spec), num_classes=10, mode=mode, pairing=pairing)
   step = jax.jit(lambda m, k, x, y: m(k, x, y))
   args = (
     mixer,
@@ -86,7 +93,7 @@ def structure(spec: str, mode: str, shape: tuple[int, ...]) -> dict[str, Any]:
     jax.ShapeDtypeStruct(shape, jnp.float32),
     jax.ShapeDtypeStruct(shape[:1], jnp.int32),
   )
-  record: dict[str, Any] = {"method": spec, "mode": mode, "shape": list(shape)}
+  record: dict[str, Any] = {"method": spec, "mode": mode, "pairing": str(mixer.pairing), "shape": list(shape)}
   for platform in PLATFORMS:
     text = jax.export.export(step, platforms=[platform])(*args).mlir_module()
     counts, chosen = op_counts(text), platform_cases(text)
@@ -96,6 +103,8 @@ def structure(spec: str, mode: str, shape: tuple[int, ...]) -> dict[str, Any]:
       "platform": chosen,
       "ops": sum(counts.values()),
     }
+  if not cpu:
+    return record
   compiled = step.lower(*args).compile().as_text()
   record["cpu_fusions"] = sum(
     line.lstrip().startswith("%fusion") or " fusion(" in line for line in compiled.splitlines()
@@ -105,11 +114,12 @@ def structure(spec: str, mode: str, shape: tuple[int, ...]) -> dict[str, Any]:
 
 def table(records: list[dict[str, Any]]) -> str:
   """A markdown table of the records."""
-  head = "| method | mode | CUDA while / branch / ops (platform) | TPU while / branch / ops (platform) | CPU fusions |"
-  rows = [head, "|---|---|---|---|---:|"]
+  head = "| method | mode | pairing | CUDA while / branch / ops (platform) | TPU while / branch / ops (platform) "
+  head += "| CPU fusions |"
+  rows = [head, "|---|---|---|---|---|---:|"]
   for r in records:
     cells = [f"{r[p]['while']} / {r[p]['branch']} / {r[p]['ops']} ({r[p]['platform']})" for p in PLATFORMS]
-    rows.append(f"| {r['method']} | {r['mode']} | {cells[0]} | {cells[1]} | {r['cpu_fusions']} |")
+    rows.append(f"| {r['method']} | {r['mode']} | {r['pairing']} | {cells[0]} | {cells[1]} | {r['cpu_fusions']} |")
   return "\n".join(rows)
 
 
@@ -117,11 +127,19 @@ def main(argv: list[str] | None = None) -> int:
   parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument("--methods", nargs="+", default=list(METHODS))
   parser.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES))
+  parser.add_argument("--pairings", nargs="*", choices=PAIRINGS, default=list(PAIRINGS), help="Mixup's extra rows")
   parser.add_argument("--shape", default="128x32x32x3", help="B x H x W x C")
   parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path("benchmarks/results/structure.json"))
   args = parser.parse_args(argv)
   shape = tuple(int(n) for n in args.shape.split("x"))
-  records = [structure(spec, mode, shape) for spec in args.methods for mode in args.modes]
+  cases = [(spec, None) for spec in args.methods] + [("mixup", p) for p in args.pairings]
+  records, seen = [], set()
+  for spec, pairing in cases:
+    for mode in args.modes:
+      record = structure(spec, mode, shape, pairing)
+      if (spec, mode, record["pairing"]) not in seen:  # Mixup's default pairing is one of the pairings
+        seen.add((spec, mode, record["pairing"]))
+        records.append(record)
   print(table(records))
   args.out.parent.mkdir(parents=True, exist_ok=True)
   args.out.write_text(json.dumps({"jax": jax.__version__, "records": records}, indent=1))

@@ -9,19 +9,32 @@ A few operations have a CPU form and an accelerator form with equal results:
 * per-example work runs a few examples at a time on the CPU (``_batched.map_in_chunks``) and as
   one ``vmap`` on an accelerator, where a loop of small steps would serialise the device;
 * ResizeMix's resample gathers the few nonzero weights on the CPU and is one dense contraction on
-  an accelerator.
+  an accelerator;
+* FMix's threshold (the ``round(lam |S|)``-th largest value of its field) is a counting search
+  (a loop of a few passes) on the CPU and one sort on an accelerator;
+* ``pairing="derange"`` draws its rejection rounds in a loop on the CPU (about 3) and side by
+  side on an accelerator, the first success selected (the same derangement);
+* the mixture's component is one ``lax.switch`` branch on the CPU and a select over every
+  component's draw on an accelerator (the same draw).
 
 ``by_platform`` picks the form with ``jax.lax.platform_dependent``: the choice is made when the
 program is lowered, for the platform it is compiled for (not JAX's default backend), and the
 other form is not part of the compiled program. The ``platform`` argument (``Mixer(platform=...)``,
 a static option) forces one form (``"cpu"`` or ``"accelerator"``) on any machine: the programs
-are then those of that form, the values the same. ResizeMix's resample always follows the
-compiled platform.
+are then those of that form, the values the same. ResizeMix's resample and FMix's threshold
+always follow the compiled platform.
+
+A single-platform export (``jax.export`` for ``["cuda"]``) keeps ``platform_dependent``'s choice
+as a ``case`` on a constant index holding only that platform's form; JAX resolves it before the
+program is compiled, so the device runs no branch for it (``benchmarks/structure.py`` counts them
+apart).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import contextvars
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import jax
@@ -31,15 +44,35 @@ import jax.numpy as jnp
 PLATFORMS = ("auto", "cpu", "accelerator")
 
 
+_FORCED: contextvars.ContextVar[str] = contextvars.ContextVar("msda_jax_platform", default="auto")
+
+
+@contextlib.contextmanager
+def forced(platform: str) -> Iterator[None]:
+  """While tracing inside this context, ``by_platform`` calls without a ``platform`` use this one.
+
+  ``Mixer`` traces its call inside ``forced(mixer.platform)``, so its ``platform`` option reaches
+  the forms of the methods it calls (FMix's threshold, the mixture's switch).
+  """
+  token = _FORCED.set(platform)
+  try:
+    yield
+  finally:
+    _FORCED.reset(token)
+
+
 def by_platform(
-  cpu: Callable[..., Any], accelerator: Callable[..., Any], *operands: Any, platform: str = "auto"
+  cpu: Callable[..., Any], accelerator: Callable[..., Any], *operands: Any, platform: str | None = None
 ) -> Any:
   """``cpu(*operands)`` in a program compiled for the CPU, ``accelerator(*operands)`` otherwise.
 
   Both functions must return the same shapes and dtypes. ``platform`` (static, one of
-  ``PLATFORMS``): ``"auto"`` traces both and lets the compiled platform choose; ``"cpu"`` or
-  ``"accelerator"`` traces only that form.
+  ``PLATFORMS``, or ``None`` for the one ``forced`` sets, ``"auto"`` outside it): ``"auto"``
+  traces both and lets the compiled platform choose; ``"cpu"`` or ``"accelerator"`` traces only
+  that form.
   """
+  if platform is None:
+    platform = _FORCED.get()
   if platform != "auto":
     return (cpu if platform == "cpu" else accelerator)(*operands)
   return jax.lax.platform_dependent(*operands, cpu=cpu, default=accelerator)

@@ -346,7 +346,9 @@ def pair_sources(mixer: Mixer, key: jax.Array, tree: dict[str, Any], k: int) -> 
   moved, fixed = _split_scalars(tree)
   pairing = str(mixer.pairing)  # resolved when the mixer was built
   if k == 2:
-    partners = pairing_lib.pair(key, moved, pairing=pairing, groups=mixer.groups, derange_rounds=mixer.derange_rounds)
+    partners = pairing_lib.pair(
+      key, moved, pairing=pairing, groups=mixer.groups, derange_rounds=mixer.derange_rounds, platform=mixer.platform
+    )
     sources = (moved, partners)
   else:
     sources = pairing_lib.pair_k(key, moved, k, pairing=pairing, groups=mixer.groups)
@@ -364,7 +366,14 @@ def _split_scalars(tree: Any) -> tuple[Any, Any]:
 def _mix(
   mixer: Mixer, key: jax.Array, images: jax.Array, targets: jax.Array, inputs: dict[str, Any], *, dense: bool
 ) -> tuple[Any, ...]:
-  """The work of a call on checked arrays: pair, draw, combine (Eq. 1)."""
+  """The work of a call on checked arrays: pair, draw, combine (Eq. 1), with the mixer's forms."""
+  with _backend.forced(mixer.platform):
+    return _mix_forms(mixer, key, images, targets, inputs, dense=dense)
+
+
+def _mix_forms(
+  mixer: Mixer, key: jax.Array, images: jax.Array, targets: jax.Array, inputs: dict[str, Any], *, dense: bool
+) -> tuple[Any, ...]:
   batch = images.shape[0]
   method = mixer.method
   if method is None:

@@ -20,7 +20,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from msda_jax import _validate
+from msda_jax import _backend, _validate
 from msda_jax._sharding import blockwise
 
 PAIRINGS = ("reverse", "roll", "permute", "derange")
@@ -29,7 +29,9 @@ PAIRINGS = ("reverse", "roll", "permute", "derange")
 DERANGE_ROUNDS = 64
 
 
-def partner_indices(key: jax.Array | None, batch: int, *, pairing: str = "reverse", groups: int = 1) -> jax.Array:
+def partner_indices(
+  key: jax.Array | None, batch: int, *, pairing: str = "reverse", groups: int = 1, platform: str = "auto"
+) -> jax.Array:
   """Index of each example's partner, int32 ``[batch]``.
 
   Args:
@@ -41,6 +43,7 @@ def partner_indices(key: jax.Array | None, batch: int, *, pairing: str = "revers
       ``"derange"`` (a uniform random permutation without fixed points per block: nobody is
       their own partner; blocks of at least 2 examples).
     groups: static number of blocks; pairs never cross a block.
+    platform: static form of ``"derange"``'s rounds (``msda_jax._backend.PLATFORMS``; the same result).
 
   Returns:
     int32 ``[batch]``.
@@ -50,7 +53,7 @@ def partner_indices(key: jax.Array | None, batch: int, *, pairing: str = "revers
   """
   _validate.check_choice("pairing", pairing, PAIRINGS)
   _validate.check_groups(batch, groups)
-  return pair(key, jnp.arange(batch, dtype=jnp.int32), pairing=pairing, groups=groups)
+  return pair(key, jnp.arange(batch, dtype=jnp.int32), pairing=pairing, groups=groups, platform=platform)
 
 
 def _permutations(key: jax.Array | None, groups: int, block: int) -> jax.Array:
@@ -60,39 +63,56 @@ def _permutations(key: jax.Array | None, groups: int, block: int) -> jax.Array:
   return jax.vmap(lambda k: jax.random.permutation(k, block))(jax.random.split(key, groups))
 
 
-def _derangements(key: jax.Array | None, groups: int, block: int, rounds: int = DERANGE_ROUNDS) -> jax.Array:
+def _derangements(
+  key: jax.Array | None, groups: int, block: int, rounds: int = DERANGE_ROUNDS, platform: str = "auto"
+) -> jax.Array:
   """One random derangement of each block, int32 ``[groups, block]`` (``order[g, i] != i``).
 
   Law: rejection sampling. Round ``t = 0, 1, ...`` of block ``g`` draws the uniform permutation
   ``jax.random.permutation(fold_in(key_g, t), block)``; the first one without fixed points is
   kept, so the result is uniform over the ``!block`` derangements (9 for a block of 4). A round
   succeeds with probability ``!block / block! >= 1/3`` (-> ``1/e``), so the expected number of
-  rounds is at most 3, and at most ``rounds`` (default ``DERANGE_ROUNDS``, 64) run: if every one has a fixed point
-  (probability ``<= (2/3)^64 < 1e-11``) the fallback is the cycle ``i -> s(s^-1(i) + 1)`` built
-  from the last round's permutation ``s``, a derangement but not a uniform one. The loop is a
-  ``lax.while_loop``: static shapes, at most 64 permutations per block.
+  rounds is at most 3, and at most ``rounds`` (default ``DERANGE_ROUNDS``, 64) count: if every one
+  has a fixed point (probability ``<= (2/3)^64 < 1e-11``) the fallback is the cycle
+  ``i -> s(s^-1(i) + 1)`` built from the last round's permutation ``s``, a derangement but not a
+  uniform one.
+
+  Two forms with the same result (``_backend.by_platform``): on the CPU a ``lax.while_loop``
+  draws the rounds until one succeeds (about 3); on an accelerator all ``rounds`` permutations
+  are drawn side by side (one batched sort) and the first without a fixed point is selected, so
+  the program has no loop whose predicate the host must read.
   """
   if key is None:
     raise ValueError("pairing='derange' needs a PRNG key; got key=None.")
   index = jnp.arange(block, dtype=jnp.int32)
+  draw = lambda key_g, t: jax.random.permutation(jax.random.fold_in(key_g, t), block).astype(jnp.int32)
 
-  def one(key_g: jax.Array) -> jax.Array:
-    draw = lambda t: jax.random.permutation(jax.random.fold_in(key_g, t), block).astype(jnp.int32)
+  def fallback(order: jax.Array) -> jax.Array:
+    # Used only if all rounds failed: the cycle through the last round's values in turn.
+    cycle = jnp.zeros(block, jnp.int32).at[order].set(order[(index + 1) % block])
+    return jnp.where(jnp.any(order == index), cycle, order)
 
+  def in_turn(key_g: jax.Array) -> jax.Array:
     def searching(state: tuple[jax.Array, jax.Array]) -> jax.Array:
       t, order = state
       return (t < rounds) & jnp.any(order == index)
 
     def next_round(state: tuple[jax.Array, jax.Array]) -> tuple[jax.Array, jax.Array]:
       t, _ = state
-      return t + 1, draw(t)
+      return t + 1, draw(key_g, t)
 
-    _, order = jax.lax.while_loop(searching, next_round, (jnp.int32(1), draw(0)))
-    # Fallback, used only if all rounds failed: the cycle through order's values in turn.
-    cycle = jnp.zeros(block, jnp.int32).at[order].set(order[(index + 1) % block])
-    return jnp.where(jnp.any(order == index), cycle, order)
+    return fallback(jax.lax.while_loop(searching, next_round, (jnp.int32(1), draw(key_g, 0)))[1])
 
-  return jax.vmap(one)(jax.random.split(key, groups))
+  def side_by_side(key_g: jax.Array) -> jax.Array:
+    orders = jax.vmap(lambda t: draw(key_g, t))(jnp.arange(rounds))  # [rounds, block]
+    deranged = ~jnp.any(orders == index[None], axis=1)
+    first = jnp.where(jnp.any(deranged), jnp.argmax(deranged), rounds - 1)
+    return fallback(orders[first])
+
+  keys = jax.random.split(key, groups)
+  return _backend.by_platform(
+    lambda k: jax.vmap(in_turn)(k), lambda k: jax.vmap(side_by_side)(k), keys, platform=platform
+  )
 
 
 def _move(x: jax.Array, groups: int, pairing: str, *, shift: int = 1, order: jax.Array | None = None) -> jax.Array:
@@ -110,7 +130,13 @@ def _move(x: jax.Array, groups: int, pairing: str, *, shift: int = 1, order: jax
 
 
 def pair(
-  key: jax.Array | None, tree: Any, *, pairing: str = "reverse", groups: int = 1, derange_rounds: int = DERANGE_ROUNDS
+  key: jax.Array | None,
+  tree: Any,
+  *,
+  pairing: str = "reverse",
+  groups: int = 1,
+  derange_rounds: int = DERANGE_ROUNDS,
+  platform: str = "auto",
 ) -> Any:
   """Returns the partners of every leaf of ``tree`` (arrays with the batch as axis 0).
 
@@ -122,6 +148,7 @@ def pair(
     pairing: ``"reverse"``, ``"roll"``, ``"permute"`` or ``"derange"`` (see ``partner_indices``).
     groups: static number of blocks of the batch axis.
     derange_rounds: static bound on the rejection rounds of ``"derange"`` (see ``_derangements``).
+    platform: static form of ``"derange"``'s rounds (``msda_jax._backend.PLATFORMS``).
 
   Returns:
     a pytree like ``tree`` with each leaf's rows replaced by their partners' rows.
@@ -141,7 +168,7 @@ def pair(
   if pairing == "permute":
     order = _permutations(key, groups, batch // groups)
   elif pairing == "derange":
-    order = _derangements(key, groups, batch // groups, derange_rounds)
+    order = _derangements(key, groups, batch // groups, derange_rounds, platform)
   one = lambda x: _move(x, groups, pairing, order=order)
   if pairing == "reverse" and groups == 1:
     # A flip of the whole batch axis partitions as it is (one collective-permute, no gather).

@@ -3,6 +3,8 @@
 import json
 import math
 
+import pytest
+
 from benchmarks.mixing import cases, ours, report, targets
 
 
@@ -46,4 +48,28 @@ def test_structure_counts_the_loops_and_branches_of_an_exported_program():
     and count(plain)["stablehlo.multiply"] == 1
   )
   record = structure.structure("mixup", "example", (4, 8, 8, 3))
-  assert set(record) == {"method", "mode", "shape", "cuda", "tpu", "cpu_fusions"} and record["cuda"]["ops"] > 0
+  assert set(record) == {"method", "mode", "pairing", "shape", "cuda", "tpu", "cpu_fusions"}
+  assert record["cuda"]["ops"] > 0
+  # platform_dependent's choice is counted apart: a constant-index case, resolved before compiling.
+  chosen = lambda x: jax.lax.platform_dependent(x, cpu=lambda v: v - 1.0, default=lambda v: v + 1.0)
+  text = jax.export.export(jax.jit(chosen), platforms=["cuda"])(spec).mlir_module()
+  assert structure.platform_cases(text) == structure.op_counts(text)["stablehlo.case"] > 0
+  text = jax.export.export(jax.jit(branched), platforms=["cuda"])(spec).mlir_module()
+  assert structure.platform_cases(text) == 0
+
+
+@pytest.mark.parametrize("mode", ["batch", "example"])
+def test_mask_only_methods_run_no_loop_and_no_branch_on_an_accelerator(mode):
+  """Every mask-only method (its default pairing) and Mixup with every pairing: the programs
+  exported for CUDA and TPU hold no ``while`` and no conditional on a computed value (a
+  structural property of what the device runs; the platform choice is resolved before compiling)."""
+  from benchmarks import structure
+
+  cases = [(spec, None) for spec in structure.METHODS] + [("mixup", p) for p in ("roll", "permute", "derange")]
+  failures = []
+  for spec, pairing in cases:
+    record = structure.structure(spec, mode, (4, 8, 8, 3), pairing, cpu=False)
+    for platform in structure.PLATFORMS:
+      if record[platform]["while"] or record[platform]["branch"]:
+        failures.append((spec, pairing, platform, record[platform]))
+  assert not failures, failures

@@ -10,7 +10,18 @@ import pytest
 
 import msda_jax
 
-SPECS = ("mixup", "cutmix", "stochastic", "hmix", "hmix(r_alpha=0.5)", "gmix", "bernoulli", "fmix", "resizemix")
+SPECS = (
+  "mixup",
+  "cutmix",
+  "stochastic",
+  "hmix",
+  "hmix(r_alpha=0.5)",
+  "gmix",
+  "bernoulli",
+  "fmix",
+  "resizemix",
+  "mixture(methods=('mixup', 'fmix', 'cutmix'))",
+)
 FAST = {"xla_backend_optimization_level": 0}
 
 
@@ -40,15 +51,17 @@ def test_sample_rejects_a_batched_lam():
 
 
 @pytest.mark.parametrize("mode", ["batch", "example"])
-@pytest.mark.parametrize("spec", SPECS)
+@pytest.mark.parametrize("spec", [*SPECS, "mixup|derange"])
 def test_accelerator_form_equals_the_cpu_form(spec, mode):
-  """The form compiled for an accelerator (``platform="accelerator"``) gives the CPU form's numbers."""
+  """The form compiled for an accelerator (``platform="accelerator"``) gives the CPU form's numbers
+  (the mixture's switch, FMix's threshold and the derangement's rounds included)."""
   images, labels = _batch()
+  spec, _, pairing = spec.partition("|")
   method = msda_jax.from_string(spec)
 
   def run(platform):
     mix = lambda k, x, y, m: msda_jax.mix_batch_with_info(
-      k, x, y, m, num_classes=4, mode=mode, prob=0.8, platform=platform
+      k, x, y, m, num_classes=4, mode=mode, prob=0.8, platform=platform, pairing=pairing or None
     )
     return jax.jit(mix, compiler_options=FAST)(jax.random.key(1), images, labels, method)
 

@@ -73,7 +73,9 @@ def sorted_threshold_mask(field, ones):
   return np.asarray(_sorted_threshold_mask(jnp.asarray(field, jnp.float32).reshape(-1), ones))
 
 
-def test_fmix_threshold_search_matches_the_sort_selection_with_ties_signed_zeros_and_extremes():
+@pytest.mark.parametrize("form", ["top_threshold", "top_threshold_by_sort"])
+def test_fmix_threshold_search_matches_the_sort_selection_with_ties_signed_zeros_and_extremes(form):
+  """The CPU's counting search and the accelerator's sort give the sort selection's threshold."""
   rng = np.random.default_rng(5)
   smooth = np.asarray(_fmix.low_frequency_field(jax.random.key(7), 3.0, (96, 96))).reshape(-1)
   fields = [
@@ -87,7 +89,7 @@ def test_fmix_threshold_search_matches_the_sort_selection_with_ties_signed_zeros
     np.concatenate([smooth[:4000], np.full(4000, 3.4e38, np.float32), -smooth[:1000] * 1e-39]),
     np.full(5000, 1.5, np.float32),
   ]
-  select = jax.jit(_fmix.top_threshold)
+  select = jax.jit(getattr(_fmix, form))
   for field in fields:
     ones_list = {0, 1, 2, field.size // 3, field.size // 2, field.size - 1, field.size}
     ones_list |= set(rng.integers(0, field.size + 1, size=6).tolist())

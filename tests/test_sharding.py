@@ -54,7 +54,7 @@ def make_batch():
   return images, labels
 
 
-def mix_all(key, images, labels, *, mode, pairing, groups, methods=METHODS):
+def mix_all(key, images, labels, *, mode, pairing, groups, methods=METHODS, platform="auto"):
   """Every method of ``methods`` on the same batch, in one program."""
   return {
     name: msda_jax.mix_batch_with_info(
@@ -66,6 +66,7 @@ def mix_all(key, images, labels, *, mode, pairing, groups, methods=METHODS):
       mode=mode,
       pairing=pairing,
       groups=groups,
+      platform=platform,
     )
     for name in methods
   }
@@ -75,7 +76,7 @@ def mix_all(key, images, labels, *, mode, pairing, groups, methods=METHODS):
 # partitioned program as it is and compiles faster (the reference uses the same options).
 MIX_ALL = jax.jit(
   mix_all,
-  static_argnames=("mode", "pairing", "groups", "methods"),
+  static_argnames=("mode", "pairing", "groups", "methods", "platform"),
   compiler_options={"xla_backend_optimization_level": 0},
 )
 
@@ -119,14 +120,10 @@ def test_groups_per_device_keeps_pairs_local(kind, mode, pairing):
     compiled = lowered.compile()
     out = compiled(key, images, labels)
 
-  # (a) No collective moves image data. The only one allowed is the all-reduce of a scalar
-  # predicate: the loop condition of the Gamma rejection sampler vmapped over a batch axis
-  # that automatic sharding partitioned (example mode); in batch mode there is none at all.
+  # (a) No collective at all: none moves image data, and no loop's predicate is reduced across
+  # devices (the Beta draws have no loop).
   found = collectives(compiled.as_text())
-  assert not {op for op, _ in found} & MOVES_DATA, found
-  assert found <= {("all-reduce", "pred[]")}, found
-  if mode == "batch":
-    assert not found, found
+  assert not found, found
 
   # (c) Same numbers as on one device for the same key.
   reference = unsharded(mode, pairing)
@@ -145,6 +142,27 @@ def test_groups_per_device_keeps_pairs_local(kind, mode, pairing):
     for array in (mixed, targets):
       assert array.sharding.is_equivalent_to(NamedSharding(mesh(kind), P("data")), array.ndim), (name, array.sharding)
       assert {s.data.shape[0] for s in array.addressable_shards} == {BATCH // DEVICES}
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_accelerator_forms_have_no_collective(mode):
+  """The accelerator's forms of the methods and pairing whose CPU forms loop (FMix's threshold, the
+  derangement's rounds) and of the mixture's switch: no collective with groups per device, and the
+  CPU form's numbers."""
+  images, labels = sharded_inputs("explicit")
+  key = jax.random.key(3)
+  methods = ("fmix", "mixture", "stochastic", "gmix", "bernoulli")
+  run = functools.partial(MIX_ALL, mode=mode, pairing="derange", groups=DEVICES, methods=methods)
+  with jax.set_mesh(mesh("explicit")):
+    compiled = MIX_ALL.lower(
+      key, images, labels, mode=mode, pairing="derange", groups=DEVICES, methods=methods, platform="accelerator"
+    ).compile()
+    assert not collectives(compiled.as_text()), collectives(compiled.as_text())
+    out = compiled(key, images, labels)
+  reference = run(key, *make_batch())
+  for name in methods:
+    for got, want in zip(jax.tree.leaves(out[name]), jax.tree.leaves(reference[name]), strict=True):
+      np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-6, atol=1e-6, err_msg=name)
 
 
 @pytest.mark.parametrize("kind", list(AXIS_TYPES))

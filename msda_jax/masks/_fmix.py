@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-from msda_jax import _bits
+from msda_jax import _backend, _bits
 from msda_jax._dataclass import pytree_dataclass
 from msda_jax.masks._base import MixMethod, Sample
 
@@ -156,19 +156,39 @@ def top_threshold(values: jax.Array, count: ArrayLike) -> tuple[jax.Array, jax.A
   return threshold, selected
 
 
+def top_threshold_by_sort(values: jax.Array, count: ArrayLike) -> tuple[jax.Array, jax.Array]:
+  """``top_threshold``'s result from one sort of the keys: no loop (the accelerator's form).
+
+  The ``count``-th largest key is element ``size - count`` of the keys sorted ascending; for
+  ``count = 0`` the key is all bits set. Equal to ``top_threshold`` for every input.
+
+  >>> t, n = top_threshold_by_sort(jnp.array([0.5, -1.0, 2.0, 0.5]), 2)
+  >>> int(t) == int(top_threshold(jnp.array([0.5, -1.0, 2.0, 0.5]), 2)[0]), int(n)
+  (True, 3)
+  """
+  keys = sortable_keys(values).reshape(-1)
+  count = jnp.clip(jnp.asarray(count, jnp.int32), 0, keys.size)
+  none = jnp.uint32(0xFFFFFFFF)
+  ranked = jnp.sort(keys)[jnp.maximum(keys.size - count, 0) % keys.size]
+  threshold = jnp.where(count == 0, none, ranked)
+  return threshold, jnp.sum(keys >= threshold, dtype=jnp.int32)
+
+
 def _fmix(key: jax.Array, lam: jax.Array, shape: tuple[int, ...], decay: ArrayLike) -> tuple[jax.Array, jax.Array]:
   """``(M, mean(M))``: 1 on the ``round(lam |S|)`` highest points of a low-frequency field.
 
   ``lam`` is clipped to [0, 1]. ``M`` is 1 where the field is at least its ``round(lam |S|)``-th
   largest value, so exactly ``round(lam |S|)`` ones unless other points tie with that value
   (then all of them are 1; float32 ties are rare but possible). The threshold comes from a
-  counting search on the field's bits (``top_threshold``), not from a sort, and the mean is the
+  counting search on the field's bits (``top_threshold``) on the CPU and from one sort on an
+  accelerator (``top_threshold_by_sort``, no loop; the same threshold), and the mean is the
   selected count over ``|S|``.
   """
   size = math.prod(shape)
   lam = jnp.clip(jnp.asarray(lam, jnp.float32), 0.0, 1.0)
   field = low_frequency_field(key, decay, shape).reshape(-1)
-  threshold, selected = top_threshold(field, jnp.round(lam * size).astype(jnp.int32))
+  count = jnp.round(lam * size).astype(jnp.int32)
+  threshold, selected = _backend.by_platform(top_threshold, top_threshold_by_sort, field, count)
   mask = (sortable_keys(field) >= threshold).astype(jnp.float32).reshape(shape)
   return mask, selected.astype(jnp.float32) * (np.float32(1.0) / np.float32(size))
 

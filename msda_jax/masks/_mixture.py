@@ -21,12 +21,14 @@ mask key, so the choice is drawn apart from the component's draws.
 
 ``methods`` is static structure (a tuple of methods is a pytree: their types and options are
 part of the compiled program) while their numbers and ``probs`` are traced leaves: changing any
-of them never recompiles. ``jax.lax.switch`` runs only the chosen branch for one draw; under
-``vmap`` (one draw per example) every branch is computed and the result selected.
+of them never recompiles. On the CPU ``jax.lax.switch`` runs only the chosen branch for one draw;
+on an accelerator (``msda_jax._backend``), and under ``vmap`` (one draw per example) everywhere,
+every component is drawn and the chosen one selected, so the program has no branch.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -35,7 +37,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-from msda_jax import _validate
+from msda_jax import _backend, _validate
 from msda_jax._dataclass import pytree_dataclass
 from msda_jax.masks._base import MixMethod, Sample
 from msda_jax.masks._cutmix import CutMix
@@ -203,8 +205,18 @@ class Mixture(MixMethod):
     del data
     assert self.probs is not None  # set in __post_init__
     index = choose(key_mask, self.probs)
-    branches = [(lambda kl, km, lam_, m=method: _component(kl, km, lam_, shape, m)) for method in self.methods]
-    return jax.lax.switch(index, branches, key_lam, key_mask, lam)
+    branches = [(lambda kl, km, m=method: _component(kl, km, lam, shape, m)) for method in self.methods]
+
+    def every_one(index: jax.Array, kl: jax.Array, km: jax.Array) -> Sample:
+      # An accelerator draws every component and selects the chosen one: no branch for the host.
+      drawn = [branch(kl, km) for branch in branches]
+      pick = lambda *values: functools.reduce(
+        lambda chosen, k: jnp.where(index == k, values[k], chosen), range(len(values) - 2, -1, -1), values[-1]
+      )
+      return jax.tree.map(pick, *drawn)
+
+    switch = lambda index, kl, km: jax.lax.switch(index, branches, kl, km)
+    return _backend.by_platform(switch, every_one, index, key_lam, key_mask)
 
   def __repr__(self) -> str:
     concrete = _validate.concrete_value(self.probs)

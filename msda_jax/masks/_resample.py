@@ -146,4 +146,4 @@ def paste_resized(image: jax.Array, start: jax.Array, size: jax.Array) -> jax.Ar
 
   if max(shape) <= DENSE_MAX:
     return dense(image, start, size)
-  return _backend.by_platform(sparse, dense, image, start, size)
+  return _backend.by_platform(sparse, dense, image, start, size, platform="auto")  # the compiled platform's
