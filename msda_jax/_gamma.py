@@ -3,8 +3,11 @@
 ``jax.random.gamma`` runs Marsaglia and Tsang's rejection sampler as a ``while`` loop around
 each draw (and a second loop around each normal). On a GPU every loop iteration waits for the
 host to read its predicate, and under a sharded batch the predicate is a barrier across devices.
-Here every draw makes ``rounds x proposals`` (x, u) pairs side by side (2 x 4 by default) and keeps
-the first accepted one: one fused pass with no loop and no branch. A proposal is accepted with
+Here, on an accelerator, every draw makes ``rounds x proposals`` (x, u) pairs side by side (2 x 4
+by default) and keeps the first accepted one: one fused pass with no loop and no branch. On the
+CPU (``_backend.by_platform``), where a loop costs little and every word costs its hash, the
+rounds are made in turn, a round only while some draw has had all its proposals rejected: the
+same draws, about half the words. A proposal is accepted with
 probability above 0.95 (0.951 at the smallest ``d = 2/3``), so all eight are rejected with
 probability below ``0.049^8 < 4e-11``; that draw is then ``d`` (``log v = 0``, the mode of the
 proposal's law), a defined result whose weight in the law is below 4e-11. Up to that event the
@@ -51,7 +54,7 @@ import numpy as np
 from jax import lax
 from jax.typing import ArrayLike
 
-from msda_jax import _bits
+from msda_jax import _backend, _bits
 
 #: proposals per draw in a round.
 PROPOSALS = 4
@@ -66,18 +69,19 @@ _TAG = 0x80000000
 BOOST_STREAM = 16
 
 
-def _words(key: jax.Array, streams: tuple[int, ...], shape: tuple[int, ...]) -> jax.Array:
-  """uint32 ``[len(streams), *shape]``: the random words of each stream (a round, or
-  ``BOOST_STREAM``) for ``key``, in one hash."""
+def _words(key: jax.Array, streams: jax.Array, shape: tuple[int, ...]) -> jax.Array:
+  """uint32 ``[len(streams), *shape]``: the random words of each stream (int32 ``[R]``: rounds,
+  or ``BOOST_STREAM``) for ``key``, in one hash."""
   size = math.prod(shape)
   if not 0 < size < 2**32:
     raise ValueError(f"a Gamma draw of shape {shape} needs 1 to 2^32 - 1 words per round; got {size}.")
+  streams = jnp.asarray(streams, jnp.int32)
   if not _bits.is_threefry(key):
-    return jnp.stack([jax.random.bits(jax.random.fold_in(key, s), shape, jnp.uint32) for s in streams])
+    return jax.vmap(lambda s: jax.random.bits(jax.random.fold_in(key, s), shape, jnp.uint32))(streams)
   k0, k1 = _bits.key_words(key)
   position = jnp.arange(size, dtype=jnp.uint32).reshape(1, *shape)
-  high = (np.asarray(streams, np.uint32) | np.uint32(_TAG)).reshape(-1, *(1 for _ in shape))
-  x0, x1 = _bits.threefry2x32(k0, k1, jnp.asarray(high), position)
+  high = (streams.astype(jnp.uint32) | jnp.uint32(_TAG)).reshape(-1, *(1 for _ in shape))
+  x0, x1 = _bits.threefry2x32(k0, k1, high, position)
   return x0 ^ x1
 
 
@@ -86,12 +90,14 @@ def _open_unit(words: jax.Array) -> jax.Array:
   return ((words >> jnp.uint32(9)).astype(jnp.float32) + jnp.float32(0.5)) * jnp.float32(2.0**-23)
 
 
-def _propose(key: jax.Array, rounds: int, d: jax.Array, c: jax.Array, proposals: int) -> jax.Array:
-  """``log v`` of the first accepted of ``rounds x proposals`` proposals (round by round), like
-  ``d``; NaN where none is accepted."""
-  words = _words(key, tuple(range(rounds)), (3, *d.shape, proposals))
+def _propose(key: jax.Array, rounds: jax.Array, d: jax.Array, c: jax.Array, proposals: int) -> jax.Array:
+  """``log v`` of the first accepted of the ``proposals`` of each round in ``rounds`` (int32
+  ``[R]``, in that order), like ``d``; NaN where none is accepted."""
+  rounds = jnp.asarray(rounds, jnp.int32)
+  words = _words(key, rounds, (3, *d.shape, proposals))
   # [rounds, 3, *S, P] -> three [*S, rounds * P], in the order a loop of rounds would make them.
-  radius, angle, accept = jnp.moveaxis(_open_unit(words), 0, -2).reshape(3, *d.shape, rounds * proposals)
+  count = rounds.shape[0] * proposals
+  radius, angle, accept = jnp.moveaxis(_open_unit(words), 0, -2).reshape(3, *d.shape, count)
   x = jnp.sqrt(-2.0 * jnp.log(radius)) * jnp.cos(jnp.float32(2.0 * np.pi) * angle)
   d_k, c_k = d[..., None], c[..., None]
   v = (1.0 + c_k * x) ** 3
@@ -101,7 +107,7 @@ def _propose(key: jax.Array, rounds: int, d: jax.Array, c: jax.Array, proposals:
   # The first accepted proposal, as selects from the last one down: elementwise, and one result
   # (log v is finite where accepted), so the draw is one fused pass over its words.
   first = jnp.full(d.shape, jnp.nan, jnp.float32)
-  for p in range(rounds * proposals - 1, -1, -1):
+  for p in range(count - 1, -1, -1):
     first = jnp.where(ok[..., p], log_v[..., p], first)
   return first
 
@@ -137,10 +143,25 @@ def log_gamma(
   boost = a < 1.0
   d = jnp.where(boost, a + 1.0, a) - 1.0 / 3.0
   c = lax.rsqrt(9.0 * d)
-  # Every round at once; log v = 0 where no proposal is accepted.
-  found = _propose(key, rounds, d, c, proposals)
+
+  def side_by_side(d: jax.Array, c: jax.Array) -> jax.Array:
+    return _propose(key, jnp.arange(rounds), d, c, proposals)
+
+  def in_turn(d: jax.Array, c: jax.Array) -> jax.Array:
+    # The CPU's form: a round only while a draw has every proposal so far rejected (the first
+    # round always; a second one for one draw in about 170,000). The same draws.
+    def another(state: tuple[jax.Array, jax.Array]) -> tuple[jax.Array, jax.Array]:
+      t, found = state
+      return t + 1, jnp.where(jnp.isnan(found), _propose(key, t[None], d, c, proposals), found)
+
+    first = _propose(key, jnp.zeros((1,), jnp.int32), d, c, proposals)
+    searching = lambda state: (state[0] < rounds) & jnp.any(jnp.isnan(state[1]))
+    return lax.while_loop(searching, another, (jnp.int32(1), first))[1]
+
+  # log v = 0 where no proposal is accepted.
+  found = _backend.by_platform(in_turn, side_by_side, d, c)
   log_v = jnp.where(jnp.isnan(found), 0.0, found)
-  log_u = jnp.log(_open_unit(_words(key, (BOOST_STREAM,), shape)[0]))
+  log_u = jnp.log(_open_unit(_words(key, jnp.full((1,), BOOST_STREAM), shape)[0]))
   log_g = jnp.log(d) + log_v + jnp.where(boost, log_u / a, 0.0)
   return jnp.where(valid, log_g, jnp.nan)
 

@@ -18,8 +18,9 @@ from msda_jax import _gamma, _validate
 def sample_beta(key: jax.Array, a: ArrayLike, b: ArrayLike | None = None, shape: tuple[int, ...] = ()) -> jax.Array:
   """Draws ``lam ~ Beta(a, b)`` (``b = a`` when omitted), float32 of ``shape``.
 
-  Marsaglia-Tsang Gamma draws with four proposals each in one vectorised pass (``_gamma``):
-  the law of ``jax.random.beta``, not its realisations, at a fraction of its cost on a GPU.
+  Marsaglia-Tsang Gamma draws with eight proposals each made side by side and the first accepted
+  kept (``_gamma``): no loop and no branch, the law of ``jax.random.beta`` (not its realisations),
+  and ``lam`` next to 0 and 1 rounded like a correctly rounded float32 Beta.
 
   Args:
     key: a PRNG key.
@@ -37,7 +38,7 @@ def sample_beta(key: jax.Array, a: ArrayLike, b: ArrayLike | None = None, shape:
   _validate.check_positive("alpha", a)
   b = a if b is None else b
   _validate.check_positive("beta", b)
-  # One vectorised rejection pass instead of jax.random.beta's per-draw loops (same law; see _gamma).
+  # Every proposal at once instead of jax.random.beta's per-draw loops (same law; see _gamma).
   return _gamma.beta(key, a, b, shape)
 
 

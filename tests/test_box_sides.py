@@ -153,3 +153,65 @@ def test_random_cut_extent_draws_the_start_of_random_box_extent():
         np.testing.assert_array_equal(size, _box.cut_sizes(lam, shape, sides=sides))
         if np.array_equal(size, size_f):
           np.testing.assert_array_equal(start, start_f)
+
+
+# -- HMix: the box of area (1 - lam) r, exact for traced lam and r ----------------------------------
+
+HMIX_SHAPES = ((32, 32), (224, 160), (10, 13), (7, 3, 5), (24,))
+
+
+def exact_scaled_side(lam: np.float32, r: np.float32, n: int, d: int) -> int:
+  """``max{s <= n : s^d <= (1 - lam) r n^d}`` in rational arithmetic (XLA flushes subnormals to 0)."""
+  from fractions import Fraction
+
+  flush = lambda v: 0.0 if abs(float(v)) < np.finfo(np.float32).tiny else float(v)
+  area = (1 - Fraction(flush(lam))) * Fraction(flush(r)) * n**d
+  return max(s for s in range(n + 1) if s**d <= area)
+
+
+def scaled_boundary_cases(shape, count, seed):
+  """``(lam, r)`` float32 pairs at and next to side boundaries of ``shape``: ``lam`` one ulp around
+  ``1 - s^d / (r n^d)`` for drawn ``r``, ``s``, an axis; and ``r`` around ``s^d / ((1 - lam) n^d)``."""
+  rng = np.random.default_rng(seed)
+  d, cases = len(shape), []
+  for _ in range(count):
+    n, s = shape[rng.integers(d)], 0
+    s = int(rng.integers(1, n + 1))
+    r = np.float32(rng.choice([rng.uniform(0.05, 1.0), 0.5, 0.75, 1.0]))
+    lam = np.float32(rng.choice([rng.uniform(), 0.0, 0.5, 1e-30]))
+    at_lam, at_r = 1 - s**d / (float(r) * n**d), s**d / ((1 - float(lam)) * n**d)
+    for centre, fixed, which in ((at_lam, r, "lam"), (at_r, lam, "r")):
+      if 0 <= centre <= 1:
+        for v in near(np.array([centre]), ulps=1):
+          cases.append((v, fixed) if which == "lam" else (fixed, v))
+  return np.array(cases, np.float32)
+
+
+@pytest.mark.parametrize("shape", HMIX_SHAPES, ids=lambda s: "x".join(map(str, s)))
+def test_hmix_sides_are_the_exact_floor_for_traced_lam_and_r(shape):
+  """``scaled_sizes(lam, r)`` is ``max{s : s^d <= (1 - lam) r n^d}`` exactly, at and one ulp around
+  every drawn boundary, in ``lam`` and in ``r`` (seed 31, 120 draws per shape, about 700 cases);
+  the float32 product ``(1 - lam) r`` (the sides before) misses some of them (the test's power)."""
+  from msda_jax.masks import _scaled_sides
+
+  cases = scaled_boundary_cases(shape, 120, seed=31)
+  exact = jax.jit(jax.vmap(lambda lam, r: _scaled_sides.scaled_sizes(lam, r, shape)))
+  rounded = jax.jit(jax.vmap(lambda lam, r: _box.box_sizes((1.0 - lam) * r, shape)))
+  got, before = np.asarray(exact(cases[:, 0], cases[:, 1])), np.asarray(rounded(cases[:, 0], cases[:, 1]))
+  want = np.array([[exact_scaled_side(lam, r, n, len(shape)) for n in shape] for lam, r in cases])
+  wrong = np.flatnonzero(np.any(got != want, axis=1))
+  assert wrong.size == 0, [(cases[i].tolist(), got[i].tolist(), want[i].tolist()) for i in wrong[:5]]
+  assert np.any(before != want), "no case where the float32 product rounds across a side boundary"
+
+
+def test_hmix_sides_at_the_ends_and_for_invalid_values():
+  from msda_jax.masks import _scaled_sides
+
+  sizes = lambda lam, r, shape=(10, 13), sides="floor": _scaled_sides.scaled_sizes(lam, r, shape, sides=sides).tolist()
+  assert sizes(0.0, 1.0) == [10, 13] and sizes(1.0, 1.0) == [0, 0] and sizes(0.5, 0.0) == [0, 0]
+  assert sizes(0.0, 0.25, (32, 32)) == [16, 16] and sizes(1e-30, 0.25, (32, 32)) == [15, 15]  # a tie, then below it
+  assert sizes(-1.0, 2.0) == [10, 13]  # clipped to [0, 1]
+  assert sizes(float("nan"), 0.5) == [0, 0] and sizes(0.5, float("nan")) == [0, 0]
+  assert sizes(0.0, 0.3, (10,), "even") == [2]  # floor(3.0) = 3, cut as 2
+  big = (4096, 4096)  # n^d >= 2^24: the float32 product's sides
+  assert sizes(0.5, 0.5, big) == _box.box_sizes(0.25, big).tolist()

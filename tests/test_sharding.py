@@ -120,10 +120,15 @@ def test_groups_per_device_keeps_pairs_local(kind, mode, pairing):
     compiled = lowered.compile()
     out = compiled(key, images, labels)
 
-  # (a) No collective at all: none moves image data, and no loop's predicate is reduced across
-  # devices (the Beta draws have no loop).
+  # (a) No collective moves image data. The CPU's form of the Beta draws makes its rounds in a
+  # loop, whose predicate, vmapped over a batch axis that automatic sharding partitioned, is the
+  # one allowed collective: an all-reduce of a scalar (example mode). The accelerator's form has
+  # no loop and no collective at all (test_accelerator_forms_have_no_collective).
   found = collectives(compiled.as_text())
-  assert not found, found
+  assert not {op for op, _ in found} & MOVES_DATA, found
+  assert found <= {("all-reduce", "pred[]")}, found
+  if mode == "batch":
+    assert not found, found
 
   # (c) Same numbers as on one device for the same key.
   reference = unsharded(mode, pairing)
@@ -146,12 +151,12 @@ def test_groups_per_device_keeps_pairs_local(kind, mode, pairing):
 
 @pytest.mark.parametrize("mode", MODES)
 def test_accelerator_forms_have_no_collective(mode):
-  """The accelerator's forms of the methods and pairing whose CPU forms loop (FMix's threshold, the
-  derangement's rounds) and of the mixture's switch: no collective with groups per device, and the
-  CPU form's numbers."""
+  """The accelerator's forms (the Beta draws' rounds, FMix's threshold, the derangement's rounds,
+  the mixture's switch; loops or branches on the CPU): no collective at all with groups per
+  device, not even a predicate's all-reduce, and the CPU form's numbers."""
   images, labels = sharded_inputs("explicit")
   key = jax.random.key(3)
-  methods = ("fmix", "mixture", "stochastic", "gmix", "bernoulli")
+  methods = ("mixup", "fmix", "mixture", "stochastic", "gmix", "bernoulli")
   run = functools.partial(MIX_ALL, mode=mode, pairing="derange", groups=DEVICES, methods=methods)
   with jax.set_mesh(mesh("explicit")):
     compiled = MIX_ALL.lower(

@@ -8,6 +8,7 @@
 * peers: no method slower than the fastest peer doing the same job (methods no peer has: the
   fastest peer in the same mode);
 * memory: the compiled op's temporary buffers at most one image batch;
+* example mode: each method's per-example mode within 1.5x of its batch mode (same shape, dtype);
 * train step: mixing adds under 2% to the PreActResNet-18 step.
 """
 
@@ -18,6 +19,7 @@ from typing import Any
 FLOOR_SLACK = 1.25
 TIMM_ELEM_FACTOR = 10.0
 TRAIN_SHARE = 0.02
+EXAMPLE_OVER_BATCH = 1.5
 BYTES = {"float32": 4, "bfloat16": 2, "uint8": 1}
 
 
@@ -93,6 +95,17 @@ def judge(ours: list[dict], peers: list[dict], train: list[dict]) -> list[dict[s
     if r["median_s"] > fastest["median_s"]:
       misses.append(f"{_case(r)}: {r['median_s'] / fastest['median_s']:.2f}x the time of {fastest['peer']}")
   results.append(_result("no method slower than the fastest peer doing the same job", checked, misses))
+
+  misses, checked = [], 0
+  batch_modes = {(r["method"], tuple(r["shape"]), r["dtype"]): r for r in ours if r["mode"] == "batch"}
+  for r in ours:
+    batch = batch_modes.get((r["method"], tuple(r["shape"]), r["dtype"])) if r["mode"] == "example" else None
+    if batch is None:
+      continue
+    checked += 1
+    if r["median_s"] > EXAMPLE_OVER_BATCH * batch["median_s"]:
+      misses.append(f"{_case(r)}: {r['median_s'] / batch['median_s']:.2f}x the batch mode's time")
+  results.append(_result(f"per-example modes within {EXAMPLE_OVER_BATCH}x of batch mode", checked, misses))
 
   misses = [f"{_case(r)}: {r['temp_batches']:.2f} batches" for r in ours if (r["temp_batches"] or 0.0) > 1.0]
   results.append(_result("temporary memory at most one image batch", len(ours), misses))

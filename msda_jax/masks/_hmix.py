@@ -5,7 +5,9 @@ Inside the box ``M = 0`` (the partner); outside, ``M = lam / (1 - A)`` where ``A
 exactly and the label weight is ``lam``. The paper writes ``lam / (1 - (1 - lam) r)``, the same
 value for the nominal area. ``r -> 0`` is Mixup and ``r = 1`` is CutMix; ``r ~ Beta(g, g)``
 with ``g -> 0`` tends to Stochastic Mixup & CutMix. The box's sides are the floor of those of the
-area ``(1 - lam) r`` (``_box.box_sizes``); the official code rounds them down to even numbers,
+area ``(1 - lam) r``, exact for the float32 ``lam`` and ``r`` (``_scaled_sides.scaled_sizes``:
+integer arithmetic, so no product is rounded and every compilation cuts the same box); the
+official code rounds them down to even numbers,
 which ``box_sides="even"`` reproduces (same ``lam``, ``r`` and centre: the same box).
 """
 
@@ -19,7 +21,7 @@ from jax.typing import ArrayLike
 
 from msda_jax import lam_laws
 from msda_jax._dataclass import pytree_dataclass, static_field
-from msda_jax.masks import _box
+from msda_jax.masks import _box, _scaled_sides
 from msda_jax.masks._base import MixMethod, Sample
 from msda_jax.masks._cutmix import check_box_options
 
@@ -34,7 +36,9 @@ def _hmix(
   """
   lam = jnp.clip(jnp.asarray(lam, jnp.float32), 0.0, 1.0)
   r = jnp.clip(jnp.asarray(r, jnp.float32), 0.0, 1.0)
-  start, size = _box.random_box_extent(key, (1.0 - lam) * r, shape, placement, sides=sides)
+  # The exact sides of the area (1 - lam) r, then the start the same key draws for any box.
+  size = _scaled_sides.scaled_sizes(lam, r, shape, sides=sides)
+  start = _box.sample_box(key, size, shape, placement)
   kept = 1.0 - _box.box_fraction(start, size, shape)
   outside = jnp.where(kept > 0.0, lam / jnp.where(kept > 0.0, kept, 1.0), 0.0)
   mask = jnp.where(_box.box_indicator(start, size, shape), 0.0, outside).astype(jnp.float32)

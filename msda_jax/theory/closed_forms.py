@@ -4,7 +4,7 @@ Pixels are flattened row-major (as ``M.reshape(-1)``), so a separable coefficien
 ``a_jk = prod_k F_k[j_k, k_k]`` is the Kronecker product of its per-axis factors ``F_k``
 (``[n_k, n_k]``). Every function here is pure JAX: ``lam``, ``q`` and ``r`` may be traced,
 shapes are static; results are float32 JAX arrays. Box sides come from the samplers' own
-``floor(f^(1/d) n_k)`` (``msda_jax.masks._box.box_sizes``), so each form is the law actually
+``floor(f^(1/d) n_k)`` (``_box.cut_sizes``, ``_scaled_sides.scaled_sizes``), so each form is the law actually
 sampled.
 
 * Mixup (Eq. 2): ``(1 - lam)^2 11^T``; i.i.d. Bernoulli: ``(1 - lam)^2 + lam (1 - lam) delta_jk``.
@@ -38,7 +38,7 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from msda_jax import _validate
-from msda_jax.masks import _box, _gmix
+from msda_jax.masks import _box, _gmix, _scaled_sides
 from msda_jax.masks._cutmix import PLACEMENTS
 
 
@@ -281,7 +281,7 @@ def hmix_inside_parts(lam: ArrayLike, *, shape: tuple[int, ...], r: ArrayLike = 
   """
   lam = jnp.clip(jnp.asarray(lam, jnp.float32), 0.0, 1.0)
   r = jnp.clip(jnp.asarray(r, jnp.float32), 0.0, 1.0)
-  sides = _box.box_sizes((1.0 - lam) * r, shape)
+  sides = _scaled_sides.scaled_sizes(lam, r, shape)
   area = jnp.prod(sides.astype(jnp.float32) / jnp.asarray(shape, jnp.float32))
   kept = 1.0 - area
   outside = jnp.where(kept > 0.0, 1.0 - lam / jnp.where(kept > 0.0, kept, 1.0), 0.0)

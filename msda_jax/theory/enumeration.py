@@ -20,12 +20,11 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
-import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
 from msda_jax import _validate
-from msda_jax.masks import _box, _gmix
+from msda_jax.masks import _box, _gmix, _scaled_sides
 from msda_jax.masks._cutmix import PLACEMENTS
 
 FAMILIES = ("cutmix", "hmix")
@@ -66,9 +65,7 @@ def box_sides(lam: ArrayLike, *, shape: tuple[int, ...], family: str = "cutmix",
   _validate.check_choice("family", family, FAMILIES)
   if family == "cutmix":
     return np.asarray(_box.cut_sizes(lam, shape), dtype=np.int64)
-  lam32 = jnp.clip(jnp.asarray(lam, jnp.float32), 0.0, 1.0)
-  fraction = (1.0 - lam32) * jnp.clip(jnp.asarray(r, jnp.float32), 0.0, 1.0)
-  return np.asarray(_box.box_sizes(fraction, shape), dtype=np.int64)
+  return np.asarray(_scaled_sides.scaled_sizes(lam, r, shape), dtype=np.int64)
 
 
 def box_masks(
