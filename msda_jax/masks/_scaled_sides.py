@@ -53,7 +53,8 @@ def _limbs(value: ArrayLike) -> jax.Array:
 def _normalise(digits: jax.Array) -> jax.Array:
   """``digits`` (``[..., LIMBS]``, each of either sign below ``2^30``) carried into limbs; the
   last limb keeps the sign (negative for a negative number)."""
-  out, carry = [], 0
+  out: list[jax.Array] = []
+  carry = jnp.zeros_like(digits[..., 0])
   for i in range(LIMBS):
     total = digits[..., i] + carry
     if i == LIMBS - 1:
