@@ -11,8 +11,10 @@ in exact integer arithmetic: every float32 is ``m 2^-k`` (an integer ``m < 2^24`
 
 a comparison of integers below ``2^120``. They are held as 12-bit limbs in int32 (a limb product
 is below ``2^24``, a sum of a few below ``2^31``), so only integer adds, multiplies, shifts and
-selects run, the same on every platform and compilation. Every candidate ``s`` is tested side by
-side (no loop): ``n`` comparisons of a few dozen limbs per axis.
+selects run, the same on every platform and compilation. The float32 product ``f = fl(fl(1 - lam) r)``
+is within ``2^-23`` of the exact area relative to it, so the exact side is within ``1 + n 2^-23``
+of the side of ``f``: the candidates around that side (3 for ``n < 2^22``) are tested side by side
+(no loop), elementwise integer work that fuses into a few kernels.
 """
 
 from __future__ import annotations
@@ -44,112 +46,102 @@ def _decompose(x: jax.Array) -> tuple[jax.Array, jax.Array]:
   return m, 150 - jnp.maximum(exponent, 1)
 
 
-def _limbs(value: ArrayLike) -> jax.Array:
-  """int32 ``[..., LIMBS]``: the limbs of a nonnegative int32 ``value`` (little-endian)."""
-  shifts = LIMB_BITS * np.arange(LIMBS, dtype=np.int32)
-  return (jnp.asarray(value, jnp.int32)[..., None] >> shifts) & _MASK
+Limbs = list[jax.Array]
 
 
-def _normalise(digits: jax.Array) -> jax.Array:
-  """``digits`` (``[..., LIMBS]``, each of either sign below ``2^30``) carried into limbs; the
-  last limb keeps the sign (negative for a negative number)."""
-  out: list[jax.Array] = []
-  carry = jnp.zeros_like(digits[..., 0])
-  for i in range(LIMBS):
-    total = digits[..., i] + carry
-    if i == LIMBS - 1:
+def _limbs(value: jax.Array) -> Limbs:
+  """The ``LIMBS`` limbs of a nonnegative int32 ``value`` (little-endian), each like ``value``."""
+  return [(value >> (LIMB_BITS * i)) & _MASK for i in range(LIMBS)]
+
+
+def _normalise(digits: Limbs) -> Limbs:
+  """``digits`` (each of either sign below ``2^30``) carried into limbs; the last limb keeps the
+  sign (negative for a negative number)."""
+  out, carry = [], jnp.zeros_like(digits[0])
+  for i, digit in enumerate(digits):
+    total = digit + carry
+    if i == len(digits) - 1:
       out.append(total)
     else:
       out.append(total & _MASK)
       carry = total >> LIMB_BITS  # arithmetic: a borrow is -1
-  return jnp.stack(out, axis=-1)
-
-
-@functools.cache
-def _diagonals() -> np.ndarray:
-  """int32 ``[LIMBS, LIMBS, LIMBS]``: 1 where ``i + j = k`` (the columns of a product)."""
-  i, j, k = np.meshgrid(*(np.arange(LIMBS),) * 3, indexing="ij")
-  return (i + j == k).astype(np.int32)
-
-
-def _multiply(a: jax.Array, b: jax.Array) -> jax.Array:
-  """``a b`` (limbs; the product must fit in ``LIMBS``)."""
-  a, b = jnp.broadcast_arrays(a, b)
-  outer = a[..., :, None] * b[..., None, :]  # each below 2^24; a column sums at most 6
-  return _normalise(jnp.einsum("...ij,ijk->...k", outer, _diagonals()))
-
-
-def _moved(digits: jax.Array, whole: jax.Array, steps: range) -> jax.Array:
-  """``digits`` moved up by ``whole`` limbs (down for negative ``whole``), for ``whole`` in
-  ``steps`` (static), zeros shifted in: one select per step."""
-  zero = jnp.zeros_like(digits)
-  out = zero
-  for step in steps:
-    if step >= 0:
-      shifted = jnp.concatenate([zero[..., :step], digits[..., : LIMBS - step]], -1)
-    else:
-      shifted = jnp.concatenate([digits[..., -step:], zero[..., :-step]], -1)
-    out = jnp.where((whole == step)[..., None], shifted, out)
   return out
 
 
-def _shift_up(a: jax.Array, bits: jax.Array) -> jax.Array:
-  """``a 2^bits`` (limbs) for a traced ``bits`` in ``[0, 48]``; the result must fit in ``LIMBS``."""
+def _multiply(m: jax.Array, b: Limbs) -> Limbs:
+  """``m b`` for an int32 ``m < 2^24`` (two limbs) and limbs ``b``; it must fit in ``LIMBS``."""
+  low, high = m & _MASK, m >> LIMB_BITS
+  return _normalise([low * b[i] + (high * b[i - 1] if i else 0) for i in range(LIMBS)])  # each below 2^25
+
+
+def _moved(digits: Limbs, whole: jax.Array, steps: range) -> Limbs:
+  """``digits`` moved up by ``whole`` limbs (down for negative ``whole``), for ``whole`` in
+  ``steps`` (static), zeros shifted in: elementwise selects."""
+  zero = jnp.zeros_like(digits[0])
+  out = [zero] * LIMBS
+  for step in steps:
+    chosen = whole == step
+    out = [jnp.where(chosen, digits[j - step] if 0 <= j - step < LIMBS else zero, out[j]) for j in range(LIMBS)]
+  return out
+
+
+def _shift_up(a: Limbs, bits: jax.Array) -> Limbs:
+  """``a 2^bits`` for a traced ``bits`` in ``[0, 48]``; the result must fit in ``LIMBS``."""
   whole, part = bits // LIMB_BITS, bits % LIMB_BITS
-  spread = a << part[..., None]  # below 2^24
-  digits = (spread & _MASK) + jnp.concatenate([jnp.zeros_like(spread[..., :1]), spread[..., :-1] >> LIMB_BITS], -1)
+  spread = [x << part for x in a]  # below 2^24
+  digits = [(spread[i] & _MASK) + (spread[i - 1] >> LIMB_BITS if i else 0) for i in range(LIMBS)]
   return _normalise(_moved(digits, whole, range(48 // LIMB_BITS + 1)))
 
 
-def _shift_down(a: jax.Array, bits: jax.Array) -> tuple[jax.Array, jax.Array]:
+def _shift_down(a: Limbs, bits: jax.Array) -> tuple[Limbs, jax.Array]:
   """``(floor(a 2^-bits), a mod 2^bits != 0)`` for normalised limbs and ``0 <= bits <= 12 LIMBS``."""
   whole, part = bits // LIMB_BITS, bits % LIMB_BITS
   low = _moved(a, -whole, range(0, -LIMBS - 1, -1))
-  high = jnp.concatenate([low[..., 1:], jnp.zeros_like(low[..., :1])], -1)
-  part = part[..., None]
-  quotient = (low >> part) | ((high << (LIMB_BITS - part)) & _MASK)
-  index = jnp.broadcast_to(np.arange(LIMBS, dtype=np.int32), a.shape)
-  whole = jnp.broadcast_to(whole[..., None], a.shape)
-  below = jnp.where(index < whole, a, jnp.where(index == whole, a & ((1 << part) - 1), 0))
-  return quotient, jnp.any(below != 0, axis=-1)
+  zero = jnp.zeros_like(a[0])
+  quotient = [
+    (low[i] >> part) | (((low[i + 1] if i + 1 < LIMBS else zero) << (LIMB_BITS - part)) & _MASK) for i in range(LIMBS)
+  ]
+  below = [jnp.where(i < whole, a[i], jnp.where(i == whole, a[i] & ((1 << part) - 1), 0)) for i in range(LIMBS)]
+  return quotient, functools.reduce(jnp.logical_or, [v != 0 for v in below])
 
 
-def _sign(a: jax.Array) -> jax.Array:
+def _sign(a: Limbs) -> jax.Array:
   """-1, 0 or 1: the sign of a normalised number (its sign is its last limb's)."""
-  top = a[..., -1]
-  return jnp.where(top != 0, jnp.sign(top), jnp.any(a != 0, axis=-1).astype(jnp.int32))
+  nonzero = functools.reduce(jnp.logical_or, [v != 0 for v in a])
+  return jnp.where(a[-1] != 0, jnp.sign(a[-1]), nonzero.astype(jnp.int32))
 
 
-@functools.lru_cache(maxsize=64)
-def _tables(shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
-  """Static int32 limbs: ``n_k^d`` per axis ``[d, LIMBS]``, and ``s^d`` for ``s = 1..max(n)``
-  ``[max(n), LIMBS]``."""
-  d = len(shape)
-  limbs = lambda v: [(v >> (LIMB_BITS * i)) & _MASK for i in range(LIMBS)]
-  volumes = np.array([limbs(n**d) for n in shape], np.int32)
-  powers = np.array([limbs(s**d) for s in range(1, max(shape) + 1)], np.int32)
-  return volumes, powers
+def _window(shape: tuple[int, ...]) -> int:
+  """Candidates either side of the float32 product's side: the exact side is within
+  ``1 + n 2^-23`` of it (module docstring), so 1 below ``n = 2^22`` (twice the margin)."""
+  return 1 + (max(shape) >> 22)
 
 
-def _reaches(lam: jax.Array, r: jax.Array, shape: tuple[int, ...]) -> jax.Array:
-  """bool ``[d, max(n)]``: whether ``s^d <= (1 - lam) r n_k^d`` for ``s = 1..max(n)``, exactly.
+def _reaches(lam: jax.Array, r: jax.Array, powers: jax.Array, volumes: np.ndarray) -> jax.Array:
+  """bool like ``powers``: whether ``S <= (1 - lam) r N`` for each ``S`` of ``powers`` (int32
+  ``[d, K]``, below ``2^24``) and ``N = volumes[k]`` of its row, exactly.
 
   With ``X = mR N - S 2^kR`` and ``Y = mL mR N = q 2^kL + rem``: ``2^kL X >= Y`` iff ``X > q``, or
   ``X = q`` and ``rem = 0``. ``mR N < 2^48``; for ``kR >= 48``, ``S 2^kR > mR N`` (``S >= 1``).
-  Every axis at once (the candidates past an axis's ``n_k`` are not counted by the caller).
   """
-  volumes, powers = _tables(shape)
   m_lam, k_lam = _decompose(lam)
   m_r, k_r = _decompose(r)
-  d, count = len(shape), len(powers)
-  product = _multiply(_limbs(m_r), jnp.asarray(volumes))[:, None, :]  # mR N, [d, 1, LIMBS]
-  scaled = _shift_up(jnp.asarray(powers), jnp.broadcast_to(jnp.minimum(k_r, 48), (count,)))
-  x = _normalise(jnp.broadcast_to(product, (d, count, LIMBS)) - jnp.broadcast_to(scaled, (d, count, LIMBS)))
+  volume = [jnp.broadcast_to(jnp.asarray(limb[:, None], jnp.int32), powers.shape) for limb in _static_limbs(volumes)]
+  product = _multiply(jnp.broadcast_to(m_r, powers.shape), volume)  # mR N
+  scaled = _shift_up(_limbs(powers), jnp.broadcast_to(jnp.minimum(k_r, 48), powers.shape))
+  x = _normalise([p - q for p, q in zip(product, scaled, strict=True)])
   quotient, remainder = _shift_down(
-    _multiply(_limbs(m_lam), product), jnp.broadcast_to(jnp.minimum(k_lam, LIMB_BITS * LIMBS), product.shape[:-1])
+    _multiply(jnp.broadcast_to(m_lam, powers.shape), product),
+    jnp.broadcast_to(jnp.minimum(k_lam, LIMB_BITS * LIMBS), powers.shape),
   )
-  excess = _sign(_normalise(x - jnp.broadcast_to(quotient, x.shape)))
-  return (k_r < 48) & ((excess > 0) | ((excess == 0) & ~jnp.broadcast_to(remainder, excess.shape)))
+  excess = _sign(_normalise([p - q for p, q in zip(x, quotient, strict=True)]))
+  return (k_r < 48) & ((excess > 0) | ((excess == 0) & ~remainder))
+
+
+def _static_limbs(values: np.ndarray) -> list[np.ndarray]:
+  """The ``LIMBS`` limbs of nonnegative ints (numpy, little-endian)."""
+  values = np.asarray(values, np.int64)
+  return [((values >> (LIMB_BITS * i)) & _MASK).astype(np.int32) for i in range(LIMBS)]
 
 
 def scaled_sizes(lam: ArrayLike, r: ArrayLike, shape: tuple[int, ...], *, sides: str = "floor") -> jax.Array:
@@ -182,6 +174,15 @@ def scaled_sizes(lam: ArrayLike, r: ArrayLike, shape: tuple[int, ...], *, sides:
   d = len(shape)
   if any(n**d > MAX_VOLUME for n in shape):
     return _box.box_sizes((1.0 - lam) * r, shape, sides=sides)
-  within = np.arange(1, max(shape) + 1)[None, :] <= np.array(shape)[:, None]  # s <= n_k
-  reached = _reaches(lam, r, shape) & within
-  return _box._finish(list(jnp.sum(reached, axis=1)), sides)
+  # The float32 product's sides (exact for that product), then the exact test of the candidates
+  # around them: the largest candidate reached is the side.
+  rounded = _box.box_sizes((1.0 - lam) * r, shape)
+  n = np.array(shape, np.int32)[:, None]
+  window = _window(shape)
+  candidates = rounded[:, None] + np.arange(-window, window + 1, dtype=np.int32)[None, :]  # [d, K]
+  inside = (candidates >= 1) & (candidates <= n)
+  s = jnp.clip(candidates, 1, n)
+  powers = functools.reduce(lambda acc, _: acc * s, range(d - 1), s)  # s^d <= n^d < 2^24
+  reached = inside & _reaches(lam, r, powers, np.array(shape, np.int64) ** d)
+  side = jnp.max(jnp.where(reached, candidates, 0), axis=1)
+  return _box._finish(list(side), sides)
