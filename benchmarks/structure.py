@@ -4,8 +4,10 @@ For each method and mode, a jitted ``Mixer`` call on a ``B x H x W x C`` float32
 for CUDA and for TPU (``jax.export``: the StableHLO the device would compile, no device needed),
 and compiled for this CPU. Per program it counts:
 
-* ``while``: data-dependent loops (``stablehlo.while``): on a GPU each iteration waits for the
-  host to read its predicate, and under a sharded batch it is a barrier across devices;
+* ``while``: loops (``stablehlo.while``): on a GPU each iteration of a data-dependent one waits
+  for the host to read its predicate, and under a sharded batch it is a barrier across devices;
+  ``fixed``: those of them whose condition compares the counter with a constant (a ``fori_loop``
+  or ``scan`` of static length: the trip count is known when the program is compiled);
 * ``branch``: conditionals (``stablehlo.case`` and ``stablehlo.if``) on a computed value, each a
   host round trip;
 * ``platform``: the ``case`` ops of ``jax.lax.platform_dependent`` (the CPU-or-accelerator choice
@@ -20,7 +22,9 @@ It runs on any machine in seconds per program and needs no accelerator:
   python -m benchmarks.structure                     # the table, and benchmarks/results/structure.json
   python -m benchmarks.structure --methods mixup cutmix --modes batch
 
-Every method runs with its default pairing; Mixup also with each of the other pairings.
+Every method runs with its default pairing; Mixup also with each of the other pairings. The
+data-dependent methods (``DATA_METHODS``, given a saliency map) keep the loops of their solvers:
+they are counted, with how many have a fixed trip count.
 """
 
 from __future__ import annotations
@@ -51,6 +55,8 @@ METHODS = (
   "mixture",
   "mix_k_batch(k=3)",
 )
+#: the methods that read the images (a saliency map is passed); their solvers loop.
+DATA_METHODS = ("puzzlemix", "saliencymix")
 MODES = ("batch", "example")
 #: the pairings beside each method's default, run with Mixup.
 PAIRINGS = ("reverse", "roll", "permute", "derange")
@@ -63,6 +69,22 @@ _CASE = re.compile(r"^\s*(%[\w]+)(?::\d+)? = \"stablehlo\.case\"\((%[\w#]+)\)")
 def op_counts(text: str) -> collections.Counter[str]:
   """The StableHLO (and CHLO) ops of a module's text, by name."""
   return collections.Counter(_OP.findall(text))
+
+
+_COND = re.compile(r"cond \{(.*?)\} do \{", re.S)
+_COMPARE = re.compile(r"stablehlo\.compare\s+\w+,\s*(%[\w#]+),\s*(%[\w#]+)")
+
+
+def fixed_trip_loops(text: str) -> int:
+  """The ``while`` ops whose condition is one comparison of a loop variable with a constant."""
+  constants = {m.group(1) for line in text.splitlines() if (m := _CONSTANT.match(line))}
+  count = 0
+  for block in _COND.findall(text):
+    ops = set(_OP.findall(block)) - {"stablehlo.constant", "stablehlo.return"}
+    compare = _COMPARE.search(block)
+    if ops == {"stablehlo.compare"} and compare and compare.group(2) in constants | set(_CONSTANT.findall(block)):
+      count += 1
+  return count
 
 
 def platform_cases(text: str) -> int:
@@ -86,19 +108,24 @@ def structure(
   """One record: the exported programs' loops, branches and ops per platform, and (``cpu``) the
   fusions of the compiled CPU program."""
   mixer = msda_jax.Mixer(msda_jax.from_string(spec), num_classes=10, mode=mode, pairing=pairing)
-  step = jax.jit(lambda m, k, x, y: m(k, x, y))
-  args = (
+  args = [
     mixer,
     jax.random.key(0),
     jax.ShapeDtypeStruct(shape, jnp.float32),
     jax.ShapeDtypeStruct(shape[:1], jnp.int32),
-  )
+  ]
+  if "saliency" in mixer.method.needs().inputs:
+    step = jax.jit(lambda m, k, x, y, s: m(k, x, y, saliency=s))
+    args.append(jax.ShapeDtypeStruct(shape[:-1], jnp.float32))
+  else:
+    step = jax.jit(lambda m, k, x, y: m(k, x, y))
   record: dict[str, Any] = {"method": spec, "mode": mode, "pairing": str(mixer.pairing), "shape": list(shape)}
   for platform in PLATFORMS:
     text = jax.export.export(step, platforms=[platform])(*args).mlir_module()
     counts, chosen = op_counts(text), platform_cases(text)
     record[platform] = {
       "while": counts["stablehlo.while"],
+      "fixed": fixed_trip_loops(text),
       "branch": counts["stablehlo.case"] + counts["stablehlo.if"] - chosen,
       "platform": chosen,
       "ops": sum(counts.values()),
@@ -114,18 +141,21 @@ def structure(
 
 def table(records: list[dict[str, Any]]) -> str:
   """A markdown table of the records."""
-  head = "| method | mode | pairing | CUDA while / branch / ops (platform) | TPU while / branch / ops (platform) "
+  head = "| method | mode | pairing | CUDA while (fixed) / branch / ops (platform) "
+  head += "| TPU while (fixed) / branch / ops (platform) "
   head += "| CPU fusions |"
   rows = [head, "|---|---|---|---|---|---:|"]
   for r in records:
-    cells = [f"{r[p]['while']} / {r[p]['branch']} / {r[p]['ops']} ({r[p]['platform']})" for p in PLATFORMS]
+    cells = [
+      f"{r[p]['while']} ({r[p]['fixed']}) / {r[p]['branch']} / {r[p]['ops']} ({r[p]['platform']})" for p in PLATFORMS
+    ]
     rows.append(f"| {r['method']} | {r['mode']} | {r['pairing']} | {cells[0]} | {cells[1]} | {r['cpu_fusions']} |")
   return "\n".join(rows)
 
 
 def main(argv: list[str] | None = None) -> int:
   parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-  parser.add_argument("--methods", nargs="+", default=list(METHODS))
+  parser.add_argument("--methods", nargs="+", default=[*METHODS, *DATA_METHODS])
   parser.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES))
   parser.add_argument("--pairings", nargs="*", choices=PAIRINGS, default=list(PAIRINGS), help="Mixup's extra rows")
   parser.add_argument("--shape", default="128x32x32x3", help="B x H x W x C")

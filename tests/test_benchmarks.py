@@ -56,6 +56,23 @@ def test_structure_counts_the_loops_and_branches_of_an_exported_program():
   assert structure.platform_cases(text) == structure.op_counts(text)["stablehlo.case"] > 0
   text = jax.export.export(jax.jit(branched), platforms=["cuda"])(spec).mlir_module()
   assert structure.platform_cases(text) == 0
+  # A loop of static length counts as fixed; one whose condition reads the data does not.
+  fixed = lambda x: jax.lax.fori_loop(0, 5, lambda i, v: v * 2.0, x)
+  searching = lambda x: jax.lax.while_loop(lambda v: v.sum() < 10.0, lambda v: v * 2.0 + 1.0, x)
+  text_of = lambda f: jax.export.export(jax.jit(f), platforms=["cuda"])(spec).mlir_module()
+  assert structure.fixed_trip_loops(text_of(fixed)) == 1 == structure.op_counts(text_of(fixed))["stablehlo.while"]
+  assert structure.fixed_trip_loops(text_of(searching)) == 0
+
+
+def test_the_data_dependent_methods_loops_have_fixed_trip_counts():
+  """PuzzleMix keeps its solvers' loops (labeling sweeps and transport rounds per grid size), all of
+  static length; SaliencyMix has none."""
+  from benchmarks import structure
+
+  for spec in structure.DATA_METHODS:
+    record = structure.structure(spec, "batch", (4, 16, 16, 3), cpu=False)["cuda"]
+    assert record["fixed"] == record["while"], (spec, record)
+    assert (record["while"] > 0) == (spec == "puzzlemix"), (spec, record)
 
 
 @pytest.mark.parametrize("mode", ["batch", "example"])
