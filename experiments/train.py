@@ -81,6 +81,7 @@ def check_config(config: ml_collections.ConfigDict, num_devices: int) -> None:
     except ValueError as error:
       raise ValueError(f"method: {error} (image_size={config.image_size})") from error
   _check_choice(config, "model", tuple(MODELS))
+  model_options(config)
   info = dataset_info(config.dataset)  # its error names the field
   if config.num_classes != info.num_classes:
     raise ValueError(f"num_classes must be {info.num_classes} for {config.dataset}; got {config.num_classes}.")
@@ -150,17 +151,34 @@ def create_mixer(config: ml_collections.ConfigDict, method: Any = None) -> msda_
   )
 
 
+def model_options(config: ml_collections.ConfigDict) -> dict[str, str]:
+  """The model's set options (``activation``, ``pool``), checked against the choices ``config.model``
+  declares (its class's ``OPTIONS``)."""
+  options = {name: config.get(f"model_{name}") for name in ("activation", "pool")}
+  options = {name: value for name, value in options.items() if value is not None}
+  declared = getattr(MODELS.get(config.model), "OPTIONS", {})
+  for name, value in options.items():
+    if name not in declared:
+      raise ValueError(f"model_{name}: model {config.model!r} has no {name!r} option; leave it unset.")
+    if value not in declared[name]:
+      raise ValueError(f"model_{name} must be one of {declared[name]} for {config.model!r}; got {value!r}.")
+  return options
+
+
 def create_model(config: ml_collections.ConfigDict, key: jax.Array, mesh: jax.sharding.Mesh) -> nnx.Module:
   """``config.model`` for ``config.dataset``'s images, initialised from the typed PRNG ``key``.
 
-  With ``config.sync_batch_norm`` its BatchNorm layers average their statistics over the mesh.
+  With ``config.sync_batch_norm`` its BatchNorm layers average their statistics over the mesh;
+  ``config.model_activation`` and ``config.model_pool``, where set, go to models that take them.
   """
+  options = model_options(config)
   model = get_model(
     config.model,
     num_classes=config.num_classes,
     rngs=nnx.Rngs(key),
     width=config.model_width,
     in_channels=dataset_info(config.dataset).image_shape[-1],
+    **options,
   )
   return parallel.sync_batch_norm(model, _axis(mesh)) if config.get("sync_batch_norm", False) else model
 

@@ -15,7 +15,10 @@ A few operations have a CPU form and an accelerator form with equal results:
 * ``pairing="derange"`` draws its rejection rounds in a loop on the CPU (about 3) and side by
   side on an accelerator, the first success selected (the same derangement);
 * the mixture's component is one ``lax.switch`` branch on the CPU and a select over every
-  component's draw on an accelerator (the same draw).
+  component's draw on an accelerator (the same draw). Per example (traced inside ``per_example``)
+  it is the select on every platform: under ``vmap`` a switch on a per-example index is a select
+  over every branch anyway, and inside ``jax.shard_map`` JAX 0.10's batching of that switch fails
+  on a branch's constants (a ``pvary`` of a value that already varies).
 
 ``by_platform`` picks the form with ``jax.lax.platform_dependent``: the choice is made when the
 program is lowered, for the platform it is compiled for (not JAX's default backend), and the
@@ -45,6 +48,23 @@ PLATFORMS = ("auto", "cpu", "accelerator")
 
 
 _FORCED: contextvars.ContextVar[str] = contextvars.ContextVar("msda_jax_platform", default="auto")
+_PER_EXAMPLE: contextvars.ContextVar[bool] = contextvars.ContextVar("msda_jax_per_example", default=False)
+
+
+@contextlib.contextmanager
+def per_example() -> Iterator[None]:
+  """While tracing inside this context, ``is_per_example()`` is true: the draws traced are one
+  example's, mapped over the batch (``msda_jax.draws.draw_examples``)."""
+  token = _PER_EXAMPLE.set(True)
+  try:
+    yield
+  finally:
+    _PER_EXAMPLE.reset(token)
+
+
+def is_per_example() -> bool:
+  """Whether the draw being traced is one example's of a batch (inside ``per_example``)."""
+  return _PER_EXAMPLE.get()
 
 
 @contextlib.contextmanager

@@ -128,10 +128,11 @@ def draw_examples(
   else:
     given, lam_ok = (jnp.broadcast_to(v, (batch,)) for v in given_lam(lam, mixer.unbounded))
     per_example, args = (lambda k, lam_i: method.sample(k, shape=spatial, lam=lam_i)), (keys, given)
-  if method.masks_in_chunks:
-    s = _batched.map_in_chunks(per_example, *args, **_chunking(mixer))
-  else:
-    s = jax.vmap(per_example)(*args)
+  with _backend.per_example():
+    if method.masks_in_chunks:
+      s = _batched.map_in_chunks(per_example, *args, **_chunking(mixer))
+    else:
+      s = jax.vmap(per_example)(*args)
   applied = (jax.random.uniform(key_prob, (batch,)) < prob) & lam_ok
   mask = jnp.where(applied.reshape((batch,) + (1,) * len(spatial)), s.mask, 1.0)
   weight = jnp.where(applied, s.weight, 1.0)

@@ -19,6 +19,8 @@ CONFIG_DIR = pathlib.Path(__file__).resolve().parents[1] / "experiments" / "conf
 FIELDS = {
   "model",
   "model_width",
+  "model_activation",
+  "model_pool",
   "dataset",
   "num_classes",
   "image_size",

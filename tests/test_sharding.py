@@ -234,3 +234,57 @@ def test_inside_shard_map(kind, mode):
   assert len(np.unique(first)) == DEVICES, first
   if mode == "batch":
     assert np.all(lam.reshape(DEVICES, local) == first[:, None])
+
+
+#: every mask-only method (the structure benchmark's list).
+MASK_METHODS = (
+  "mixup",
+  "cutmix",
+  "stochastic",
+  "hmix",
+  "gmix",
+  "bernoulli",
+  "fmix",
+  "resizemix",
+  "mixture",
+  "mix_k_batch(k=3)",
+)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_every_method_inside_shard_map_mixes_each_shard_as_one_device_would(mode):
+  """Inside ``jax.shard_map`` (the train step's form), every mask-only method's loops and
+  conditionals are traced with values that vary over the mesh axis: each device's shard is mixed
+  exactly as one device mixes that shard alone with the same folded key."""
+  local = 4  # k-sample mixing needs k = 3 distinct sources in a shard
+  rng = np.random.default_rng(1)
+  x = rng.uniform(0.0, 1.0, (DEVICES * local, *SHAPE, CHANNELS)).astype(np.float32)
+  y = rng.integers(0, CLASSES, DEVICES * local).astype(np.int32)
+  sharding = NamedSharding(mesh("explicit"), P("data"))
+  images, labels = jax.device_put(x, sharding), jax.device_put(y, sharding)
+
+  def step(key, x, y):
+    key = jax.random.fold_in(key, jax.lax.axis_index("data"))
+    return mix_all(key, x, y, mode=mode, pairing=None, groups=1, methods=MASK_METHODS)
+
+  mapped = jax.jit(
+    jax.shard_map(step, mesh=mesh("explicit"), in_specs=(P(), P("data"), P("data")), out_specs=P("data")),
+    compiler_options={"xla_backend_optimization_level": 0},
+  )
+  got = jax.tree.map(np.asarray, mapped(jax.random.key(11), images, labels))
+  device = jax.devices()[0]
+  for shard in (0, DEVICES - 1):
+    rows = slice(shard * local, (shard + 1) * local)
+    key = jax.random.fold_in(jax.random.key(11), shard)
+    alone = MIX_ALL(
+      key,
+      jax.device_put(x[rows], device),
+      jax.device_put(y[rows], device),
+      mode=mode,
+      pairing=None,
+      groups=1,
+      methods=MASK_METHODS,
+    )
+    for name in MASK_METHODS:
+      for part, want in zip(got[name][:2], alone[name][:2], strict=True):
+        np.testing.assert_allclose(part[rows], np.asarray(want), rtol=1e-6, atol=1e-6, err_msg=name)

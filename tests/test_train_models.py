@@ -14,6 +14,7 @@ import pytest
 from flax import nnx
 
 from msda_jax.train import models
+from msda_jax.train.models.small_cnn import SmallCNN
 
 NUM_CLASSES = 5
 TINY = {name: {"width": 4} for name in models.MODELS}
@@ -95,6 +96,26 @@ def test_depth_width_and_shortcut_options():
     models.WideResNet(10, depth=27, rngs=nnx.Rngs(0))
   with pytest.raises(ValueError, match="name must be one of"):
     models.get_model("vgg16", num_classes=10, rngs=nnx.Rngs(0))
+
+
+def test_small_cnn_pools_by_window_mean_or_maximum():
+  """``pool="avg"`` pools each 2x2 window to its mean, ``"max"`` to its largest value: each
+  network's logits against a forward pass written out with numpy's window means or maxima."""
+  x = np.asarray(jax.random.normal(jax.random.key(0), (2, 8, 8, 1)))
+  reduce = {"avg": np.mean, "max": np.max}
+  for pool in SmallCNN.OPTIONS["pool"]:
+    model = SmallCNN(10, width=2, in_channels=1, pool=pool, activation="softplus", rngs=nnx.Rngs(0))
+    model.eval()
+    out = x
+    for index, (conv, bn) in enumerate(zip(model.convs, model.bns, strict=True)):
+      out = np.asarray(nnx.softplus(bn(conv(jnp.asarray(out)))))
+      if index < 2:
+        b, h, w, c = out.shape
+        out = reduce[pool](out.reshape(b, h // 2, 2, w // 2, 2, c), axis=(2, 4))
+    expected = model.head(jnp.asarray(out.mean(axis=(1, 2))))
+    np.testing.assert_allclose(model(jnp.asarray(x)), expected, rtol=1e-5, atol=1e-6)
+  with pytest.raises(ValueError, match="pool must be one of"):
+    SmallCNN(10, pool="median", rngs=nnx.Rngs(0))
 
 
 @pytest.mark.parametrize("module", ["msda_jax.train", "msda_jax.train.models"])

@@ -302,6 +302,8 @@ def test_metric_writer_drops_later_and_torn_records(tmp_path):
     ("mix_prob", 1.5),
     ("label_smoothing", -0.1),
     ("model", "resnet9000"),
+    ("model_pool", "median"),
+    ("model_activation", "tanh"),
     ("dataset", "svhn"),
   ],
 )
@@ -315,6 +317,16 @@ def test_a_bad_config_field_fails_before_any_work_and_names_the_field(tmp_path, 
   with pytest.raises(ValueError, match=field):
     train.train_and_evaluate(_config(num_devices=1, **{field: value}), str(tmp_path / "run"))
   assert not (tmp_path / "run").exists()
+
+
+def test_a_model_option_the_model_does_not_have_is_refused():
+  config = _config(num_devices=1, model="preact_resnet18", model_pool="avg")
+  with pytest.raises(ValueError, match="model_pool: model 'preact_resnet18' has no 'pool' option"):
+    train.check_config(config, 1)
+  assert train.model_options(_config(num_devices=1, model_pool="avg", model_activation="softplus")) == {
+    "pool": "avg",
+    "activation": "softplus",
+  }
 
 
 def test_k_sample_mixing_is_reachable_from_the_config_and_its_pairing_checked():

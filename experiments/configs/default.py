@@ -29,6 +29,10 @@ def get_config() -> ml_collections.ConfigDict:
   # Model: a name of ``msda_jax.train.models.MODELS``; width None keeps the published size.
   config.model = "preact_resnet18"
   config.model_width = config_dict.placeholder(int)
+  # Options of models that take them (``small_cnn``): the activation and the pooling; None keeps
+  # the model's default. ``"softplus"`` and ``"avg"`` make the network smooth (the layout check).
+  config.model_activation = config_dict.placeholder(str)
+  config.model_pool = config_dict.placeholder(str)
 
   # Data: ``augment`` is one of AUGMENTS; ``data_dir`` None uses the dataset loader's default.
   config.dataset = "cifar100"

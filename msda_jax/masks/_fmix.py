@@ -149,7 +149,9 @@ def top_threshold(values: jax.Array, count: ArrayLike) -> tuple[jax.Array, jax.A
     new = _narrow(keys, count, state[0], jnp.stack([guesses[0], middle, guesses[2]]))
     return new, new[2] - new[0] <= width - width // 2
 
-  (lo, reach_lo, _, _), _ = jax.lax.while_loop(searching, step, (bracket, jnp.bool_(True)))
+  # The first flag is True and, inside jax.shard_map, varies over the mesh axes as the keys do.
+  first = bracket[1] >= 0
+  (lo, reach_lo, _, _), _ = jax.lax.while_loop(searching, step, (bracket, first))
   exact = jnp.min(jnp.where(keys >= lo, keys, none))
   threshold = jnp.where(count == 0, none, exact)
   selected = jnp.where(count == 0, jnp.sum(keys >= none, dtype=jnp.int32), reach_lo)

@@ -215,6 +215,9 @@ class Mixture(MixMethod):
       )
       return jax.tree.map(pick, *drawn)
 
+    if _backend.is_per_example():
+      # Mapped over the batch, a switch on each example's index is this select anyway.
+      return every_one(index, key_lam, key_mask)
     switch = lambda index, kl, km: jax.lax.switch(index, branches, kl, km)
     return _backend.by_platform(switch, every_one, index, key_lam, key_mask)
 

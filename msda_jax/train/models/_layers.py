@@ -136,6 +136,11 @@ def max_pool(x: jax.Array, *, window: int = 3, stride: int = 2) -> jax.Array:
   return nnx.max_pool(x, (window, window), strides=(stride, stride), padding=((pad, pad), (pad, pad)))
 
 
+def avg_pool(x: jax.Array, window: int) -> jax.Array:
+  """Average-pooling ``[B, H, W, C]`` over non-overlapping ``window`` squares (no padding)."""
+  return nnx.avg_pool(x, (window, window), strides=(window, window))
+
+
 def logits_float32(x: jax.Array) -> jax.Array:
   """Logits in float32 whatever the computation dtype, for a stable softmax."""
   return x.astype(jnp.float32)
