@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-from msda_jax import _validate, lam_laws
+from msda_jax import _bits, _validate, lam_laws
 from msda_jax import pairing as pairing_lib
 from msda_jax._dataclass import pytree_dataclass, static_field
 from msda_jax.draws import Draw
@@ -175,8 +175,8 @@ class KMix:
     """
     images = sources[0]["images"]
     batch, spatial, k = images.shape[0], images.shape[1:-1], self.sources
-    _, key_weights, key_mask = jax.random.split(key, 3)
-    coins = jax.random.uniform(jax.random.fold_in(key, 3), () if mixer.mode == "batch" else (batch,))
+    _, key_weights, key_mask = _bits.split(key, 3)
+    coins = _bits.uniform(jax.random.fold_in(key, 3), () if mixer.mode == "batch" else (batch,))
     drawn = coins < prob  # False where not mixed (NaN never mixes)
     if mixer.mode == "batch":
       w = lam_laws.sample_dirichlet(key_weights, self.alpha, k) if lam is None else jnp.asarray(lam, jnp.float32)
@@ -190,7 +190,7 @@ class KMix:
         given = jnp.broadcast_to(jnp.asarray(lam, jnp.float32), (batch, k))
         ok = _weights_ok(lam)
         nominal = _usable(given, drawn & (ok if isinstance(ok, bool) else jnp.broadcast_to(ok, (batch,))))
-      keys = jax.random.split(key_mask, batch)
+      keys = _bits.split(key_mask, batch)
       masks = jax.vmap(lambda kk, ww: _masks(kk, ww, spatial, self.style))(keys, nominal)
     realised = jnp.mean(masks, axis=tuple(range(2, 2 + len(spatial))))
     return Draw(nominal, masks, realised, nominal[:, 0] < 1.0)

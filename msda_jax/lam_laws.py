@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from msda_jax import _gamma, _validate
+from msda_jax import _bits, _gamma, _validate
 
 
 def sample_beta(key: jax.Array, a: ArrayLike, b: ArrayLike | None = None, shape: tuple[int, ...] = ()) -> jax.Array:
@@ -63,8 +63,8 @@ def sample_d_tilde(key: jax.Array, a: ArrayLike, b: ArrayLike | None = None, sha
   _validate.check_positive("beta", b)
   a = jnp.asarray(a, jnp.float32)
   b = jnp.asarray(b, jnp.float32)
-  key_choice, key_lam = jax.random.split(key)
-  first = jax.random.uniform(key_choice, shape) < a / (a + b)
+  key_choice, key_lam = _bits.split(key)
+  first = _bits.uniform(key_choice, shape) < a / (a + b)
   # The chosen component's Beta, one vectorised draw per element (sample_beta's sampler).
   return _gamma.beta(key_lam, jnp.where(first, a + 1.0, b + 1.0), jnp.where(first, b, a), shape)
 

@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-from msda_jax import _backend, _batched, _validate, needs
+from msda_jax import _backend, _batched, _bits, _validate, needs
 from msda_jax import labels as labels_lib
 from msda_jax import pairing as pairing_lib
 from msda_jax._dataclass import pytree_dataclass, static_field
@@ -384,7 +384,7 @@ def _mix_forms(
   index = jnp.arange(batch, dtype=jnp.int32)
   k = method.sources
   tree = {"images": images, "targets": targets, "index": index, **inputs}
-  sources = pair_sources(mixer, jax.random.split(key, 3)[0], tree, k)
+  sources = pair_sources(mixer, _bits.split(key, 3)[0], tree, k)
   draw = method.sanitized(usable).draw(key, sources, mixer.lam, prob, mixer)
   if draw.weight.ndim == 1:  # two sources: an example paired with itself is not mixed
     draw = draw._replace(applied=draw.applied & (sources[1]["index"] != index))

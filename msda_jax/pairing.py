@@ -20,7 +20,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from msda_jax import _backend, _validate
+from msda_jax import _backend, _bits, _validate
 from msda_jax._sharding import blockwise
 
 PAIRINGS = ("reverse", "roll", "permute", "derange")
@@ -109,7 +109,7 @@ def _derangements(
     first = jnp.where(jnp.any(deranged), jnp.argmax(deranged), rounds - 1)
     return fallback(orders[first])
 
-  keys = jax.random.split(key, groups)
+  keys = _bits.split(key, groups)
   return _backend.by_platform(
     lambda k: jax.vmap(in_turn)(k), lambda k: jax.vmap(side_by_side)(k), keys, platform=platform
   )
@@ -209,7 +209,7 @@ def pair_k(key: jax.Array | None, tree: Any, k: int, *, pairing: str = "roll", g
   block = batch // groups
   if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= block:
     raise ValueError(f"k must be an int in [1, block size {block}] (batch {batch}, groups={groups}); got {k!r}.")
-  keys = jax.random.split(key, k - 1) if pairing == "permute" and k > 1 and key is not None else [None] * (k - 1)
+  keys = _bits.split(key, k - 1) if pairing == "permute" and k > 1 and key is not None else [None] * (k - 1)
   orders = [_permutations(key_m, groups, block) if pairing == "permute" else None for key_m in keys]
 
   def source(m: int, x: jax.Array) -> jax.Array:

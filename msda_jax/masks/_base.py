@@ -39,7 +39,7 @@ import numpy as np
 from jax.tree_util import Partial
 from jax.typing import ArrayLike
 
-from msda_jax import _dataclass, _validate, draws, lam_laws
+from msda_jax import _bits, _dataclass, _validate, draws, lam_laws
 from msda_jax.needs import ModelView, Needs
 
 
@@ -129,7 +129,7 @@ class MixMethod(abc.ABC):
       lam = jnp.asarray(lam, jnp.float32)
       if lam.shape != ():
         raise ValueError(f"lam must be a scalar for one example; got shape {lam.shape} (vmap over examples).")
-    key_lam, key_mask = jax.random.split(key)
+    key_lam, key_mask = _bits.split(key)
     drawn = self._sample(key_lam, key_mask, lam, shape, data)
     return Sample(
       jnp.asarray(drawn.lam, jnp.float32),

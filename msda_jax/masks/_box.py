@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-from msda_jax import _validate
+from msda_jax import _bits, _validate
 
 #: How a box's side follows from its nominal area ``f``: ``"floor"``, ``floor(f^(1/d) n_k)`` (as
 #: timm's current ``rand_bbox``), or ``"even"``, ``2 * (floor(f^(1/d) n_k) // 2)``: the box
@@ -266,10 +266,10 @@ def sample_box(key: jax.Array, size: jax.Array, shape: tuple[int, ...], placemen
   """
   dims = jnp.asarray(shape, jnp.int32)
   if placement == "clip":
-    centre = jax.random.randint(key, (len(shape),), 0, dims)
+    centre = _bits.randint(key, (len(shape),), 0, dims)
     return centre - size // 2
   if placement == "inside":
-    return jax.random.randint(key, (len(shape),), 0, dims - size + 1)
+    return _bits.randint(key, (len(shape),), 0, dims - size + 1)
   raise ValueError(f"placement must be 'clip' or 'inside'; got {placement!r}.")
 
 

@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from msda_jax import _validate
+from msda_jax import _bits, _validate
 from msda_jax._dataclass import pytree_dataclass, static_field
 from msda_jax.masks import _box
 from msda_jax.masks._base import MixMethod, Sample
@@ -102,8 +102,8 @@ def _minmax_box(
   high = [int(n * minmax[1]) for n in shape]
   if any(h <= lo for lo, h in zip(low, high, strict=True)):
     raise ValueError(f"minmax={minmax} leaves no side length on the grid {shape}: int(low n) must be < int(high n).")
-  size = jax.random.randint(key_size, (len(shape),), jnp.asarray(low), jnp.asarray(high))
-  start = jax.random.randint(key_start, (len(shape),), 0, jnp.asarray(shape) - size)
+  size = _bits.randint(key_size, (len(shape),), jnp.asarray(low), jnp.asarray(high))
+  start = _bits.randint(key_start, (len(shape),), 0, jnp.asarray(shape) - size)
   mask = jnp.where(_box.box_indicator(start, size, shape), 0.0, 1.0).astype(jnp.float32)
   weight = _box.box_complement_fraction(start, size, shape)
   return Sample(weight, mask, weight)

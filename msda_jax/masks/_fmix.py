@@ -32,7 +32,7 @@ def low_frequency_field(key: jax.Array, decay: ArrayLike, shape: tuple[int, ...]
   """A real Gaussian field with spectrum ``~ 1 / f^decay`` on the grid (float32 of ``shape``)."""
   freq = jnp.asarray(np.maximum(frequency_magnitude(shape), 1.0 / max(shape)))
   amplitude = freq ** (-jnp.asarray(decay, jnp.float32))
-  key_re, key_im = jax.random.split(key)
+  key_re, key_im = _bits.split(key)
   # jax.random.normal's draws, made where they are used (no rolled threefry loop; _bits).
   spectrum = _bits.normal(key_re, freq.shape) + 1j * _bits.normal(key_im, freq.shape)
   return jnp.fft.irfftn(spectrum * amplitude, s=shape).astype(jnp.float32)

@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from msda_jax import _validate
+from msda_jax import _bits, _validate
 from msda_jax._dataclass import pytree_dataclass, static_field
 from msda_jax.masks._base import MixMethod, Sample
 
@@ -92,7 +92,7 @@ def _gmix(
   weight (``M`` itself for ``lam < 0.5``). The mean comes from the bump's 1-D factors.
   """
   lam = jnp.clip(jnp.asarray(lam, jnp.float32), 0.0, 1.0)
-  centre = jax.random.randint(key, (len(shape),), 0, jnp.asarray(shape, jnp.int32))
+  centre = _bits.randint(key, (len(shape),), 0, jnp.asarray(shape, jnp.int32))
   if not symmetric:
     bump, mean = gaussian_bump(1.0 - lam, centre, shape, scale)
     return 1.0 - bump, 1.0 - mean

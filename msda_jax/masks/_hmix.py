@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from msda_jax import lam_laws
+from msda_jax import _bits, lam_laws
 from msda_jax._dataclass import pytree_dataclass, static_field
 from msda_jax.masks import _box, _scaled_sides
 from msda_jax.masks._base import MixMethod, Sample
@@ -78,6 +78,6 @@ class HMix(MixMethod):
   ) -> Sample:
     del data
     lam = self._beta_lam(key_lam, lam)
-    key_r, key_box = jax.random.split(key_mask)
+    key_r, key_box = _bits.split(key_mask)
     r = self.r if self.r_alpha is None else lam_laws.sample_beta(key_r, self.r_alpha)
     return Sample(lam, *_hmix(key_box, lam, r, shape, self.placement, self.box_sides))

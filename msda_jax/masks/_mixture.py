@@ -37,7 +37,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-from msda_jax import _backend, _validate
+from msda_jax import _backend, _bits, _validate
 from msda_jax._dataclass import pytree_dataclass
 from msda_jax.masks._base import MixMethod, Sample
 from msda_jax.masks._cutmix import CutMix
@@ -120,7 +120,7 @@ def choose(key_mask: jax.Array, probs: ArrayLike) -> jax.Array:
   1
   """
   cumulative = jnp.cumsum(jnp.asarray(probs, jnp.float32))
-  u = jax.random.uniform(jax.random.fold_in(key_mask, SWITCH_SALT)) * cumulative[-1]
+  u = _bits.uniform(jax.random.fold_in(key_mask, SWITCH_SALT), ()) * cumulative[-1]
   return jnp.sum(cumulative[:-1] <= u).astype(jnp.int32)
 
 

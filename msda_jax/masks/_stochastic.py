@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from msda_jax import lam_laws
+from msda_jax import _bits, lam_laws
 from msda_jax._dataclass import pytree_dataclass, static_field
 from msda_jax.masks._base import MixMethod, Sample
 from msda_jax.masks._cutmix import _cutmix, check_box_options
@@ -36,8 +36,8 @@ def _stochastic(
   ``lam`` is drawn (when not given) from the law of the branch the switch takes, ``alphas =
   (mixup_alpha, cutmix_alpha)``.
   """
-  key_switch, key_box = jax.random.split(key_mask)
-  use_mixup = jax.random.uniform(key_switch) < jnp.asarray(q, jnp.float32)
+  key_switch, key_box = _bits.split(key_mask)
+  use_mixup = _bits.uniform(key_switch, ()) < jnp.asarray(q, jnp.float32)
   if lam is None:
     lam = lam_laws.sample_beta(key_lam, jnp.where(use_mixup, alphas[0], alphas[1]))
   box, box_mean = _cutmix(key_box, lam, shape, placement, sides)
