@@ -90,3 +90,14 @@ def test_mask_only_methods_run_no_loop_and_no_branch_on_an_accelerator(mode):
       if record[platform]["while"] or record[platform]["branch"]:
         failures.append((spec, pairing, platform, record[platform]))
   assert not failures, failures
+
+
+def test_call_time_prints_one_positive_figure_per_method_and_mode(capsys):
+  from benchmarks import call_time
+
+  assert call_time.main(["--shape", "4x8x8x3", "--methods", "mixup", "cutmix", "--calls", "2", "--rounds", "1"]) == 0
+  records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+  assert [(r["method"], r["mode"]) for r in records] == [
+    (m, o) for m in ("mixup", "cutmix") for o in ("batch", "example")
+  ]
+  assert all(math.isfinite(r["best_ms"]) and r["best_ms"] > 0 for r in records)
