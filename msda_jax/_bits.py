@@ -117,9 +117,10 @@ def split(key: jax.Array, num: int = 2) -> jax.Array:
 
   With the partitionable layout, key ``i`` of the split is the hash of the counter ``(0, i)``
   under the parent's words, both output words kept. JAX runs that hash as a loop on the CPU
-  (a loop call per split); here it is a few fused ops. One example's draw of a batch (traced
-  inside ``_backend.per_example``) keeps JAX's split: mapped over the batch, its loop runs on
-  whole vectors, which measured as fast on this CPU or faster.
+  (a loop call per split); there (``_backend.by_platform``) it is a few fused ops. An
+  accelerator's program keeps JAX's split, whose hash is already unrolled there. One example's
+  draw of a batch (traced inside ``_backend.per_example``) keeps it too: mapped over the batch,
+  its loop runs on whole vectors, which measured faster on this CPU.
 
   >>> key = jax.random.key(3)
   >>> bool((jax.random.key_data(split(key, 3)) == jax.random.key_data(jax.random.split(key, 3))).all())
@@ -129,6 +130,10 @@ def split(key: jax.Array, num: int = 2) -> jax.Array:
     raise ValueError(f"num must be an int in [1, 2^32); got {num!r}.")
   if not fusable(key) or _backend.is_per_example():
     return jax.random.split(key, num)
+  return _backend.by_platform(lambda k: _fused_split(k, num), lambda k: jax.random.split(k, num), key)
+
+
+def _fused_split(key: jax.Array, num: int) -> jax.Array:
   k0, k1 = key_words(key)
   counters = jnp.arange(num, dtype=jnp.uint32)
   x0, x1 = threefry2x32(k0[..., None], k1[..., None], jnp.zeros_like(counters), counters)
@@ -145,8 +150,9 @@ def randint(key: jax.Array, shape: tuple[int, ...], minval: ArrayLike, maxval: A
   JAX's method: two words per value from the two halves of ``split(key)``, ``(hi mod span)
   (2^32 mod span) + lo mod span`` reduced mod ``span = maxval - minval`` (1 where ``maxval <=
   minval``, so ``minval`` is returned), in uint32 arithmetic. ``minval`` and ``maxval`` are int32
-  (or Python ints), broadcastable to ``shape``. With 64-bit mode on, a key ``fusable`` refuses, or
-  inside ``_backend.per_example`` (as ``split``), it is ``jax.random.randint`` itself.
+  (or Python ints), broadcastable to ``shape``. On an accelerator, with 64-bit mode on, a key
+  ``fusable`` refuses, or inside ``_backend.per_example`` (as ``split``), it is
+  ``jax.random.randint`` itself.
 
   >>> key = jax.random.key(4)
   >>> bool((randint(key, (5,), 0, 7) == jax.random.randint(key, (5,), 0, 7)).all())
@@ -156,7 +162,12 @@ def randint(key: jax.Array, shape: tuple[int, ...], minval: ArrayLike, maxval: A
     return jax.random.randint(key, shape, minval, maxval)
   minval = jnp.broadcast_to(jnp.asarray(minval, jnp.int32), shape)
   maxval = jnp.broadcast_to(jnp.asarray(maxval, jnp.int32), shape)
-  key_high, key_low = split(key)
+  fused = functools.partial(_fused_randint, shape=shape)
+  return _backend.by_platform(fused, lambda k, lo, hi: jax.random.randint(k, shape, lo, hi), key, minval, maxval)
+
+
+def _fused_randint(key: jax.Array, minval: jax.Array, maxval: jax.Array, *, shape: tuple[int, ...]) -> jax.Array:
+  key_high, key_low = _fused_split(key, 2)
   high, low = _words(key_high, shape), _words(key_low, shape)
   u32 = jnp.uint32
   span = jnp.where(maxval <= minval, u32(1), (maxval - minval).astype(u32))

@@ -118,7 +118,7 @@ def draw_examples(
   ``[B, *S, C]``, each with its own example's draw.
   """
   batch, spatial = shape[0], shape[1:]
-  # JAX's own split and uniform: over the batch's vectors they are as fast on the CPU.
+  # JAX's own split and uniform: over the batch's vectors they measured faster on the CPU than fused.
   _, key_mix, key_prob = jax.random.split(key, 3)
   keys = jax.random.split(key_mix, batch)
   per_example: Callable[..., Sample]
