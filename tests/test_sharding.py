@@ -18,6 +18,7 @@ from jax.sharding import AxisType, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 import msda_jax
+from benchmarks import structure
 
 DEVICES = 8
 BATCH, SHAPE, CHANNELS, CLASSES = 16, (8, 8), 3, 10
@@ -237,18 +238,7 @@ def test_inside_shard_map(kind, mode):
 
 
 #: every mask-only method (the structure benchmark's list).
-MASK_METHODS = (
-  "mixup",
-  "cutmix",
-  "stochastic",
-  "hmix",
-  "gmix",
-  "bernoulli",
-  "fmix",
-  "resizemix",
-  "mixture",
-  "mix_k_batch(k=3)",
-)
+MASK_METHODS = structure.METHODS
 
 
 @pytest.mark.parametrize("mode", MODES)
