@@ -14,6 +14,7 @@ from msda_jax.masks import (
   CutMix,
   FMix,
   GMix,
+  GridMix,
   HMix,
   MixMethod,
   Mixture,
@@ -24,7 +25,10 @@ from msda_jax.masks import (
   ResizeMix,
   SaliencyMix,
   Sample,
+  SmoothMix,
+  SpecMix,
   StochasticMixupCutMix,
+  VideoMix,
 )
 from msda_jax.mixer import Mixer, MixInfo
 from msda_jax.mixing import mix_batch, mix_batch_with_info, mix_k_batch, mix_k_batch_with_info
@@ -40,6 +44,7 @@ __all__ = [
   "CutMix",
   "FMix",
   "GMix",
+  "GridMix",
   "HMix",
   "KMix",
   "KMixInfo",
@@ -56,7 +61,10 @@ __all__ = [
   "ResizeMix",
   "SaliencyMix",
   "Sample",
+  "SmoothMix",
+  "SpecMix",
   "StochasticMixupCutMix",
+  "VideoMix",
   "from_string",
   "kmix_masks",
   "lam_laws",

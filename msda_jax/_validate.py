@@ -274,6 +274,19 @@ def check_groups(batch: int, groups: Any) -> None:
     raise ValueError(f"groups={groups} must divide the batch size {batch}.")
 
 
+def check_int_range(name: str, value: Any, *, low: int, what: str) -> tuple[int, int]:
+  """``(lo, hi)`` as ints; a ``ValueError`` naming ``name`` unless a pair with ``low <= lo <= hi`` and ``hi >= 1``.
+
+  ``what`` says what the pair bounds (in the message).
+  """
+  bounds = tuple(value) if isinstance(value, (tuple, list)) else ()
+  if len(bounds) != 2 or any(isinstance(b, bool) or not isinstance(b, (int, np.integer)) for b in bounds):
+    raise ValueError(f"{name} must be a pair (low, high) of ints, the range of {what}; got {value!r}.")
+  if not low <= bounds[0] <= bounds[1] or bounds[1] < 1:
+    raise ValueError(f"{name} must satisfy {low} <= low <= high and high >= 1 ({what}); got {value!r}.")
+  return int(bounds[0]), int(bounds[1])
+
+
 def check_positive_int(name: str, value: Any) -> None:
   """Raises unless ``value`` is a positive int (bools refused)."""
   if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:

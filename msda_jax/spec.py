@@ -22,13 +22,17 @@ from msda_jax.masks._bernoulli import Bernoulli
 from msda_jax.masks._cutmix import CutMix
 from msda_jax.masks._fmix import FMix
 from msda_jax.masks._gmix import GMix
+from msda_jax.masks._gridmix import GridMix
 from msda_jax.masks._hmix import HMix
 from msda_jax.masks._mixture import Mixture
 from msda_jax.masks._mixup import Mixup
 from msda_jax.masks._puzzlemix import PuzzleMix
 from msda_jax.masks._resizemix import ResizeMix
 from msda_jax.masks._saliencymix import SaliencyMix
+from msda_jax.masks._smoothmix import SmoothMix
+from msda_jax.masks._specmix import SpecMix
 from msda_jax.masks._stochastic import StochasticMixupCutMix
+from msda_jax.masks._videomix import VideoMix
 
 #: every method by name (its class's ``name``), and the aliases ``from_string`` accepts.
 METHODS: dict[str, type[Any]] = {
@@ -44,6 +48,10 @@ METHODS: dict[str, type[Any]] = {
     ResizeMix,
     PuzzleMix,
     SaliencyMix,
+    SmoothMix,
+    GridMix,
+    SpecMix,
+    VideoMix,
     Mixture,
     KMix,
   )

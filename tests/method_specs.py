@@ -14,5 +14,9 @@ METHOD_SPECS = [
   "resizemix",
   "saliencymix",
   "puzzlemix(grid_sizes=(2, 4))",
+  "smoothmix",
+  "gridmix(aspect=0.5, cells=(1, 4))",
+  "specmix",
+  "videomix(kind='spatiotemporal')",
   "mixture(methods=('mixup', 'cutmix(alpha=0.5)'), probs=(0.4, 0.6))",
 ]

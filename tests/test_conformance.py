@@ -22,6 +22,7 @@ import msda_jax
 
 BATCH, SHAPE, CHANNELS, CLASSES = 6, (10, 13), 3, 5
 SQUARE = (8, 8)  # for the methods that mix square images only
+VIDEO = (4, 5, 6)  # for the methods that mix videos only
 MODES = ("batch", "example")
 STATIC = ("num_classes", "mode", "pairing", "spatial_ndim", "groups", "unbounded")
 
@@ -32,6 +33,8 @@ def jitted_mix():
 
 
 def shape_for(method):
+  if isinstance(method, msda_jax.VideoMix):
+    return VIDEO
   return SQUARE if isinstance(method, msda_jax.PuzzleMix) else SHAPE
 
 
@@ -42,7 +45,10 @@ def saliency_of(images):
 
 
 def extra(method, images):
-  """The keyword arguments a method needs besides the batch (saliency, for the data-dependent ones)."""
+  """The keyword arguments a method needs besides the batch: saliency for the data-dependent ones,
+  ``spatial_ndim`` for the video ones."""
+  if isinstance(method, msda_jax.VideoMix):
+    return {"spatial_ndim": len(VIDEO)}
   return {"saliency": saliency_of(images)} if method.needs().inputs else {}
 
 
@@ -51,7 +57,7 @@ def pastes(method):
   if method.needs().inputs:
     return moves_pixels(method)
   # Traced only (no compilation): whether ``paste`` is present is part of the sample's structure.
-  return jax.eval_shape(lambda k: method.sample(k, shape=(2, 2)), jax.random.key(0)).paste is not None
+  return jax.eval_shape(lambda k: method.sample(k, shape=shape_for(method)), jax.random.key(0)).paste is not None
 
 
 def moves_pixels(method):
@@ -123,7 +129,7 @@ def test_label_weight_is_realised_mask_mean_and_images_recompute(spec, mode):
   masks = np.asarray(info.mask, np.float64)
   assert masks.shape == (BATCH, *shape_for(method))
   assert masks.min() >= 0.0 and masks.max() <= 1.0
-  weight = masks.mean(axis=(1, 2))
+  weight = masks.mean(axis=tuple(range(1, masks.ndim)))
   np.testing.assert_allclose(np.asarray(info.weight), weight, atol=1e-6)
   onehot = np.eye(CLASSES)[np.asarray(labels)]
   partner = np.asarray(info.partner)
@@ -257,7 +263,8 @@ def test_uint8_extremes_stay_in_range(spec):
   """
   values = np.array([0, 255, 255, 255, 255, 0], np.uint8)  # pairs (0, 5), (1, 4), (2, 3)
   method = msda_jax.from_string(spec)
-  images = jnp.asarray(np.broadcast_to(values[:, None, None, None], (BATCH, *shape_for(method), CHANNELS)))
+  shape = shape_for(method)
+  images = jnp.asarray(np.broadcast_to(values.reshape(-1, *[1] * (len(shape) + 1)), (BATCH, *shape, CHANNELS)))
   labels = jnp.arange(BATCH) % CLASSES
   for mode in MODES:
     # The arguments of ``run``: the program compiled for it serves here too.
@@ -311,6 +318,10 @@ HYPER = {
   "fmix": ({"decay": 2.0}, [{"decay": 4.0}, {"alpha": 0.3}]),
   "resizemix": ({"scale_min": 0.3, "scale_max": 0.6}, [{"scale_min": 0.1}, {"scale_max": 0.9}]),
   "saliencymix": ({"alpha": 0.5}, [{"alpha": 2.0}]),
+  "smoothmix": ({"sigma_min": 0.2, "sigma_max": 0.3}, [{"sigma_min": 0.1}, {"sigma_max": 0.6}]),
+  "gridmix": ({"alpha": 0.5, "cells": (2, 4)}, [{"alpha": 2.0}, {"aspect": 0.4}]),
+  "specmix": ({"max_width": 0.3}, [{"max_width": 0.6}]),
+  "videomix": ({"alpha": 0.5}, [{"alpha": 2.0}]),
   "puzzlemix": (
     {"alpha": 0.5, "grid_sizes": (2, 4)},
     [{"alpha": 2.0}, {"beta": 3.0}, {"gamma": 3.0}, {"eta": 3.0}, {"t_eps": 0.0}],
@@ -328,17 +339,20 @@ def test_no_recompilation_when_hyper_parameters_change(name, mode):
   and each of them, changed alone from the baseline, changes the mixed images or targets (key 9)."""
   traces = []
 
-  def step(key, images, labels, method, prob, smoothing, more):
-    traces.append(1)
-    return msda_jax.mix_batch(
-      key, images, labels, method, num_classes=CLASSES, mode=mode, prob=prob, label_smoothing=smoothing, **more
-    )
-
-  jitted = jax.jit(step)
   base_kwargs, changes = HYPER[name]
   base = msda_jax.METHODS[name](**base_kwargs)
   images, labels = make_batch(shape=shape_for(base))
   more = extra(base, images)
+  ndim = more.pop("spatial_ndim", 2)  # static
+
+  def step(key, images, labels, method, prob, smoothing, more):
+    traces.append(1)
+    return msda_jax.mix_batch(
+      key, images, labels, method, num_classes=CLASSES, mode=mode, prob=prob, label_smoothing=smoothing,
+      spatial_ndim=ndim, **more,
+    )  # fmt: skip
+
+  jitted = jax.jit(step)
 
   def run(method=base, prob=1.0, smoothing=0.0):
     return [np.asarray(x) for x in jitted(jax.random.key(9), images, labels, method, prob, smoothing, more)]
@@ -420,6 +434,10 @@ def test_other_spatial_ranks(spec, spatial):
     with pytest.raises(ValueError, match=r"PuzzleMix mixes square images"):
       msda_jax.mix_batch(jax.random.key(13), images, labels, method, num_classes=CLASSES, spatial_ndim=len(spatial))
     return
+  if isinstance(method, msda_jax.VideoMix) and len(spatial) != 3:
+    with pytest.raises(ValueError, match=r"VideoMix mixes videos \[B, T, H, W, C\] \(spatial_ndim=3\)"):
+      msda_jax.mix_batch(jax.random.key(13), images, labels, method, num_classes=CLASSES, spatial_ndim=len(spatial))
+    return
   mixed, targets, info = jitted_mix()(
     jax.random.key(13),
     images,
@@ -428,7 +446,7 @@ def test_other_spatial_ranks(spec, spatial):
     num_classes=CLASSES,
     mode="example",
     spatial_ndim=len(spatial),
-    **extra(method, images),
+    **({} if isinstance(method, msda_jax.VideoMix) else extra(method, images)),
   )
   assert mixed.shape == images.shape and info.mask.shape == (BATCH, *spatial)
   axes = tuple(range(1, 1 + len(spatial)))
@@ -478,6 +496,17 @@ def test_mask_mean_equals_the_mean_of_the_mask(spec, shape):
   keys = jax.random.split(jax.random.key(21), 40)
   lams = jnp.asarray(MEAN_LAMS, jnp.float32)
   data = None
+  if isinstance(method, msda_jax.VideoMix) and len(shape) != 3:
+    with pytest.raises(ValueError, match=r"VideoMix mixes videos"):
+      method.sample(keys[0], shape=shape)
+    return
+  if isinstance(method, msda_jax.GridMix) and method.cells[1] > shape[0]:
+    with pytest.raises(ValueError, match=r"cells=.* do not fit the first axis"):
+      method.sample(keys[0], shape=shape)
+    return
+  if not method.takes_lam:
+    # The law draws its own lam: 5 x 40 keys instead (a given lam raises, checked elsewhere).
+    keys, lams = keys.reshape(5, 8), jnp.zeros((5, 8), jnp.float32)
   if method.needs().inputs:
     if isinstance(method, msda_jax.PuzzleMix):
       if shape != MEAN_SHAPES[0]:
@@ -487,18 +516,23 @@ def test_mask_mean_equals_the_mean_of_the_mask(spec, shape):
       shape = SQUARE
     data = pair_data(shape)
 
+  given = (lambda lam: lam) if method.takes_lam else (lambda lam: None)
+
   def with_weight(k, lam):
-    sample = method.sample(k, shape=shape, lam=lam, data=data)
+    sample = method.sample(k, shape=shape, lam=given(lam), data=data)
     return sample.mask, sample.weight
 
   def mask_only(k, lam):
-    return method.sample(k, shape=shape, lam=lam, data=data).mask
+    return method.sample(k, shape=shape, lam=given(lam), data=data).mask
 
-  over_keys_and_lams = lambda fn: jax.jit(jax.vmap(jax.vmap(fn, (0, None)), (None, 0)))
+  if method.takes_lam:
+    over_keys_and_lams = lambda fn: jax.jit(jax.vmap(jax.vmap(fn, (0, None)), (None, 0)))
+  else:
+    over_keys_and_lams = lambda fn: jax.jit(jax.vmap(jax.vmap(fn)))
   mask, closed = over_keys_and_lams(with_weight)(keys, lams)
   alone = over_keys_and_lams(mask_only)(keys, lams)
-  assert closed.shape == (len(MEAN_LAMS), 40) and closed.dtype == jnp.float32
-  assert mask.shape == (len(MEAN_LAMS), 40, *shape)
+  assert closed.shape == (len(MEAN_LAMS), 40) or closed.shape == (5, 8)
+  assert closed.dtype == jnp.float32 and mask.shape == (*closed.shape, *shape)
   direct = np.asarray(mask, np.float64).mean(axis=tuple(range(2, mask.ndim)))
   np.testing.assert_allclose(np.asarray(closed, np.float64), direct, rtol=0, atol=1e-6)
   np.testing.assert_array_equal(np.asarray(alone), np.asarray(mask))

@@ -42,6 +42,11 @@ BAD_TRACED = [("mixup", "alpha", bad) for bad in (-1.0, 0.0, float("nan"), float
   ("fmix", "decay", -3.0),
   ("resizemix", "scale_min", 0.9),  # > scale_max
   ("resizemix", "scale_max", float("nan")),
+  ("smoothmix", "sigma_min", 0.9),  # > sigma_max
+  ("smoothmix", "sigma_max", float("nan")),
+  ("gridmix", "aspect", -1.0),
+  ("gridmix", "alpha", float("nan")),
+  ("specmix", "max_width", 1.5),
 ]
 
 # Runs in a fresh interpreter: a case that hangs is killed by the timeout instead of the suite.

@@ -12,6 +12,7 @@ from msda_jax.masks._cutmix import CutMix
 from msda_jax.masks._data import DataMixMethod, PairData
 from msda_jax.masks._fmix import FMix
 from msda_jax.masks._gmix import GMix
+from msda_jax.masks._gridmix import GridMix
 from msda_jax.masks._hmix import HMix
 from msda_jax.masks._mixture import Mixture
 from msda_jax.masks._mixup import Mixup
@@ -19,7 +20,10 @@ from msda_jax.masks._puzzle_energy import PuzzleEnergy
 from msda_jax.masks._puzzlemix import PuzzleMix
 from msda_jax.masks._resizemix import ResizeMix
 from msda_jax.masks._saliencymix import SaliencyMix
+from msda_jax.masks._smoothmix import SmoothMix
+from msda_jax.masks._specmix import SpecMix
 from msda_jax.masks._stochastic import StochasticMixupCutMix
+from msda_jax.masks._videomix import VideoMix
 
 __all__ = [
   "Bernoulli",
@@ -27,6 +31,7 @@ __all__ = [
   "DataMixMethod",
   "FMix",
   "GMix",
+  "GridMix",
   "HMix",
   "MixMethod",
   "Mixture",
@@ -37,5 +42,8 @@ __all__ = [
   "ResizeMix",
   "SaliencyMix",
   "Sample",
+  "SmoothMix",
+  "SpecMix",
   "StochasticMixupCutMix",
+  "VideoMix",
 ]

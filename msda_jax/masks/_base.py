@@ -74,6 +74,9 @@ class MixMethod(abc.ABC):
   sources: ClassVar[int] = 2
   #: the pairing a ``Mixer`` uses when none is given.
   default_pairing: ClassVar[str] = "reverse"
+  #: whether a given ``lam`` sets the mask; ``False`` for laws that draw no ``lam`` (SmoothMix,
+  #: SpecMix: the sample's ``lam`` is the realised mask mean, and a given one raises).
+  takes_lam: ClassVar[bool] = True
   #: the shape of one example's given ``lam`` (a scalar; a vector of weights for k sources).
   lam_shape: ClassVar[tuple[int, ...]] = ()
   #: data fields that must be > 0 and fields that must lie in [0, 1].
@@ -201,11 +204,20 @@ class MixMethod(abc.ABC):
     return draw(self, key, shape, lam, prob, mixer)
 
   def check_lam(self, lam: Any, unbounded: bool) -> None:
-    """Raises naming ``lam`` for concrete values outside [0, 1] (not finite, with ``unbounded``)."""
+    """Raises naming ``lam`` for concrete values outside [0, 1] (not finite, with ``unbounded``), or
+    for any ``lam`` given to a method whose law draws none (``takes_lam`` false)."""
+    if not self.takes_lam:
+      raise ValueError(self._no_lam_message())
     if not unbounded:
       _validate.check_range("lam", lam, 0.0, 1.0)
     elif (array := _validate.concrete_value(lam)) is not None and not np.isfinite(array).all():
       raise ValueError(f"lam must be finite; got {array[~np.isfinite(array)].ravel()[0].item()!r}.")
+
+  def _no_lam_message(self) -> str:
+    return (
+      f"lam cannot be given to {type(self).__name__}: its law draws no lam, and the sample's lam is the "
+      "realised mask mean."
+    )
 
   def lam_checks(self, lam: Any, unbounded: bool) -> list[_validate.Check]:
     """The run-time condition on a given ``lam`` (``check=True``)."""

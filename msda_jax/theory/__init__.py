@@ -9,7 +9,8 @@ by Monte Carlo for any law; ``enumeration`` computes them exactly for box and GM
 fixed ``lam``; ``family_atoms`` gives exact atoms for every family whose law is finite at a fixed
 ``lam`` (CutMix, HMix, GMix, Stochastic, Mixup, Bernoulli) and ``method_atoms`` /
 ``method_coefficients`` for a library method (realised label weight by default, Monte Carlo for
-the others); ``closed_forms`` gives the exact formulas (Mixup, Bernoulli, CutMix, Eq. 10,
+the others); ``regions`` gives the exact moments of
+GridMix, VideoMix, SpecMix and SmoothMix; ``closed_forms`` gives the exact formulas (Mixup, Bernoulli, CutMix, Eq. 10,
 Stochastic, HMix, GMix on the plane); ``lam_average`` averages over ``Beta(a, b)`` or ``D~``;
 ``translation`` computes the maps ``E_i a_{i, i+p}`` of Figure 4; ``regularizers`` computes
 Theorem 1's R1-R3 (printed and general forms, exact and scalable paths); ``atoms`` and
@@ -88,6 +89,13 @@ from msda_jax.theory.lam_average import (
 from msda_jax.theory.laws import Law, MaskLaw, fixed_lam_law, msda_law, printed_law, swap_law
 from msda_jax.theory.losses import loss_value, residual
 from msda_jax.theory.moments import MaskMoments, mask_moments
+from msda_jax.theory.regions import (
+  gridmix_moments,
+  region_moments,
+  smoothmix_moments,
+  specmix_moments,
+  videomix_moments,
+)
 from msda_jax.theory.regularizers import (
   Coefficients,
   Regularizers,
@@ -158,6 +166,7 @@ __all__ = [
   "gmix_masks",
   "gmix_plane_coefficients",
   "gmix_plane_translation_map",
+  "gridmix_moments",
   "hmix_atoms",
   "hmix_coefficients",
   "hmix_translation_map",
@@ -184,12 +193,15 @@ __all__ = [
   "quadratic_adversarial_loss",
   "quadratic_crossing_radius",
   "realised_atoms",
+  "region_moments",
   "regularizers_exact",
   "regularizers_sampled",
   "residual",
   "robust_accuracy",
   "sampled_atoms",
   "sampled_coefficients",
+  "smoothmix_moments",
+  "specmix_moments",
   "stochastic_atoms",
   "stochastic_coefficients",
   "stochastic_translation_map",
@@ -201,4 +213,5 @@ __all__ = [
   "theorem3_check",
   "translation_map_monte_carlo",
   "translation_map_of_masks",
+  "videomix_moments",
 ]

@@ -1,0 +1,211 @@
+"""Exact moments of ``1 - M`` (Eq. 9's ``a_jk``) for GridMix, VideoMix, SpecMix and SmoothMix.
+
+Each function returns ``ExactMoments(mean, second, num_positions)`` over the row-major flattened
+grid, float64 numpy, computed from the sampler's own law (the same integer sides and widths):
+
+* ``gridmix_moments``: at a fixed ``lam``, cells are independent and equally likely to show the
+  partner: ``a_jk = 1 - lam`` in one cell, ``(1 - lam)^2`` across cells, averaged over the
+  uniform count of cells;
+* ``videomix_moments``: at a fixed ``lam``, the cuboid's extent along each axis is independent
+  (CutMix's per-axis coverage along the cut axes, always covered along the others), so ``a_jk``
+  is a Kronecker product of per-axis factors;
+* ``specmix_moments``: the image is kept where no band of any axis falls, a product of
+  independent per-axis events, so ``a_jk = 1 - u_j - u_k + u_jk`` with ``u`` the probability
+  that the pixel (pair) is uncovered, each a product over axes of one-dimensional sums over the
+  band count, widths and starts;
+* ``smoothmix_moments``: a Gauss-Legendre rule over the uniform width (the bump is smooth in
+  it) times every centre, so exact to the rule's (exponential) accuracy.
+
+The Monte Carlo path (``moments.mask_moments`` of ``laws.fixed_lam_law`` or ``laws.msda_law``)
+estimates the same numbers from the samplers; ``tests/test_theory_family.py`` checks the two
+against each other within their standard errors.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from jax.typing import ArrayLike
+
+from msda_jax import _validate
+from msda_jax.masks import _box, _gridmix, _smoothmix, _specmix, _videomix
+from msda_jax.masks._cutmix import PLACEMENTS
+from msda_jax.theory import closed_forms
+from msda_jax.theory.enumeration import ExactMoments
+from msda_jax.theory.family_atoms import concrete_parameter
+
+
+def _kron(factors: list[np.ndarray]) -> np.ndarray:
+  out = np.ones((1, 1))
+  for factor in factors:
+    out = np.kron(out, factor)
+  return out
+
+
+def _outer(vectors: list[np.ndarray]) -> np.ndarray:
+  out = np.ones(1)
+  for vector in vectors:
+    out = np.multiply.outer(out, vector).reshape(-1)
+  return out
+
+
+def gridmix_moments(
+  lam: float, *, shape: tuple[int, ...], cells: tuple[int, int] = (2, 6), aspect: float = 1.0
+) -> ExactMoments:
+  """Exact ``E[1 - M]`` and ``a_jk(lam)`` of GridMix (``msda_jax.GridMix``'s law at a fixed ``lam``).
+
+  >>> m = gridmix_moments(0.25, shape=(2, 2), cells=(2, 2))  # one pixel per cell: Bernoulli
+  >>> m.second[0].tolist()
+  [0.75, 0.5625, 0.5625, 0.5625]
+  """
+  shape = _validate.check_shape("shape", shape)
+  cells = _validate.check_int_range("cells", cells, low=1, what="cells along the first axis")
+  lam = float(np.clip(np.float32(lam), 0.0, 1.0))
+  second = np.zeros((math.prod(shape), math.prod(shape)))
+  counts = range(cells[0], cells[1] + 1)
+  for first in counts:
+    grid = np.asarray(_gridmix.grid_counts(np.int32(first), np.float32(aspect), shape))
+    index = [np.asarray(i) for i in _gridmix.cell_index(grid, shape)]
+    cell = np.ravel_multi_index(np.meshgrid(*index, indexing="ij"), tuple(int(g) for g in grid)).reshape(-1)
+    same = cell[:, None] == cell[None, :]
+    second += np.where(same, 1.0 - lam, (1.0 - lam) ** 2)
+  d = math.prod(shape)
+  return ExactMoments(np.full(d, 1.0 - lam), second / len(counts), len(counts))
+
+
+def videomix_moments(
+  lam: float, *, shape: tuple[int, ...], kind: str = "spatial", placement: str = "clip", box_sides: str = "floor"
+) -> ExactMoments:
+  """Exact ``E[1 - M]`` and ``a_jk(lam)`` of VideoMix's cuboid at a fixed ``lam``.
+
+  >>> m = videomix_moments(0.5, shape=(4, 2, 2), kind="temporal", placement="inside")  # 2 of 4 frames
+  >>> m.mean.reshape(4, 4)[:, 0].tolist()
+  [0.3333333333333333, 0.6666666666666666, 0.6666666666666666, 0.3333333333333333]
+  """
+  shape = _validate.check_shape("shape", shape)
+  _validate.check_choice("kind", kind, tuple(_videomix.KINDS))
+  _validate.check_choice("placement", placement, PLACEMENTS)
+  if len(shape) != 3:
+    raise ValueError(f"VideoMix mixes videos [T, H, W]; got the spatial shape {shape}.")
+  axes = _videomix.KINDS[kind]
+  cut = tuple(shape[a] for a in axes)
+  sides = _box.cut_sizes(np.float32(lam), cut, sides=box_sides)
+  # The factors are counts over positions in float32: recover the integer counts, divide in float64.
+  positions = [n if placement == "clip" else n - int(side) + 1 for n, side in zip(cut, np.asarray(sides), strict=True)]
+  cut_factors = [
+    np.round(np.asarray(f, np.float64) * p) / p
+    for f, p in zip(closed_forms.box_axis_factors(sides, shape=cut, placement=placement), positions, strict=True)
+  ]
+  factors = []
+  for axis, n in enumerate(shape):
+    factors.append(cut_factors[axes.index(axis)] if axis in axes else np.ones((n, n)))
+  second = _kron(factors)
+  return ExactMoments(np.diag(second).copy(), second, int(np.prod([shape[a] for a in axes])))
+
+
+def _band_axis(n: int, max_width: float, bands: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+  """``(u [n], u2 [n, n])``: the probability that one axis's bands miss index ``j`` (and ``j, k``)."""
+  widest = int(np.asarray(_specmix.max_band_width(np.float32(max_width), n)))
+  index = np.arange(n)
+  miss_one = np.zeros(n)
+  miss_two = np.zeros((n, n))
+  for width in range(widest + 1):
+    starts = np.arange(n - width + 1)
+    covered = (index[None, :] >= starts[:, None]) & (index[None, :] < starts[:, None] + width)  # [starts, n]
+    missed = (~covered).astype(np.float64)
+    miss_one += missed.mean(0)
+    miss_two += missed.T @ missed / len(starts)
+  miss_one /= widest + 1
+  miss_two /= widest + 1
+  counts = range(bands[0], bands[1] + 1)
+  u = sum(miss_one**c for c in counts) / len(counts)
+  u2 = sum(miss_two**c for c in counts) / len(counts)
+  return np.asarray(u), np.asarray(u2)
+
+
+def specmix_moments(*, shape: tuple[int, ...], max_width: float = 0.3, bands: tuple[int, int] = (1, 3)) -> ExactMoments:
+  """Exact ``E[1 - M]`` and ``E[(1 - M_j)(1 - M_k)]`` of SpecMix's band masks (its law draws no ``lam``).
+
+  >>> m = specmix_moments(shape=(3,), max_width=1.0, bands=(1, 1))  # one band of width 0..3
+  >>> round(float(m.mean[0]), 6), round(float(m.mean[1]), 6)
+  (0.375, 0.5)
+  """
+  shape = _validate.check_shape("shape", shape)
+  bands = _validate.check_int_range("bands", bands, low=0, what="bands per axis")
+  parts = [_band_axis(n, max_width, bands) for n in shape]
+  u = _outer([p[0] for p in parts])
+  u2 = _kron([p[1] for p in parts])
+  second = 1.0 - u[:, None] - u[None, :] + u2
+  return ExactMoments(1.0 - u, second, 0)
+
+
+def smoothmix_moments(
+  *,
+  shape: tuple[int, ...],
+  sigma_min: float = 0.25,
+  sigma_max: float = 0.5,
+  profile: str = "circle",
+  num_nodes: int = 24,
+) -> ExactMoments:
+  """``E[1 - M]`` and ``a_jk`` of SmoothMix: Gauss-Legendre over the width, every centre enumerated.
+
+  Exact to the rule's accuracy (the bump is analytic in the width). ``num_positions`` counts
+  the masks averaged: nodes x centres.
+  """
+  shape = _validate.check_shape("shape", shape)
+  _validate.check_choice("profile", profile, _smoothmix.PROFILES)
+  _validate.check_positive_int("num_nodes", num_nodes)
+  nodes, weights = np.polynomial.legendre.leggauss(num_nodes)
+  side = _smoothmix.side_scale(shape)
+  d = math.prod(shape)
+  centres = np.stack(np.meshgrid(*[np.arange(n) for n in shape], indexing="ij"), -1).reshape(-1, len(shape))
+  grid = np.stack(np.meshgrid(*[np.arange(n) for n in shape], indexing="ij"), -1).reshape(-1, len(shape))
+  offsets = np.abs(grid[None, :, :] - centres[:, None, :]).astype(np.float64)  # [centres, d, axes]
+  rho2 = (offsets**2).sum(-1) if profile == "circle" else (offsets**2).max(-1)
+  mean, second = np.zeros(d), np.zeros((d, d))
+  for node, weight in zip(nodes, weights, strict=True):
+    s = sigma_min + (sigma_max - sigma_min) * (node + 1.0) / 2.0
+    bump = np.exp(-rho2 / (2.0 * (s * side) ** 2))  # [centres, d]: 1 - M for every centre
+    mean += weight / 2.0 * bump.mean(0)
+    second += weight / 2.0 * bump.T @ bump / len(centres)
+  return ExactMoments(mean, second, num_nodes * len(centres))
+
+
+def region_moments(method: object, *, shape: tuple[int, ...], lam: ArrayLike | None = None) -> ExactMoments:
+  """The exact moments of a GridMix, VideoMix, SpecMix or SmoothMix method with its own parameters.
+
+  ``lam`` (a concrete float) is required for GridMix and VideoMix (Eq. 9 at that ``lam``) and
+  refused for SpecMix and SmoothMix, whose laws draw none.
+  """
+  name = type(method).name  # type: ignore[attr-defined]
+  takes_lam = name in ("gridmix", "videomix")
+  if name not in ("gridmix", "videomix", "specmix", "smoothmix"):
+    raise ValueError(f"region_moments covers GridMix, VideoMix, SpecMix and SmoothMix; got {type(method).__name__}.")
+  if takes_lam and lam is None:
+    raise ValueError(f"region_moments: {type(method).__name__} needs lam= (the coefficients at a fixed lam).")
+  if not takes_lam and lam is not None:
+    raise ValueError(f"region_moments: {type(method).__name__} draws no lam; got lam={lam!r}.")
+  if name == "gridmix":
+    return gridmix_moments(
+      float(lam),  # type: ignore[arg-type]
+      shape=shape,
+      cells=method.cells,  # type: ignore[attr-defined]
+      aspect=concrete_parameter(method, "aspect"),  # type: ignore[arg-type]
+    )
+  if name == "videomix":
+    return videomix_moments(
+      float(lam),  # type: ignore[arg-type]
+      shape=shape,
+      kind=method.kind,  # type: ignore[attr-defined]
+      placement=method.placement,  # type: ignore[attr-defined]
+      box_sides=method.box_sides,  # type: ignore[attr-defined]
+    )
+  if name == "specmix":
+    return specmix_moments(shape=shape, max_width=concrete_parameter(method, "max_width"), bands=method.bands)  # type: ignore[arg-type, attr-defined]
+  return smoothmix_moments(
+    shape=shape,
+    sigma_min=concrete_parameter(method, "sigma_min"),  # type: ignore[arg-type]
+    sigma_max=concrete_parameter(method, "sigma_max"),  # type: ignore[arg-type]
+    profile=method.profile,  # type: ignore[attr-defined]
+  )
