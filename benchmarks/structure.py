@@ -52,6 +52,9 @@ METHODS = (
   "bernoulli",
   "fmix",
   "resizemix",
+  "smoothmix",
+  "gridmix",
+  "specmix",
   "mixture",
   "mix_k_batch(k=3)",
 )

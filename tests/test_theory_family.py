@@ -131,3 +131,18 @@ def test_region_moments_refuses_what_it_does_not_cover():
     rm.region_moments(msda_jax.CutMix(), shape=(4, 4), lam=0.5)
   with pytest.raises(ValueError, match=r"VideoMix mixes videos"):
     rm.videomix_moments(0.5, shape=(4, 4))
+
+
+@pytest.mark.parametrize("shape", [(5, 7), (6, 4), (9,)])
+def test_separable_translation_maps_equal_the_maps_of_the_matrices(shape):
+  """Figure 4's maps from per-axis parts equal ``matrix_translation_map`` of the exact ``a_jk`` (float32: 1e-6)."""
+  cases = [
+    (rm.gridmix_translation_map(0.3, shape=shape, cells=(1, 4), aspect=0.8),
+     rm.gridmix_moments(0.3, shape=shape, cells=(1, 4), aspect=0.8)),
+    (rm.specmix_translation_map(shape=shape, max_width=0.5, bands=(0, 2)),
+     rm.specmix_moments(shape=shape, max_width=0.5, bands=(0, 2))),
+    (rm.smoothmix_translation_map(shape=shape), rm.smoothmix_moments(shape=shape)),
+  ]  # fmt: skip
+  for separable, exact in cases:
+    matrix = np.asarray(theory.matrix_translation_map(exact.second, shape=shape), np.float64)
+    np.testing.assert_allclose(separable, matrix, atol=1e-6)

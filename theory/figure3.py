@@ -10,7 +10,9 @@ moving whole blocks (``t_size=-1``, the reference's default; its 4-pixel patches
 56 x 56 transport grid at 224 x 224). With the reference's ``t_eps = 0.8`` moving a block by one
 place costs ``0.8 / 49``, more than the saliency share of most blocks of these photos, so no
 block moves; the last panel lowers ``t_eps`` to 0.1 to show the transport at work (salient
-blocks of each photo moved to where its mask keeps it).
+blocks of each photo moved to where its mask keeps it). SmoothMix and SpecMix draw no ``lam``:
+theirs come from their own laws (the weight printed is the realised one); VideoMix mixes videos
+and is shown on its page.
 
     python -m theory.figure3 --out outputs/figure3.png
 """
@@ -37,6 +39,9 @@ METHODS = {
   "FMix": "fmix",
   "ResizeMix": "resizemix",
   "SaliencyMix": "saliencymix",
+  "SmoothMix": "smoothmix",
+  "GridMix": "gridmix",
+  "SpecMix": "specmix",
   "PuzzleMix": "puzzlemix(grid_sizes=(8,), t_size=-1)",
   "PuzzleMix t_eps 0.1": "puzzlemix(grid_sizes=(8,), t_size=-1, t_eps=0.1)",
 }
@@ -74,13 +79,14 @@ def mix_all(photos: jax.Array, lam: float, seed: int) -> dict[str, tuple[np.ndar
   mix = jax.jit(msda_jax.mix_batch_with_info, static_argnames=("num_classes",))
   results = {}
   for title, spec in METHODS.items():
+    method = msda_jax.from_string(spec)
     mixed, _, info = mix(
       jax.random.key(seed),
       photos,
       labels,
-      msda_jax.from_string(spec),
+      method,
       num_classes=2,
-      lam=lam,
+      lam=lam if method.takes_lam else None,  # SmoothMix and SpecMix draw none: their own law
       saliency=saliency,
     )
     results[title] = (np.asarray(mixed[0]), np.asarray(info.mask[0]), float(info.weight[0]))

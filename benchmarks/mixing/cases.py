@@ -23,6 +23,9 @@ METHODS = (
   "bernoulli",
   "fmix",
   "resizemix",
+  "smoothmix",
+  "gridmix",
+  "specmix",
 )
 MODES = ("batch", "example")
 DTYPES = ("float32", "bfloat16", "uint8")

@@ -91,9 +91,12 @@ from msda_jax.theory.losses import loss_value, residual
 from msda_jax.theory.moments import MaskMoments, mask_moments
 from msda_jax.theory.regions import (
   gridmix_moments,
+  gridmix_translation_map,
   region_moments,
   smoothmix_moments,
+  smoothmix_translation_map,
   specmix_moments,
+  specmix_translation_map,
   videomix_moments,
 )
 from msda_jax.theory.regularizers import (
@@ -167,6 +170,7 @@ __all__ = [
   "gmix_plane_coefficients",
   "gmix_plane_translation_map",
   "gridmix_moments",
+  "gridmix_translation_map",
   "hmix_atoms",
   "hmix_coefficients",
   "hmix_translation_map",
@@ -201,7 +205,9 @@ __all__ = [
   "sampled_atoms",
   "sampled_coefficients",
   "smoothmix_moments",
+  "smoothmix_translation_map",
   "specmix_moments",
+  "specmix_translation_map",
   "stochastic_atoms",
   "stochastic_coefficients",
   "stochastic_translation_map",

@@ -209,3 +209,83 @@ def region_moments(method: object, *, shape: tuple[int, ...], lam: ArrayLike | N
     sigma_max=concrete_parameter(method, "sigma_max"),  # type: ignore[arg-type]
     profile=method.profile,  # type: ignore[attr-defined]
   )
+
+
+# -- Figure 4's maps E_i a_(i, i+p), from per-axis parts (no d x d matrix) ----------------------
+def _diagonal_means(factor: np.ndarray) -> np.ndarray:
+  """``T(p) = mean_i F[i, i + p]`` over the valid ``i``, for ``p = -(n - 1) ... n - 1`` (``[2n - 1]``)."""
+  n = factor.shape[0]
+  return np.array([np.diagonal(factor, offset=p).mean() for p in range(-(n - 1), n)])
+
+
+def _shifted_means(u: np.ndarray, *, shifted: bool) -> np.ndarray:
+  """``mean_i u[i]`` (``shifted=False``) or ``mean_i u[i + p]`` over the ``i`` valid for offset ``p``."""
+  n = u.shape[0]
+  out = []
+  for p in range(-(n - 1), n):
+    i = np.arange(max(0, -p), min(n, n - p))
+    out.append(u[i + p].mean() if shifted else u[i].mean())
+  return np.asarray(out)
+
+
+def _outer_map(vectors: list[np.ndarray]) -> np.ndarray:
+  out = np.ones(())
+  for vector in vectors:
+    out = np.multiply.outer(out, vector)
+  return out
+
+
+def gridmix_translation_map(
+  lam: float, *, shape: tuple[int, ...], cells: tuple[int, int] = (2, 6), aspect: float = 1.0
+) -> np.ndarray:
+  """GridMix's exact ``E_i a_(i, i+p)`` at a fixed ``lam`` (float64 ``[2 n_1 - 1, ...]``).
+
+  ``a_jk = (1 - lam)^2 + lam (1 - lam) 1[same cell]``, and the same-cell indicator is a product
+  over axes for each cell count.
+  """
+  shape = _validate.check_shape("shape", shape)
+  cells = _validate.check_int_range("cells", cells, low=1, what="cells along the first axis")
+  lam = float(np.clip(np.float32(lam), 0.0, 1.0))
+  counts = range(cells[0], cells[1] + 1)
+  same = np.zeros(tuple(2 * n - 1 for n in shape))
+  for first in counts:
+    grid = np.asarray(_gridmix.grid_counts(np.int32(first), np.float32(aspect), shape))
+    index = [np.asarray(i) for i in _gridmix.cell_index(grid, shape)]
+    same += _outer_map([_diagonal_means((i[:, None] == i[None, :]).astype(float)) for i in index])
+  return (1.0 - lam) ** 2 + lam * (1.0 - lam) * same / len(counts)
+
+
+def specmix_translation_map(
+  *, shape: tuple[int, ...], max_width: float = 0.3, bands: tuple[int, int] = (1, 3)
+) -> np.ndarray:
+  """SpecMix's exact ``E_i a_(i, i+p)``: ``1 - E u_i - E u_(i+p) + E u_(i, i+p)``, each a product over axes."""
+  shape = _validate.check_shape("shape", shape)
+  bands = _validate.check_int_range("bands", bands, low=0, what="bands per axis")
+  parts = [_band_axis(n, max_width, bands) for n in shape]
+  first = _outer_map([_shifted_means(u, shifted=False) for u, _ in parts])
+  second = _outer_map([_shifted_means(u, shifted=True) for u, _ in parts])
+  both = _outer_map([_diagonal_means(u2) for _, u2 in parts])
+  return 1.0 - first - second + both
+
+
+def smoothmix_translation_map(
+  *, shape: tuple[int, ...], sigma_min: float = 0.25, sigma_max: float = 0.5, num_nodes: int = 24
+) -> np.ndarray:
+  """SmoothMix's ``E_i a_(i, i+p)`` for the circle profile: separable at each width, Gauss-Legendre over it.
+
+  At a width ``sigma`` the bump is ``prod_k g(i_k - c_k)`` with independent uniform centre
+  coordinates, so ``a_jk = prod_k F_k[j_k, k_k]`` with ``F_k = mean_c g(j - c) g(k - c)``.
+  """
+  shape = _validate.check_shape("shape", shape)
+  _validate.check_positive_int("num_nodes", num_nodes)
+  nodes, weights = np.polynomial.legendre.leggauss(num_nodes)
+  side = _smoothmix.side_scale(shape)
+  total = np.zeros(tuple(2 * n - 1 for n in shape))
+  for node, weight in zip(nodes, weights, strict=True):
+    sigma = (sigma_min + (sigma_max - sigma_min) * (node + 1.0) / 2.0) * side
+    factors = []
+    for n in shape:
+      g = np.exp(-((np.arange(n)[None, :] - np.arange(n)[:, None]) ** 2) / (2.0 * sigma**2))  # [centre, index]
+      factors.append(_diagonal_means(g.T @ g / n))
+    total += weight / 2.0 * _outer_map(factors)
+  return total
