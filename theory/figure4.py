@@ -103,7 +103,8 @@ def render(sampled: dict, exact: dict, shape: tuple[int, int], lam: float, out: 
   profile.legend(fontsize=7)
   profile.grid(alpha=0.3)
   fig.suptitle(
-    f"Figure 4: E_i a_(i, i+p), lam = {lam} (SmoothMix, SpecMix: their own laws), {shape[0]} x {shape[1]}, HMix r = 0.5",
+    f"Figure 4: E_i a_(i, i+p), lam = {lam} (SmoothMix, SpecMix: their own laws), "
+    f"{shape[0]} x {shape[1]}, HMix r = 0.5",
     fontsize=11,
   )
   save_figure(fig, out)
