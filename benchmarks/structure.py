@@ -55,6 +55,8 @@ METHODS = (
   "smoothmix",
   "gridmix",
   "specmix",
+  "ricap",
+  "k_cutmix(k=3)",
   "mixture",
   "mix_k_batch(k=3)",
 )

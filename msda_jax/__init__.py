@@ -10,12 +10,14 @@ from msda_jax import lam_laws, masks, needs, saliency
 from msda_jax.kmix import KMix, KMixInfo, kmix_masks
 from msda_jax.labels import prepare_targets, smooth
 from msda_jax.masks import (
+  RICAP,
   Bernoulli,
   CutMix,
   FMix,
   GMix,
   GridMix,
   HMix,
+  KCutMix,
   MixMethod,
   Mixture,
   Mixup,
@@ -46,6 +48,7 @@ __all__ = [
   "GMix",
   "GridMix",
   "HMix",
+  "KCutMix",
   "KMix",
   "KMixInfo",
   "MixInfo",
@@ -58,6 +61,7 @@ __all__ = [
   "PairData",
   "PuzzleEnergy",
   "PuzzleMix",
+  "RICAP",
   "ResizeMix",
   "SaliencyMix",
   "Sample",

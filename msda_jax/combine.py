@@ -60,3 +60,24 @@ def perturb(images: jax.Array, noise: jax.Array, where: jax.Array) -> jax.Array:
     moved = jnp.round(moved)
   moved = moved.astype(images.dtype)
   return jnp.where(where.reshape((-1,) + (1,) * (images.ndim - 1)), moved, images)
+
+
+def shifted(images: jax.Array, shifts: jax.Array, spatial_ndim: int) -> jax.Array:
+  """``out[b, i] = images[b, (i + shifts[b]) mod n]`` per spatial axis, ``shifts`` int32 ``[B | 1, d]``.
+
+  One gather of whole pixels (their channels) from the flattened batch: the output's index
+  ``(b, i)`` reads ``(b, (i + shifts[b]) mod n)``, computed from one index per axis.
+
+  >>> shifted(jnp.arange(4.0).reshape(1, 4, 1), jnp.array([[1]]), 1)[0, :, 0].tolist()
+  [1.0, 2.0, 3.0, 0.0]
+  """
+  batch, spatial = images.shape[0], images.shape[1 : 1 + spatial_ndim]
+  shifts = jnp.broadcast_to(shifts, (batch, spatial_ndim))
+  flat = jnp.arange(batch, dtype=jnp.int32).reshape((batch,) + (1,) * spatial_ndim)
+  for axis, n in enumerate(spatial):
+    view = [batch] + [1] * spatial_ndim
+    index = (jnp.arange(n, dtype=jnp.int32)[None, :] + shifts[:, axis : axis + 1]) % n
+    view[axis + 1] = n
+    flat = flat * n + index.reshape(view)
+  rows = images.reshape((-1, *images.shape[1 + spatial_ndim :]))
+  return rows[flat.reshape(-1)].reshape(images.shape)

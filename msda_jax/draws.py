@@ -51,6 +51,8 @@ class Draw(NamedTuple):
     applied: bool ``[B]`` whether the example is mixed.
     paste: what the partner (source 1) is replaced by before mixing (a batch transform), or ``None``.
     keep: likewise for the example itself (source 0), applied to mixed examples only, or ``None``.
+    moves: int32 ``[B | 1, k, d]``: with k sources, where each source is read from
+      (``x_m[i + moves[:, m]]``, cyclically; RICAP's crops), or ``None``.
   """
 
   lam: jax.Array
@@ -59,6 +61,7 @@ class Draw(NamedTuple):
   applied: jax.Array
   paste: Transform = None
   keep: Transform = None
+  moves: jax.Array | None = None
 
 
 def given_lam(lam: ArrayLike, unbounded: bool) -> tuple[jax.Array, jax.Array]:

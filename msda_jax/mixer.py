@@ -31,7 +31,7 @@ from msda_jax import _backend, _batched, _bits, _validate, needs
 from msda_jax import labels as labels_lib
 from msda_jax import pairing as pairing_lib
 from msda_jax._dataclass import pytree_dataclass, static_field
-from msda_jax.combine import combine, perturb
+from msda_jax.combine import combine, perturb, shifted
 from msda_jax.draws import Draw
 from msda_jax.kmix import KMix, KMixInfo
 from msda_jax.masks._base import MixMethod
@@ -398,7 +398,7 @@ def _mix_forms(
 
 
 def _transformed(sources: tuple[dict[str, Any], ...], draw: Draw, dense: bool) -> tuple[list[Any], list[Any]]:
-  """The images and targets of every source as they are mixed: perturbed, pasted, kept."""
+  """The images and targets of every source as they are mixed: perturbed, pasted, kept, moved."""
   images = [s["images"] for s in sources]
   targets = [s["targets"] for s in sources]
   if "perturbation" in sources[0]:
@@ -414,6 +414,12 @@ def _transformed(sources: tuple[dict[str, Any], ...], draw: Draw, dense: bool) -
     kept = lambda x: jnp.where(draw.applied.reshape((-1,) + (1,) * (x.ndim - 1)), draw.keep(x), x)  # type: ignore[misc]
     images[0] = kept(images[0])
     targets[0] = kept(targets[0]) if dense else targets[0]
+  if draw.moves is not None:
+    # Each source read where its region shows it (unmixed examples have no move).
+    spatial_ndim = draw.moves.shape[-1]
+    for m in range(len(images)):
+      images[m] = shifted(images[m], draw.moves[:, m], spatial_ndim)
+      targets[m] = shifted(targets[m], draw.moves[:, m], spatial_ndim) if dense else targets[m]
   return images, targets
 
 

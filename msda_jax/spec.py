@@ -24,10 +24,12 @@ from msda_jax.masks._fmix import FMix
 from msda_jax.masks._gmix import GMix
 from msda_jax.masks._gridmix import GridMix
 from msda_jax.masks._hmix import HMix
+from msda_jax.masks._kcutmix import KCutMix
 from msda_jax.masks._mixture import Mixture
 from msda_jax.masks._mixup import Mixup
 from msda_jax.masks._puzzlemix import PuzzleMix
 from msda_jax.masks._resizemix import ResizeMix
+from msda_jax.masks._ricap import RICAP
 from msda_jax.masks._saliencymix import SaliencyMix
 from msda_jax.masks._smoothmix import SmoothMix
 from msda_jax.masks._specmix import SpecMix
@@ -54,6 +56,8 @@ METHODS: dict[str, type[Any]] = {
     VideoMix,
     Mixture,
     KMix,
+    RICAP,
+    KCutMix,
   )
 }
 ALIASES = {"stochastic": StochasticMixupCutMix.name, "kmix": KMix.name}

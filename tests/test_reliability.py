@@ -47,6 +47,8 @@ BAD_TRACED = [("mixup", "alpha", bad) for bad in (-1.0, 0.0, float("nan"), float
   ("gridmix", "aspect", -1.0),
   ("gridmix", "alpha", float("nan")),
   ("specmix", "max_width", 1.5),
+  ("ricap", "beta", float("nan")),
+  ("k_cutmix", "alpha", -1.0),
 ]
 
 # Runs in a fresh interpreter: a case that hangs is killed by the timeout instead of the suite.

@@ -26,6 +26,8 @@ METHODS = (
   "smoothmix",
   "gridmix",
   "specmix",
+  "ricap",
+  "k_cutmix(k=3)",
 )
 MODES = ("batch", "example")
 DTYPES = ("float32", "bfloat16", "uint8")

@@ -48,12 +48,13 @@ def grid_mask(lam: ArrayLike, counts: jax.Array, uniforms: jax.Array, shape: tup
   Args:
     lam: the probability that a cell keeps the image.
     counts: int ``[d]`` cells per axis, ``1 <= g_k <= n_k``.
-    uniforms: float32 ``shape``: the uniform of cell ``c`` is ``uniforms[c]`` (cells index the
-      grid's first ``g_k`` entries per axis).
+    uniforms: float32 ``[m_0, ..., m_{d-1}]`` with ``m_k >= g_k``: the uniform of cell ``c`` is
+      ``uniforms[c]`` (the first ``g_k`` entries per axis are used).
     shape: static spatial shape.
   """
-  index = cell_index(counts, shape)
-  values = uniforms[jnp.ix_(*index)]
+  values = uniforms
+  for axis, index in enumerate(cell_index(counts, shape)):
+    values = jnp.take(values, index, axis=axis)  # one small gather per axis
   return jnp.where(values < jnp.asarray(lam, jnp.float32), 1.0, 0.0).astype(jnp.float32)
 
 
@@ -101,5 +102,7 @@ class GridMix(MixMethod):
     key_count, key_cells = _bits.split(key_mask)
     first = _bits.randint(key_count, (), self.cells[0], self.cells[1] + 1)
     counts = grid_counts(first, self.aspect, shape)
-    mask = grid_mask(lam, counts, jax.random.uniform(key_cells, shape, jnp.float32), shape)
+    # One uniform per possible cell: at most cells[1] along the first axis, n_k along the others.
+    table = (min(self.cells[1], shape[0]), *shape[1:])
+    mask = grid_mask(lam, counts, jax.random.uniform(key_cells, table, jnp.float32), shape)
     return Sample(lam, mask, jnp.mean(mask))

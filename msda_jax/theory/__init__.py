@@ -86,13 +86,14 @@ from msda_jax.theory.lam_average import (
   box_lam_edges,
   cutmix_lam_terms,
 )
-from msda_jax.theory.laws import Law, MaskLaw, fixed_lam_law, msda_law, printed_law, swap_law
+from msda_jax.theory.laws import Law, MaskLaw, fixed_lam_law, msda_law, printed_law, source_law, swap_law
 from msda_jax.theory.losses import loss_value, residual
 from msda_jax.theory.moments import MaskMoments, mask_moments
 from msda_jax.theory.regions import (
   gridmix_moments,
   gridmix_translation_map,
   region_moments,
+  ricap_moments,
   smoothmix_moments,
   smoothmix_translation_map,
   specmix_moments,
@@ -201,11 +202,13 @@ __all__ = [
   "regularizers_exact",
   "regularizers_sampled",
   "residual",
+  "ricap_moments",
   "robust_accuracy",
   "sampled_atoms",
   "sampled_coefficients",
   "smoothmix_moments",
   "smoothmix_translation_map",
+  "source_law",
   "specmix_moments",
   "specmix_translation_map",
   "stochastic_atoms",

@@ -181,6 +181,28 @@ def msda_law(
   return Law(law, "msda", label_weight, _concrete_pair(a, b), repr(method))
 
 
+def source_law(method: MixMethod, *, shape: tuple[int, ...]) -> Law:
+  """A k-source method's own law as ``key -> (w_0, M)`` with ``M`` the ``[k, *S]`` source masks.
+
+  ``moments.mask_moments`` of it gives ``E[1 - M]`` and ``E[(1 - M_a)(1 - M_b)]`` over every
+  (source, pixel) pair ``a, b`` of the flattened ``[k * d]`` masks: the block of source 0 is the
+  example's own ``a_jk`` (Eq. 9), the others the cross moments Appendix B's expansion needs.
+
+  >>> import msda_jax
+  >>> w, m = source_law(msda_jax.RICAP(), shape=(4, 4))(jax.random.key(0))
+  >>> m.shape
+  (4, 4, 4)
+  """
+  if getattr(method, "sources", 2) <= 2 or not hasattr(method, "_partition"):
+    raise ValueError(f"source_law takes a k-source region method (RICAP, KCutMix); got {type(method).__name__}.")
+
+  def law(key: jax.Array) -> tuple[jax.Array, jax.Array]:
+    sample = method.sample(key, shape=shape)
+    return sample.weight[0], sample.mask
+
+  return Law(law, "msda", "realised", None, repr(method))
+
+
 def printed_law(method: MixMethod, a: ArrayLike, b: ArrayLike | None = None, *, shape: tuple[int, ...]) -> Law:
   """``lam ~ D~_lam``, ``M ~ M(lam)``: the law of Theorem 1 as printed (Eq. 6-8), nominal weights.
 

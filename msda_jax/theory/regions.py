@@ -23,6 +23,7 @@ against each other within their standard errors.
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -289,3 +290,39 @@ def smoothmix_translation_map(
       factors.append(_diagonal_means(g.T @ g / n))
     total += weight / 2.0 * _outer_map(factors)
   return total
+
+
+# -- k sources: RICAP's four tiles --------------------------------------------------------------
+def rounded_beta_probabilities(n: int, beta: float) -> np.ndarray:
+  """``P(round(n B) = w)`` for ``w = 0 ... n`` with ``B ~ Beta(beta, beta)`` (float64 ``[n + 1]``)."""
+  from scipy import special
+
+  edges = np.clip((np.arange(n + 2) - 0.5) / n, 0.0, 1.0)
+  return np.diff(special.betainc(beta, beta, edges))
+
+
+def ricap_moments(*, shape: tuple[int, ...], beta: float = 0.3) -> ExactMoments:
+  """Exact moments of RICAP's source masks, flattened over (source, pixel): ``[4 d]`` and ``[4 d, 4 d]``.
+
+  ``mean[a] = E[1 - M_a]`` and ``second[a, b] = E[(1 - M_a)(1 - M_b)]`` for ``a = m d + j`` (source
+  ``m``, pixel ``j``), the quantities ``moments.mask_moments`` estimates from ``laws.source_law``.
+  The tiles are fixed given the boundary point, whose coordinates are independent rounded Betas:
+  the sum runs over all ``(H + 1)(W + 1)`` points. The block ``[:d, :d]`` is the example's own
+  ``a_jk`` (Eq. 9).
+
+  >>> m = ricap_moments(shape=(2, 2), beta=1.0)  # boundary coordinates 0, 1, 2 w.p. 1/4, 1/2, 1/4
+  >>> round(float(1 - m.mean[0]), 6)  # the top-left pixel is source 0's when w, h >= 1
+  0.5625
+  """
+  shape = _validate.check_shape("shape", shape)
+  if len(shape) != 2:
+    raise ValueError(f"RICAP tiles images: shape must have two axes; got {shape}.")
+  rows, cols = (rounded_beta_probabilities(n, beta) for n in shape)
+  masks, probs = [], []
+  for w, h in itertools.product(range(shape[0] + 1), range(shape[1] + 1)):
+    owner = (np.arange(shape[0])[:, None] >= w).astype(int) + 2 * (np.arange(shape[1])[None, :] >= h)
+    masks.append(np.eye(4)[owner].transpose(2, 0, 1).reshape(-1))
+    probs.append(rows[w] * cols[h])
+  x = 1.0 - np.asarray(masks)
+  p = np.asarray(probs)
+  return ExactMoments(p @ x, (x * p[:, None]).T @ x, len(p))
