@@ -72,7 +72,8 @@ def _check_choice(config: ml_collections.ConfigDict, name: str, choices: tuple[s
 def check_config(config: ml_collections.ConfigDict, num_devices: int) -> None:
   """Raises ``ValueError`` naming the config field when ``config`` cannot run on ``num_devices`` devices.
 
-  Reads nothing and builds no model: it runs before any work, so a typo fails in a second.
+  Reads nothing and builds no model (a hidden-layer method's layers are checked against an
+  abstract one, ``nnx.eval_shape``): it runs before any work, so a typo fails in a second.
   """
   mixer = _checked_mixer(config)
   if mixer.method is not None:
@@ -81,7 +82,24 @@ def check_config(config: ml_collections.ConfigDict, num_devices: int) -> None:
     except ValueError as error:
       raise ValueError(f"method: {error} (image_size={config.image_size})") from error
   _check_choice(config, "model", tuple(MODELS))
-  model_options(config)
+  options = model_options(config)
+  if getattr(mixer.method, "hidden", False):
+    # The layers the method mixes at must exist: the model's stage count, from an abstract model.
+    info = dataset_info(config.dataset)
+    abstract = nnx.eval_shape(
+      lambda: get_model(
+        config.model,
+        num_classes=config.num_classes,
+        rngs=nnx.Rngs(0),
+        width=config.model_width,
+        in_channels=info.image_shape[-1],
+        **options,
+      )
+    )
+    try:
+      mixer.method.check_model(abstract.num_stages)  # type: ignore[union-attr]
+    except ValueError as error:
+      raise ValueError(f"method: {error} (model={config.model})") from error
   info = dataset_info(config.dataset)  # its error names the field
   if config.num_classes != info.num_classes:
     raise ValueError(f"num_classes must be {info.num_classes} for {config.dataset}; got {config.num_classes}.")

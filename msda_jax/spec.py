@@ -23,6 +23,7 @@ from msda_jax.masks._cutmix import CutMix
 from msda_jax.masks._fmix import FMix
 from msda_jax.masks._gmix import GMix
 from msda_jax.masks._gridmix import GridMix
+from msda_jax.masks._hidden import ManifoldMixup, PatchUp
 from msda_jax.masks._hmix import HMix
 from msda_jax.masks._kcutmix import KCutMix
 from msda_jax.masks._mixture import Mixture
@@ -58,6 +59,8 @@ METHODS: dict[str, type[Any]] = {
     KMix,
     RICAP,
     KCutMix,
+    ManifoldMixup,
+    PatchUp,
   )
 }
 ALIASES = {"stochastic": StochasticMixupCutMix.name, "kmix": KMix.name}

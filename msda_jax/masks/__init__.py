@@ -13,6 +13,7 @@ from msda_jax.masks._data import DataMixMethod, PairData
 from msda_jax.masks._fmix import FMix
 from msda_jax.masks._gmix import GMix
 from msda_jax.masks._gridmix import GridMix
+from msda_jax.masks._hidden import HiddenMixMethod, ManifoldMixup, PatchUp
 from msda_jax.masks._hmix import HMix
 from msda_jax.masks._kcutmix import KCutMix
 from msda_jax.masks._ksources import KSample, KSourceMethod
@@ -35,14 +36,17 @@ __all__ = [
   "FMix",
   "GMix",
   "GridMix",
+  "HiddenMixMethod",
   "HMix",
   "KCutMix",
   "KSample",
   "KSourceMethod",
+  "ManifoldMixup",
   "MixMethod",
   "Mixture",
   "Mixup",
   "PairData",
+  "PatchUp",
   "PuzzleEnergy",
   "PuzzleMix",
   "RICAP",

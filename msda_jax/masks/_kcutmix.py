@@ -15,6 +15,8 @@ The law draws its own weights: a given ``lam`` raises. Any number of spatial axe
 
 from __future__ import annotations
 
+from typing import Any
+
 import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
@@ -25,8 +27,12 @@ from msda_jax.masks import _box
 from msda_jax.masks._ksources import KSample, KSourceMethod, one_hot_regions
 
 
-def nested_boxes(keys: jax.Array, w: jax.Array, shape: tuple[int, ...]) -> jax.Array:
-  """The source of every pixel (int32 ``[*S]``) for the weights ``w [k]``, one key per stage ``[k - 1]``."""
+def nested_boxes(keys: jax.Array | None, w: jax.Array, shape: tuple[int, ...], offsets: Any = None) -> jax.Array:
+  """The source of every pixel (int32 ``[*S]``) for the weights ``w [k]``, one key per stage ``[k - 1]``.
+
+  ``offsets`` (for comparisons with given draws): a function ``(stage, high) -> int32 [d]`` that
+  replaces the uniform draw of each box's offset in ``[0, high)`` inside its region.
+  """
   k, d = int(w.shape[0]), len(shape)
   start = jnp.zeros(d, jnp.int32)
   size = jnp.asarray(shape, jnp.int32)
@@ -37,7 +43,8 @@ def nested_boxes(keys: jax.Array, w: jax.Array, shape: tuple[int, ...]) -> jax.A
     left = left * (1.0 - keep)
     scale = jnp.clip(1.0 - keep, 0.0, 1.0) ** (1.0 / d)
     cut = jnp.round(size.astype(jnp.float32) * scale).astype(jnp.int32)
-    offset = _bits.randint(keys[m], (d,), 0, size - cut + 1)
+    high = size - cut + 1
+    offset = _bits.randint(keys[m], (d,), 0, high) if offsets is None else offsets(m, high)  # type: ignore[index]
     offset = jnp.where(jnp.all(cut < size), offset, 0)
     start = start + offset
     size = cut

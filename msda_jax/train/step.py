@@ -19,7 +19,11 @@ reuses their buffers), and it can be wrapped in ``jax.shard_map`` as it is. Insi
    by ``method.prepare`` from a ``ModelView`` of the model in inference mode: PuzzleMix's and
    SaliencyMix's saliency is the input gradient of the mean cross-entropy on the clean batch
    (one more forward-backward pass, as the PuzzleMix reference computes it; PuzzleMix's
-   adversarial noise comes from the same gradient). Methods that read nothing cost nothing;
+   adversarial noise comes from the same gradient). Methods that read nothing cost nothing.
+   A hidden-layer method (Manifold Mixup, PatchUp: ``method.hidden``) is not applied to the
+   images: the model mixes the features of a layer drawn from the method's ``layers`` during its
+   forward pass (``msda_jax.train.hidden``; every model takes ``model(x, mix=hook)``), with the
+   step's key, and the targets are that layer's;
 3. the model runs in train mode (batch statistics, running averages updated); a method whose
    ``needs().outputs`` names model outputs recomputes the targets from them
    (``method.relabel``): the model ``sow``s them as ``nnx.Intermediate`` under those names;
@@ -55,6 +59,7 @@ from flax import nnx
 
 from msda_jax.mixer import Mixer
 from msda_jax.needs import ModelView
+from msda_jax.train import hidden as hidden_lib
 
 #: the counter folded into the step's key for ``method.prepare`` (adversarial noise).
 PREPARE_SALT = 0x70726570
@@ -208,7 +213,8 @@ def make_train_step(
     params, rest = nnx.split_state(model_state, nnx.Param, ...)
     info, outputs = None, () if mixer is None else mixer.needs().outputs
     unmixed = mixer.unmixed_targets(images, labels) if outputs else None  # type: ignore[union-attr]
-    if mixer is not None:
+    hidden = hidden_lib.is_hidden(mixer)
+    if mixer is not None and not hidden:
       inputs: dict[str, Any] = {}
       if mixer.needs().inputs:
         # Its own key, folded from the step's: the mixing draws are those of a step without it.
@@ -222,9 +228,12 @@ def make_train_step(
       model.train()
       if outputs:  # the forward pass with what the model sows
         logits, sown = nnx.capture(model, nnx.Intermediate)(images)
+      elif hidden:  # mixed inside the model, at a layer drawn from the method's
+        hook, hidden_targets = hidden_lib.hidden_mixing(mixer, key, labels)  # type: ignore[arg-type]
+        logits = model(images, mix=hook)
       else:
         logits = model(images)
-      targets = _targets(labels, logits.shape[-1])
+      targets = hidden_targets() if hidden else _targets(labels, logits.shape[-1])
       if outputs:
         read = {name: _sown(sown, name) for name in outputs}
         targets = jax.lax.stop_gradient(mixer.method.relabel(unmixed, info, read))  # type: ignore[union-attr,arg-type]

@@ -144,3 +144,21 @@ def avg_pool(x: jax.Array, window: int) -> jax.Array:
 def logits_float32(x: jax.Array) -> jax.Array:
   """Logits in float32 whatever the computation dtype, for a stable softmax."""
   return x.astype(jnp.float32)
+
+
+#: a hidden-layer mixing hook: ``mix(layer, features) -> features`` (``msda_jax.train.hidden``).
+MixHook = Any
+
+
+def mixed(mix: MixHook, layer: int, features: jax.Array) -> jax.Array:
+  """``features`` passed through the hook at mixable layer ``layer`` (0: the input), or as they are."""
+  return features if mix is None else mix(layer, features)
+
+
+def stage_ends(stage_sizes: tuple[int, ...]) -> tuple[tuple[int, int], ...]:
+  """``((index of a stage's last block, stage number from 1), ...)`` for blocks in one flat list."""
+  ends, total = {}, 0
+  for stage, size in enumerate(stage_sizes, start=1):
+    total += size
+    ends[total - 1] = stage
+  return tuple(ends.items())

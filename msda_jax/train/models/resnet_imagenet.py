@@ -103,12 +103,18 @@ class ResNet(nnx.Module):
         channels_in = channels * Bottleneck.expansion
     self.blocks = nnx.List(blocks)
     self.head = _layers.dense(channels_in, num_classes, dtype=dtype, rngs=rngs)
+    self.num_stages = len(stage_sizes)
+    self._ends = _layers.stage_ends(tuple(stage_sizes))
 
-  def __call__(self, x: jax.Array) -> jax.Array:
-    out = nnx.relu(self.stem_bn(self.stem(x)))
+  def __call__(self, x: jax.Array, mix: _layers.MixHook = None) -> jax.Array:
+    """Logits of ``x``; ``mix(layer, h)`` is applied to the input (layer 0) and after each stage."""
+    out = nnx.relu(self.stem_bn(self.stem(_layers.mixed(mix, 0, x))))
     out = _layers.max_pool(out)
-    for block in self.blocks:
+    ends = dict(self._ends)
+    for index, block in enumerate(self.blocks):
       out = block(out)
+      if index in ends:
+        out = _layers.mixed(mix, ends[index], out)
     return _layers.logits_float32(self.head(_layers.global_average_pool(out)))
 
 

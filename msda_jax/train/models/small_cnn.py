@@ -75,11 +75,15 @@ class SmallCNN(nnx.Module):
     )
     self.bns = nnx.List([_layers.batch_norm(c, dtype=dtype, rngs=rngs) for c in channels])
     self.head = _layers.dense(channels[-1], num_classes, dtype=dtype, rngs=rngs)
+    self.num_stages = 3
 
-  def __call__(self, x: jax.Array) -> jax.Array:
-    out = x
+  def __call__(self, x: jax.Array, mix: _layers.MixHook = None) -> jax.Array:
+    """Logits of ``x``; ``mix(layer, h)`` is applied to the input (layer 0) and after each stage
+    (a convolution block, with its pool)."""
+    out = _layers.mixed(mix, 0, x)
     for index, (conv, bn) in enumerate(zip(self.convs, self.bns, strict=True)):
       out = ACTIVATIONS[self.activation](bn(conv(out)))
       if index < len(self.convs) - 1:
         out = _layers.max_pool(out, window=2, stride=2) if self.pool == "max" else _layers.avg_pool(out, 2)
+      out = _layers.mixed(mix, index + 1, out)
     return _layers.logits_float32(self.head(_layers.global_average_pool(out)))

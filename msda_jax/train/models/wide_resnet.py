@@ -64,11 +64,17 @@ class WideResNet(nnx.Module):
     self.blocks = nnx.List(blocks)
     self.bn = _layers.batch_norm(channels_in, dtype=dtype, rngs=rngs)
     self.head = _layers.dense(channels_in, num_classes, dtype=dtype, rngs=rngs)
+    self.num_stages = 3
+    self._ends = _layers.stage_ends((per_group,) * 3)
 
-  def __call__(self, x: jax.Array) -> jax.Array:
-    out = self.stem(x)
-    for block in self.blocks:
+  def __call__(self, x: jax.Array, mix: _layers.MixHook = None) -> jax.Array:
+    """Logits of ``x``; ``mix(layer, h)`` is applied to the input (layer 0) and after each group."""
+    out = self.stem(_layers.mixed(mix, 0, x))
+    ends = dict(self._ends)
+    for index, block in enumerate(self.blocks):
       out = block(out)
+      if index in ends:
+        out = _layers.mixed(mix, ends[index], out)
     out = _layers.global_average_pool(nnx.relu(self.bn(out)))
     return _layers.logits_float32(self.head(out))
 
