@@ -10,7 +10,8 @@ fixed ``lam``; ``family_atoms`` gives exact atoms for every family whose law is 
 ``lam`` (CutMix, HMix, GMix, Stochastic, Mixup, Bernoulli) and ``method_atoms`` /
 ``method_coefficients`` for a library method (realised label weight by default, Monte Carlo for
 the others); ``regions`` gives the exact moments of
-GridMix, VideoMix, SpecMix and SmoothMix; ``closed_forms`` gives the exact formulas (Mixup, Bernoulli, CutMix, Eq. 10,
+GridMix, VideoMix, SpecMix, SmoothMix and RICAP; ``hidden_layer`` Theorem 1 at a hidden layer (the head, the
+features, PatchUp's exact moments); ``closed_forms`` gives the exact formulas (Mixup, Bernoulli, CutMix, Eq. 10,
 Stochastic, HMix, GMix on the plane); ``lam_average`` averages over ``Beta(a, b)`` or ``D~``;
 ``translation`` computes the maps ``E_i a_{i, i+p}`` of Figure 4; ``regularizers`` computes
 Theorem 1's R1-R3 (printed and general forms, exact and scalable paths); ``atoms`` and
@@ -80,6 +81,7 @@ from msda_jax.theory.gradprod import (
   partial_grad_prod,
   pixel_gradients,
 )
+from msda_jax.theory.hidden_layer import features_at, head_at, patchup_moments
 from msda_jax.theory.lam_average import (
   average_piecewise,
   average_smooth,
@@ -165,6 +167,7 @@ __all__ = [
   "enumerated_moments",
   "eq10_difference",
   "eq10_printed_coefficients",
+  "features_at",
   "fixed_lam_law",
   "gmix_atoms",
   "gmix_masks",
@@ -172,6 +175,7 @@ __all__ = [
   "gmix_plane_translation_map",
   "gridmix_moments",
   "gridmix_translation_map",
+  "head_at",
   "hmix_atoms",
   "hmix_coefficients",
   "hmix_translation_map",
@@ -190,6 +194,7 @@ __all__ = [
   "msda_loss",
   "msda_loss_estimate",
   "partial_grad_prod",
+  "patchup_moments",
   "pgd_l2",
   "pixel_gradients",
   "printed_coefficients",

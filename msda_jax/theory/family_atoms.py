@@ -218,7 +218,7 @@ def exact_atoms(
   name = type(method).name
   sides = getattr(method, "box_sides", "floor")
   nodes = {} if num_nodes is None else {"num_nodes": num_nodes}
-  if name == "mixup":
+  if name in ("mixup", "manifold_mixup"):  # Manifold Mixup's mask is Mixup's, at whatever layer
     return atoms_lib.mixup_atoms(concrete_parameter(method, "alpha"), shape=shape, label_weight=label_weight, **nodes)
   if name == "bernoulli" and math.prod(shape) <= 16:
     return atoms_lib.bernoulli_atoms(concrete_parameter(method, "alpha"), shape=shape, label_weight=label_weight)
