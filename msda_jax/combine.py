@@ -81,3 +81,42 @@ def shifted(images: jax.Array, shifts: jax.Array, spatial_ndim: int) -> jax.Arra
     flat = flat * n + index.reshape(view)
   rows = images.reshape((-1, *images.shape[1 + spatial_ndim :]))
   return rows[flat.reshape(-1)].reshape(images.shape)
+
+
+def selected(images: jax.Array, owner: jax.Array, partners: jax.Array, moves: jax.Array | None) -> jax.Array:
+  """``out[b, i] = images[partners[b, m], i + moves[b, m]]`` with ``m = owner[b, i]`` (one gather).
+
+  The mix of one-hot source regions (RICAP, k-image CutMix) as a selection: each output pixel is
+  read once from the batch, instead of every source being moved and weighted.
+
+  Args:
+    images: ``[B, *S, ...]`` (images, or dense targets).
+    owner: int ``[B | 1, *S]`` the source of each pixel.
+    partners: int ``[B, k]`` the example of each source (column 0: the example itself).
+    moves: int ``[B | 1, k, d]`` where each source is read from (cyclically), or ``None``.
+
+  >>> x = jnp.arange(8.0).reshape(2, 4, 1)  # two 1-D images of 4 pixels
+  >>> selected(x, jnp.array([[0, 0, 1, 1]]), jnp.array([[0, 1], [1, 0]]), None)[..., 0].tolist()
+  [[0.0, 1.0, 6.0, 7.0], [4.0, 5.0, 2.0, 3.0]]
+  """
+  batch, k = partners.shape
+  spatial = owner.shape[1:]
+
+  def per_pixel(values: jax.Array) -> jax.Array:
+    """``values[b, owner[b, i]]`` for ``values [B | 1, k]``: k selects, no gather."""
+    view = (values.shape[0],) + (1,) * len(spatial)
+    out = jnp.broadcast_to(values[:, 0].reshape(view), (batch, *spatial))
+    for m in range(1, k):
+      out = jnp.where(owner == m, values[:, m].reshape(view), out)
+    return out
+
+  flat = per_pixel(partners)
+  for axis, n in enumerate(spatial):
+    view = [1] * (len(spatial) + 1)
+    view[axis + 1] = n
+    index = jnp.arange(n, dtype=jnp.int32).reshape(view)
+    if moves is not None:
+      index = (index + per_pixel(moves[..., axis])) % n
+    flat = flat * n + index
+  rows = images.reshape((-1, *images.shape[1 + len(spatial) :]))
+  return rows[flat.reshape(-1)].reshape(images.shape)

@@ -53,6 +53,8 @@ class Draw(NamedTuple):
     keep: likewise for the example itself (source 0), applied to mixed examples only, or ``None``.
     moves: int32 ``[B | 1, k, d]``: with k sources, where each source is read from
       (``x_m[i + moves[:, m]]``, cyclically; RICAP's crops), or ``None``.
+    owner: int32 ``[B | 1, *S]``: with one-hot source masks, the source of each pixel (the batch
+      layer then mixes by one gather), or ``None``.
   """
 
   lam: jax.Array
@@ -62,6 +64,7 @@ class Draw(NamedTuple):
   paste: Transform = None
   keep: Transform = None
   moves: jax.Array | None = None
+  owner: jax.Array | None = None
 
 
 def given_lam(lam: ArrayLike, unbounded: bool) -> tuple[jax.Array, jax.Array]:

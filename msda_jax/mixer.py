@@ -31,7 +31,7 @@ from msda_jax import _backend, _batched, _bits, _validate, needs
 from msda_jax import labels as labels_lib
 from msda_jax import pairing as pairing_lib
 from msda_jax._dataclass import pytree_dataclass, static_field
-from msda_jax.combine import combine, perturb, shifted
+from msda_jax.combine import combine, perturb, selected, shifted
 from msda_jax.draws import Draw
 from msda_jax.kmix import KMix, KMixInfo
 from msda_jax.masks._base import MixMethod
@@ -390,11 +390,22 @@ def _mix_forms(
     draw = draw._replace(applied=draw.applied & (sources[1]["index"] != index))
   if mixer.label_weight == "nominal":
     draw = draw._replace(weight=jnp.where(draw.applied, draw.lam, 1.0))
-  images_k, targets_k = _transformed(sources, draw, dense)
+  partners = [s["index"] for s in sources]
   pixel, label = _source_weights(draw, k)
+  if draw.owner is not None and "perturbation" not in sources[0]:
+    # One-hot regions: each pixel is one source's pixel, read by one gather from the batch.
+    owner = jnp.where(draw.applied.reshape((-1,) + (1,) * (draw.owner.ndim - 1)), draw.owner, 0)
+    mixed_images = selected(images, owner, jnp.stack(partners, axis=1), draw.moves)
+    mixed_targets = (
+      selected(targets, owner, jnp.stack(partners, axis=1), draw.moves)
+      if dense
+      else combine([s["targets"] for s in sources], label)
+    )
+    return mixed_images, mixed_targets, _info(draw, partners, images.shape[: images.ndim - 1])
+  images_k, targets_k = _transformed(sources, draw, dense)
   mixed_images = combine(images_k, pixel)
   mixed_targets = combine(targets_k, pixel if dense else label)
-  return mixed_images, mixed_targets, _info(draw, [s["index"] for s in sources], images.shape[: images.ndim - 1])
+  return mixed_images, mixed_targets, _info(draw, partners, images.shape[: images.ndim - 1])
 
 
 def _transformed(sources: tuple[dict[str, Any], ...], draw: Draw, dense: bool) -> tuple[list[Any], list[Any]]:

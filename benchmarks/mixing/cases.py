@@ -28,6 +28,8 @@ METHODS = (
   "specmix",
   "ricap",
   "k_cutmix(k=3)",
+  "manifold_mixup",
+  "patchup",
 )
 MODES = ("batch", "example")
 DTYPES = ("float32", "bfloat16", "uint8")

@@ -113,10 +113,16 @@ def patchup_holes(
   """
   spatial = shape[1:] if channel_first else shape
   p = patchup_probability(gamma, spatial[-1], block)
-  seeds = jax.random.uniform(key, shape, jnp.float32) < p
+  return square_union(jax.random.uniform(key, shape, jnp.float32) < p, block, channel_first)
+
+
+def square_union(seeds: jax.Array, block: int, channel_first: bool) -> jax.Array:
+  """The union of the ``block``-squares around the ``seeds`` (bool, any shape; not across the first axis
+  when ``channel_first``): the reference's max-pool of its seeds with stride 1 and padding ``block // 2``."""
+  spatial = seeds.shape[1:] if channel_first else seeds.shape
   window = ((1,) if channel_first else ()) + tuple(min(block, n) for n in spatial)
   pad = tuple((w // 2, w - 1 - w // 2) for w in window)
-  return jax.lax.reduce_window(seeds, False, jax.lax.bitwise_or, window, (1,) * len(shape), pad)
+  return jax.lax.reduce_window(seeds, False, jax.lax.bitwise_or, window, (1,) * seeds.ndim, pad)
 
 
 @pytree_dataclass
@@ -127,8 +133,8 @@ class PatchUp(HiddenMixMethod):
   numbers; ``block`` (odd, the reference's 7), ``mode``, ``per_channel`` and ``layers`` are static.
   ``per_channel=True`` (the reference) changes each channel's own squares: the train step then
   samples masks of shape ``(C, *S)`` from ``replace(channel_first=True)``, whose squares span the
-  spatial axes only. ``per_channel=False`` shares one spatial mask across channels, the form a
-  ``Mixer`` applies to images (``channel_first`` is then never set).
+  spatial axes only. ``per_channel=False`` shares one spatial mask across the channels; so does a
+  ``Mixer`` applied to images directly (``mix_batch``), whatever ``per_channel``.
 
   >>> PatchUp()
   PatchUp(alpha=2.0, gamma=0.9, block=7, mode='soft', per_channel=True, layers=(0, 1, 2), channel_first=False)

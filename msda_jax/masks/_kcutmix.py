@@ -15,6 +15,7 @@ The law draws its own weights: a given ``lam`` raises. Any number of spatial axe
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import jax
@@ -30,14 +31,34 @@ from msda_jax.masks._ksources import KSample, KSourceMethod, one_hot_regions
 def nested_boxes(keys: jax.Array | None, w: jax.Array, shape: tuple[int, ...], offsets: Any = None) -> jax.Array:
   """The source of every pixel (int32 ``[*S]``) for the weights ``w [k]``, one key per stage ``[k - 1]``.
 
+  ``nested_areas`` gives the sources' shares from the same draws without the pixels.
+
   ``offsets`` (for comparisons with given draws): a function ``(stage, high) -> int32 [d]`` that
   replaces the uniform draw of each box's offset in ``[0, high)`` inside its region.
   """
+  owner = jnp.zeros(shape, jnp.int32)
+  for m, (start, size) in enumerate(_boxes(keys, w, shape, offsets)):
+    owner = jnp.where(_box.box_indicator(start, size, shape), m + 1, owner)
+  return owner
+
+
+def nested_areas(keys: jax.Array | None, w: jax.Array, shape: tuple[int, ...], offsets: Any = None) -> jax.Array:
+  """float32 ``[k]``: each source's share of the grid, ``vol(box_(m-1)) - vol(box_m)`` (exact integers)."""
+  volumes = [math.prod(shape)] + [jnp.prod(size) for _, size in _boxes(keys, w, shape, offsets)] + [0]
+  return jnp.stack([(volumes[m] - volumes[m + 1]) for m in range(int(w.shape[0]))]).astype(jnp.float32) / math.prod(
+    shape
+  )
+
+
+def _boxes(
+  keys: jax.Array | None, w: jax.Array, shape: tuple[int, ...], offsets: Any
+) -> list[tuple[jax.Array, jax.Array]]:
+  """``(start, size)`` of the box of each stage ``m = 0 ... k - 2`` (each inside the one before)."""
   k, d = int(w.shape[0]), len(shape)
   start = jnp.zeros(d, jnp.int32)
   size = jnp.asarray(shape, jnp.int32)
-  owner = jnp.zeros(shape, jnp.int32)
   left = jnp.float32(1.0)
+  boxes = []
   for m in range(k - 1):
     keep = jnp.where(left > 0.0, w[m] / jnp.where(left > 0.0, left, 1.0), 1.0)
     left = left * (1.0 - keep)
@@ -48,8 +69,8 @@ def nested_boxes(keys: jax.Array | None, w: jax.Array, shape: tuple[int, ...], o
     offset = jnp.where(jnp.all(cut < size), offset, 0)
     start = start + offset
     size = cut
-    owner = jnp.where(_box.box_indicator(start, size, shape), m + 1, owner)
-  return owner
+    boxes.append((start, size))
+  return boxes
 
 
 @pytree_dataclass
@@ -80,6 +101,6 @@ class KCutMix(KSourceMethod):
 
   def _partition(self, key_weights: jax.Array, key_regions: jax.Array, shape: tuple[int, ...]) -> KSample:
     w = lam_laws.sample_dirichlet(key_weights, self.alpha, self.k)
-    owner = nested_boxes(_bits.split(key_regions, self.k - 1), w, shape)
-    masks = one_hot_regions(owner, self.k)
-    return KSample(w, masks, jnp.mean(masks, axis=tuple(range(1, 1 + len(shape)))))
+    keys = _bits.split(key_regions, self.k - 1)
+    owner = nested_boxes(keys, w, shape)
+    return KSample(w, one_hot_regions(owner, self.k), nested_areas(keys, w, shape), None, owner)

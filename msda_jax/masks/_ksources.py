@@ -34,12 +34,14 @@ class KSample(NamedTuple):
     mask: float32 ``[k, *S]`` one-hot source masks ``M_m``.
     weight: float32 ``[k]`` the realised areas ``mean(M_m)`` (the label weights).
     shifts: int32 ``[k, d]`` where each source is read from (``x_m[i + shifts[m]]``), or ``None``.
+    owner: int32 ``[*S]`` the source of each pixel (``mask`` is its one-hot form).
   """
 
   lam: jax.Array
   mask: jax.Array
   weight: jax.Array
   shifts: jax.Array | None = None
+  owner: jax.Array | None = None
 
 
 def one_hot_regions(owner: jax.Array, k: int) -> jax.Array:
@@ -116,4 +118,6 @@ class KSourceMethod(MixMethod):
     moves = None
     if drawn_sample.shifts is not None:
       moves = jnp.where(drawn.reshape(-1, 1, 1), drawn_sample.shifts, 0)
-    return draws.Draw(nominal, masks, weight, jnp.broadcast_to(drawn, (batch,)), moves=moves)
+    owner = drawn_sample.owner if drawn_sample.owner is not None else jnp.argmax(drawn_sample.mask, axis=1)
+    owner = owner.astype(jnp.int32)  # [B | 1, *S]
+    return draws.Draw(nominal, masks, weight, jnp.broadcast_to(drawn, (batch,)), moves=moves, owner=owner)

@@ -81,6 +81,6 @@ class RICAP(KSourceMethod):
     sizes = tile_sizes(boundary, shape)  # type: ignore[arg-type]
     # The crop of source m starts uniformly inside its image: [0, n - size] per axis.
     crop = _bits.randint(key_regions, (4, 2), 0, jnp.asarray(shape, jnp.int32)[None, :] - sizes + 1)
-    masks = one_hot_regions(tile_owner(boundary, shape), 4)  # type: ignore[arg-type]
+    owner = tile_owner(boundary, shape)  # type: ignore[arg-type]
     areas = jnp.prod(sizes, axis=-1).astype(jnp.float32) / float(shape[0] * shape[1])
-    return KSample(areas, masks, areas, crop - tile_starts(boundary))
+    return KSample(areas, one_hot_regions(owner, 4), areas, crop - tile_starts(boundary), owner)
