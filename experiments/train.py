@@ -53,6 +53,7 @@ from msda_jax.train.progress import ProgressBar
 from msda_jax.train.state import StateStep, TrainState, jit_train_step
 from msda_jax.train.step import make_eval_step, make_train_step
 from msda_jax.train.writers import MetricWriter
+from msda_jax.transport_pairing import check_transport
 
 FLAGS = flags.FLAGS
 
@@ -76,6 +77,11 @@ def check_config(config: ml_collections.ConfigDict, num_devices: int) -> None:
   abstract one, ``nnx.eval_shape``): it runs before any work, so a typo fails in a second.
   """
   mixer = _checked_mixer(config)
+  if mixer.pairing == "transport":
+    try:
+      check_transport(mixer.transport_k, config.batch_size // max(num_devices, 1))
+    except ValueError as error:
+      raise ValueError(f"mix_{error}") from error
   if mixer.method is not None:
     try:
       mixer.method.check_input((config.image_size, config.image_size), config.batch_size // max(num_devices, 1))
@@ -111,7 +117,13 @@ def check_config(config: ml_collections.ConfigDict, num_devices: int) -> None:
 
 
 #: the config field of each ``Mixer`` option that ``create_mixer`` sets.
-MIXER_FIELDS = {"mode": "mix_mode", "pairing": "mix_pairing", "prob": "mix_prob", "label_smoothing": "label_smoothing"}
+MIXER_FIELDS = {
+  "mode": "mix_mode",
+  "pairing": "mix_pairing",
+  "prob": "mix_prob",
+  "label_smoothing": "label_smoothing",
+  "transport_k": "mix_transport_k",
+}
 
 
 def _checked_mixer(config: ml_collections.ConfigDict) -> msda_jax.Mixer:
@@ -155,7 +167,8 @@ def create_mixer(config: ml_collections.ConfigDict, method: Any = None) -> msda_
 
   ``groups=1``: under ``jax.shard_map`` each device mixes its own examples. ``method="none"``
   gives a mixer without a method (one-hot targets, smoothed). An empty ``mix_pairing`` is the
-  method's default (``"reverse"``; ``"roll"`` for k-sample mixing). ``method``: the method
+  method's default (``"reverse"``; ``"roll"`` for k-sample mixing); ``mix_pairing="transport"``
+  matches partners by optimal transport in chunks of ``mix_transport_k`` (default 8). ``method``: the method
   already built from ``config.method``.
   """
   return msda_jax.Mixer(
@@ -166,6 +179,7 @@ def create_mixer(config: ml_collections.ConfigDict, method: Any = None) -> msda_
     prob=config.mix_prob,
     label_smoothing=config.label_smoothing,
     groups=1,
+    transport_k=config.get("mix_transport_k", 8),
   )
 
 

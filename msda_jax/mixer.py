@@ -35,6 +35,7 @@ from msda_jax.combine import combine, perturb, selected, shifted
 from msda_jax.draws import Draw
 from msda_jax.kmix import KMix, KMixInfo
 from msda_jax.masks._base import MixMethod
+from msda_jax.transport_pairing import check_transport
 
 MODES = _validate.MODES
 PAIRINGS = pairing_lib.PAIRINGS
@@ -99,8 +100,9 @@ class Mixer:
       mixing: one-hot, smoothed targets).
     num_classes: static ``K``; required for integer labels.
     mode: static, ``"batch"`` (one ``lam`` and mask) or ``"example"`` (one per example).
-    pairing: static, ``"reverse"``, ``"roll"``, ``"permute"`` or ``"derange"``
-      (``msda_jax.pairing``); ``None`` (default) is ``"reverse"``, or ``"roll"`` for a ``KMix``
+    pairing: static, ``"reverse"``, ``"roll"``, ``"permute"``, ``"derange"`` or ``"transport"``
+      (``msda_jax.pairing``; ``"transport"`` matches partners by minimal total distance, k-mixup's
+      optimal-transport pairing); ``None`` (default) is ``"reverse"``, or ``"roll"`` for a ``KMix``
       (k > 2 sources take ``"roll"`` or ``"permute"``). An example paired with itself is unmixed.
     groups: static number of blocks of the batch axis that pairs stay in (the number of devices
       the batch is sharded over, under plain ``jit`` with sharded arrays).
@@ -121,6 +123,8 @@ class Mixer:
       for; ``"cpu"`` or ``"accelerator"`` forces one, with the same values).
     chunk_bytes: static working set of one step of the CPU form's per-example loop.
     derange_rounds: static bound on the rejection rounds of ``pairing="derange"``.
+    transport_k: static chunk size of ``pairing="transport"`` (k-mixup's ``k``, at most 8: the
+      assignment is exact), which must divide the block at least twice.
 
   Inside ``jit`` an invalid traced number has a defined result (``check=True`` raises on it):
   a method hyper-parameter out of range mixes nothing; a non-finite ``lam`` leaves its examples
@@ -154,6 +158,7 @@ class Mixer:
   platform: str = static_field(default="auto")
   chunk_bytes: int = static_field(default=_batched.CHUNK_BYTES)
   derange_rounds: int = static_field(default=pairing_lib.DERANGE_ROUNDS)
+  transport_k: int = static_field(default=8)
 
   def __post_init__(self) -> None:
     method = self.method
@@ -172,6 +177,7 @@ class Mixer:
     _validate.check_choice("platform", self.platform, _backend.PLATFORMS)
     for name in ("groups", "spatial_ndim", "chunk_bytes", "derange_rounds"):
       _validate.check_positive_int(name, getattr(self, name))
+    check_transport(self.transport_k)
     for name in ("unbounded", "check"):
       _validate.check_bool(name, getattr(self, name))
     if self.dense_labels is not None:
@@ -312,6 +318,8 @@ def check_call(
         )
   if method is not None:
     method.check_input(spatial, batch // mixer.groups)
+  if mixer.pairing == "transport":
+    check_transport(mixer.transport_k, batch // mixer.groups)
   mixer.check_values()
   given = inputs
   inputs = needs.check_inputs(method, inputs, tuple(np.shape(images)), mixer.spatial_ndim)
@@ -347,7 +355,14 @@ def pair_sources(mixer: Mixer, key: jax.Array, tree: dict[str, Any], k: int) -> 
   pairing = str(mixer.pairing)  # resolved when the mixer was built
   if k == 2:
     partners = pairing_lib.pair(
-      key, moved, pairing=pairing, groups=mixer.groups, derange_rounds=mixer.derange_rounds, platform=mixer.platform
+      key,
+      moved,
+      pairing=pairing,
+      groups=mixer.groups,
+      derange_rounds=mixer.derange_rounds,
+      platform=mixer.platform,
+      images=tree["images"],
+      transport_k=mixer.transport_k,
     )
     sources = (moved, partners)
   else:

@@ -8,7 +8,8 @@ adds no cross-device traffic. Odd block sizes are fine. Who is their own partner
 not applied); with ``"permute"``, each example with probability ``1 / block`` (one fixed point
 per block on average: 3% of a block of 32); with ``"roll"``, nobody in blocks of 2 or more;
 with ``"derange"``, nobody (a uniform permutation without fixed points; blocks of one example
-are refused).
+are refused); with ``"transport"``, nobody (partners matched by minimal total distance between
+consecutive chunks of ``transport_k`` examples, ``msda_jax.transport_pairing``).
 
 The helpers that read the batch axis's sharding live in ``msda_jax._sharding``.
 """
@@ -22,8 +23,9 @@ import jax.numpy as jnp
 
 from msda_jax import _backend, _bits, _validate
 from msda_jax._sharding import blockwise
+from msda_jax.transport_pairing import transport_order
 
-PAIRINGS = ("reverse", "roll", "permute", "derange")
+PAIRINGS = ("reverse", "roll", "permute", "derange", "transport")
 
 #: the default rounds of rejection ``"derange"`` draws before its fallback (see ``_derangements``).
 DERANGE_ROUNDS = 64
@@ -137,6 +139,8 @@ def pair(
   groups: int = 1,
   derange_rounds: int = DERANGE_ROUNDS,
   platform: str = "auto",
+  images: jax.Array | None = None,
+  transport_k: int = 8,
 ) -> Any:
   """Returns the partners of every leaf of ``tree`` (arrays with the batch as axis 0).
 
@@ -149,6 +153,8 @@ def pair(
     groups: static number of blocks of the batch axis.
     derange_rounds: static bound on the rejection rounds of ``"derange"`` (see ``_derangements``).
     platform: static form of ``"derange"``'s rounds (``msda_jax._backend.PLATFORMS``).
+    images: ``[B, ...]`` the examples whose distances ``"transport"`` matches by.
+    transport_k: static chunk size of ``"transport"`` (``msda_jax.transport_pairing``).
 
   Returns:
     a pytree like ``tree`` with each leaf's rows replaced by their partners' rows.
@@ -169,6 +175,10 @@ def pair(
     order = _permutations(key, groups, batch // groups)
   elif pairing == "derange":
     order = _derangements(key, groups, batch // groups, derange_rounds, platform)
+  elif pairing == "transport":
+    if images is None:
+      raise ValueError("pairing='transport' matches examples by their images: pass images=.")
+    order = transport_order(images, groups, transport_k)
   one = lambda x: _move(x, groups, pairing, order=order)
   if pairing == "reverse" and groups == 1:
     # A flip of the whole batch axis partitions as it is (one collective-permute, no gather).

@@ -54,6 +54,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.method = "none"
   config.mix_mode = "batch"
   config.mix_pairing = config_dict.placeholder(str)
+  config.mix_transport_k = 8  # mix_pairing="transport": chunks of k examples matched by optimal transport
   config.mix_prob = 1.0
   config.label_smoothing = 0.0
 
