@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 OUT ?= outputs
 
-.PHONY: main test lint docs compare figure3 figures clean
+.PHONY: main test lint docs compare compare-all figure3 figures clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV) || { $(PYTHON) -m pip install --user virtualenv && $(PYTHON) -m virtualenv $(VENV); }
@@ -23,6 +23,9 @@ main: compare
 
 compare: $(VENV)/.installed-train $(VENV)/.installed-figures
 	$(PY) -m experiments.compare --out $(OUT)/compare
+
+compare-all: $(VENV)/.installed-train $(VENV)/.installed-figures
+	$(PY) -m experiments.compare --all-methods --out $(OUT)/compare
 
 figure3: $(VENV)/.installed-figures
 	$(PY) -m theory.figure3 --out $(OUT)/figure3.png

@@ -57,6 +57,8 @@ METHODS = (
   "specmix",
   "ricap",
   "k_cutmix(k=3)",
+  "manifold_mixup",
+  "patchup",
   "mixture",
   "mix_k_batch(k=3)",
 )

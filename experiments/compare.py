@@ -1,6 +1,6 @@
 """The main job: every method of the paper's Table 2 on real data, and what the theory says each regularises.
 
-    python -m experiments.compare [--out outputs/compare] [--seeds 3] [--methods none mixup ...]
+    python -m experiments.compare [--out outputs/compare] [--seeds 3] [--methods none mixup ... | --all-methods]
         [--scenario-seeds 2] [--scenario-methods mixup cutmix hmix gmix] [--num-train-steps N]
         [--laws mixup cutmix ...] [--analysis-examples N] [--no-figure] [--progress auto|bar|lines]
         [--compilation-cache DIR|none]
@@ -143,7 +143,12 @@ def main(argv: Sequence[str] | None = None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
   parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path("outputs/compare"))
   parser.add_argument("--seeds", type=int, default=3, help="seeds per method (0, 1, ...)")
-  parser.add_argument("--methods", nargs="+", default=list(mnist_compare.METHODS), choices=list(mnist_compare.METHODS))
+  parser.add_argument(
+    "--methods", nargs="+", default=list(mnist_compare.METHODS), choices=list(mnist_compare.ALL_METHODS)
+  )
+  parser.add_argument(
+    "--all-methods", action="store_true", help="every method of the library (mnist_compare.ALL_METHODS), not --methods"
+  )
   parser.add_argument("--scenario-seeds", type=int, default=2, help="seeds per cell of the miniature Table 1 (0: skip)")
   parser.add_argument(
     "--scenario-methods", nargs="+", default=list(SCENARIO_METHODS), choices=list(mnist_compare.METHODS)
@@ -187,7 +192,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
   start = time.perf_counter()
   laws = {name: msda_jax.from_string(mnist_compare.METHODS[name]) for name in args.laws}
-  jobs = tasks(args.out, args.methods, args.seeds, args.scenario_methods, args.scenario_seeds, overrides)
+  methods = list(mnist_compare.ALL_METHODS) if args.all_methods else args.methods
+  jobs = tasks(args.out, methods, args.seeds, args.scenario_methods, args.scenario_seeds, overrides)
   bar = JobProgress(len(jobs), enabled={"auto": None, "bar": True, "lines": False}[args.progress])
   measure = Measurer(laws, options)
   records, scenario_records = [], []

@@ -62,3 +62,14 @@ def test_compare_measures_every_model_and_resumes(tmp_path, capsys):
   assert "     0 img/s" in again.err.splitlines()[-1]
   assert {p: p.stat().st_mtime_ns for p in (tmp_path / "runs").glob("*/*.json")} == stamps
   assert json.loads((tmp_path / "results.json").read_text())["summary"] == summary
+
+
+def test_all_methods_lists_every_method_of_the_library_but_videomix(tmp_path):
+  """``--all-methods``: one measured task per seed for every library method that mixes images."""
+  import msda_jax
+  from experiments.configs import mnist_compare
+
+  jobs = compare.tasks(tmp_path, list(mnist_compare.ALL_METHODS), 1, [], 0, {})
+  built = {type(msda_jax.from_string(job.config.method)).name for job in jobs if job.config.method != "none"}
+  assert built == set(msda_jax.METHODS) - {"videomix"}
+  assert all(job.measured for job in jobs) and len(jobs) == len(mnist_compare.ALL_METHODS)

@@ -32,6 +32,7 @@ FIELDS = {
   "method",
   "mix_mode",
   "mix_pairing",
+  "mix_transport_k",
   "mix_prob",
   "label_smoothing",
   "num_epochs",
@@ -61,13 +62,26 @@ METHOD_TYPES = {
   "hmix": msda_jax.HMix,
   "gmix": msda_jax.GMix,
   "puzzlemix": msda_jax.PuzzleMix,
+  "bernoulli": msda_jax.Bernoulli,
+  "fmix": msda_jax.FMix,
+  "resizemix": msda_jax.ResizeMix,
+  "saliencymix": msda_jax.SaliencyMix,
+  "smoothmix": msda_jax.SmoothMix,
+  "gridmix": msda_jax.GridMix,
+  "specmix": msda_jax.SpecMix,
+  "ricap": msda_jax.RICAP,
+  "k_cutmix": msda_jax.KCutMix,
+  "kmix": msda_jax.KMix,
+  "mixture": msda_jax.Mixture,
+  "manifold_mixup": msda_jax.ManifoldMixup,
+  "patchup": msda_jax.PatchUp,
 }
 # (module, every arg its get_config accepts)
 ALL_ARGS = [
   (table1, [f"{s},{m}" for s in table1.SCENARIOS for m in table1.METHODS]),
   (table2, list(table2.ARGS)),
   (table3, list(common.METHOD_NAMES)),
-  (mnist_compare, [f"{m},{s}" for m in mnist_compare.METHODS for s in (0, 1, 2)] + list(mnist_compare.METHODS)),
+  (mnist_compare, [f"{m},{s}" for m in mnist_compare.METHODS for s in (0, 1, 2)] + list(mnist_compare.ALL_METHODS)),
 ]
 CASES = [(module, arg) for module, args in ALL_ARGS for arg in args]
 

@@ -65,7 +65,10 @@ or one run::
   python -m experiments.train --config experiments/configs/mnist_compare.py:hmix,0 \
     --workdir /tmp/msda/mnist/hmix-s0
 
-The measured table is in the README (``make main``).
+The measured table is in the README (``make main``). Every method of the library in the same
+regime (``EXTRA_METHODS`` beside these; ``make compare-all``)::
+
+  python -m experiments.compare --all-methods --out outputs/compare
 """
 
 from __future__ import annotations
@@ -76,12 +79,31 @@ from experiments.configs import common, default, table2
 
 # Table 2's methods; PuzzleMix's grid sides leave blocks of >= 2 pixels on 16 x 16 images.
 METHODS = {**table2.METHODS, "puzzlemix": table2.METHODS["puzzlemix"].replace("(2, 4, 8, 16)", "(2, 4, 8)")}
+# Every other method of the library, with its defaults (the second command: ``--all-methods``).
+# VideoMix mixes videos and has no place here; the hidden-layer methods mix at the small CNN's
+# layers 0-2 (its input and its first two stages).
+EXTRA_METHODS = {
+  "bernoulli": "bernoulli(alpha=1.0)",
+  "fmix": "fmix(alpha=1.0, decay=3.0)",
+  "resizemix": "resizemix",
+  "saliencymix": "saliencymix(alpha=1.0)",
+  "smoothmix": "smoothmix",
+  "gridmix": "gridmix(alpha=1.0, cells=(2, 6))",
+  "specmix": "specmix",
+  "ricap": "ricap(beta=0.3)",
+  "k_cutmix": "k_cutmix(k=3, alpha=1.0)",
+  "kmix": "mix_k_batch(k=3, alpha=1.0)",
+  "mixture": "mixture(methods=('mixup', 'cutmix'), probs=(0.5, 0.5))",
+  "manifold_mixup": "manifold_mixup(alpha=2.0, layers=(0, 1, 2))",
+  "patchup": "patchup(alpha=2.0, gamma=0.9, block=3, layers=(0, 1, 2))",
+}
+ALL_METHODS = {**METHODS, **EXTRA_METHODS}
 ARGS = tuple(METHODS)
 
 
 def get_config(arg: str = "hmix,0") -> ml_collections.ConfigDict:
   """The small CNN on the MNIST subset with the method (and seed) that ``arg`` names."""
-  fields = [("method", tuple(METHODS)), ("seed", None)]
+  fields = [("method", tuple(ALL_METHODS)), ("seed", None)]
   method, seed = common.parse_arg(arg if "," in arg else f"{arg},0", fields)
   if not seed.isdigit():
     raise ValueError(f"config arg {arg!r}: the seed must be a non-negative integer; got {seed!r}.")
@@ -92,7 +114,7 @@ def get_config(arg: str = "hmix,0") -> ml_collections.ConfigDict:
   config.num_classes = 10
   config.image_size = 16
   config.augment = "none"
-  config.method = METHODS[method]
+  config.method = ALL_METHODS[method]
   config.seed = int(seed)
   config.train_examples = 500
   config.num_epochs = 60  # 300 steps of 100 images
