@@ -146,3 +146,13 @@ def test_separable_translation_maps_equal_the_maps_of_the_matrices(shape):
   for separable, exact in cases:
     matrix = np.asarray(theory.matrix_translation_map(exact.second, shape=shape), np.float64)
     np.testing.assert_allclose(separable, matrix, atol=1e-6)
+
+
+def test_ricap_own_map_from_per_axis_sums_equals_the_map_of_its_exact_moments():
+  shape = (5, 6)
+  exact = rm.ricap_moments(shape=shape, beta=0.3)
+  d = shape[0] * shape[1]
+  matrix = np.asarray(theory.matrix_translation_map(exact.second[:d, :d], shape=shape), np.float64)
+  np.testing.assert_allclose(rm.ricap_translation_map(shape=shape, beta=0.3), matrix, atol=1e-6)
+  other = rm.ricap_translation_map(shape=shape, beta=1.0)
+  assert np.abs(other - matrix).max() > 1e-2

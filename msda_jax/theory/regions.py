@@ -326,3 +326,26 @@ def ricap_moments(*, shape: tuple[int, ...], beta: float = 0.3) -> ExactMoments:
   x = 1.0 - np.asarray(masks)
   p = np.asarray(probs)
   return ExactMoments(p @ x, (x * p[:, None]).T @ x, len(p))
+
+
+def ricap_translation_map(*, shape: tuple[int, ...], beta: float = 0.3) -> np.ndarray:
+  """RICAP's own ``E_i a_(i, i+p)`` (source 0, the example itself) from per-axis parts.
+
+  Source 0 keeps the tile ``[0, w) x [0, h)``: ``M_0`` is a product of one indicator per axis
+  with independent ``w`` and ``h``, so ``a_jk = 1 - E M_j - E M_k + E[M_j M_k]`` is a sum of
+  products over the axes.
+  """
+  shape = _validate.check_shape("shape", shape)
+  if len(shape) != 2:
+    raise ValueError(f"RICAP tiles images: shape must have two axes; got {shape}.")
+  ones, twos = [], []
+  for n in shape:
+    probs = rounded_beta_probabilities(n, beta)
+    index = np.arange(n)
+    inside = (index[None, :] < np.arange(n + 1)[:, None]).astype(np.float64)  # [boundary, index]
+    ones.append(probs @ inside)  # P(index kept by source 0)
+    twos.append((inside * probs[:, None]).T @ inside)  # P(both kept)
+  first = _outer_map([_shifted_means(u, shifted=False) for u in ones])
+  second = _outer_map([_shifted_means(u, shifted=True) for u in ones])
+  both = _outer_map([_diagonal_means(u2) for u2 in twos])
+  return 1.0 - first - second + both
