@@ -18,5 +18,7 @@ METHOD_SPECS = [
   "gridmix(aspect=0.5, cells=(1, 4))",
   "specmix",
   "videomix(kind='spatiotemporal')",
+  "manifold_mixup",
+  "patchup(block=3, mode='hard')",
   "mixture(methods=('mixup', 'cutmix(alpha=0.5)'), probs=(0.4, 0.6))",
 ]

@@ -322,6 +322,8 @@ HYPER = {
   "gridmix": ({"alpha": 0.5, "cells": (2, 4)}, [{"alpha": 2.0}, {"aspect": 0.4}]),
   "specmix": ({"max_width": 0.3}, [{"max_width": 0.6}]),
   "videomix": ({"alpha": 0.5}, [{"alpha": 2.0}]),
+  "manifold_mixup": ({"alpha": 0.5}, [{"alpha": 2.0}]),
+  "patchup": ({"alpha": 0.5, "gamma": 0.5, "block": 3}, [{"alpha": 2.0}, {"gamma": 0.9}]),
   "puzzlemix": (
     {"alpha": 0.5, "grid_sizes": (2, 4)},
     [{"alpha": 2.0}, {"beta": 3.0}, {"gamma": 3.0}, {"eta": 3.0}, {"t_eps": 0.0}],

@@ -43,22 +43,31 @@ METHODS = {
 }
 
 
-def exact_maps(lam: float, shape: tuple[int, int]) -> dict[str, tuple[str, np.ndarray]]:
-  """The exact map of every method and how it is obtained."""
-  hmix_masks = theory.box_masks(lam, shape=shape, family="hmix", placement="clip", r=0.5)
-  gmix_masks = theory.gmix_masks(lam, shape=shape, scale="code", symmetric=True)
-  maps = {
-    "Mixup": ("closed form", theory.mixup_translation_map(lam, shape=shape)),
-    "CutMix": ("separable closed form", theory.cutmix_translation_map(lam, shape=shape, placement="clip")),
-    "Stochastic": ("separable closed form", theory.stochastic_translation_map(lam, shape=shape, q=0.5)),
-    "HMix": ("enumeration of box centres", theory.translation_map_of_masks(hmix_masks)),
-    "GMix": ("enumeration of bump centres", theory.translation_map_of_masks(gmix_masks)),
-    "GridMix": ("closed form per cell count", theory.gridmix_translation_map(lam, shape=shape)),
-    "SmoothMix": ("separable, quadrature over the width", theory.smoothmix_translation_map(shape=shape)),
-    "SpecMix": ("per-axis band sums", theory.specmix_translation_map(shape=shape)),
-    "RICAP": ("its own tile, per-axis sums", theory.ricap_translation_map(shape=shape)),
+def exact_maps(
+  lam: float, shape: tuple[int, int], names: tuple[str, ...] | None = None
+) -> dict[str, tuple[str, np.ndarray]]:
+  """The exact map of every method (or of ``names``) and how it is obtained."""
+  builders = {
+    "Mixup": ("closed form", lambda: theory.mixup_translation_map(lam, shape=shape)),
+    "CutMix": ("separable closed form", lambda: theory.cutmix_translation_map(lam, shape=shape, placement="clip")),
+    "Stochastic": ("separable closed form", lambda: theory.stochastic_translation_map(lam, shape=shape, q=0.5)),
+    "HMix": (
+      "enumeration of box centres",
+      lambda: theory.translation_map_of_masks(
+        theory.box_masks(lam, shape=shape, family="hmix", placement="clip", r=0.5)
+      ),
+    ),
+    "GMix": (
+      "enumeration of bump centres",
+      lambda: theory.translation_map_of_masks(theory.gmix_masks(lam, shape=shape, scale="code", symmetric=True)),
+    ),
+    "GridMix": ("closed form per cell count", lambda: theory.gridmix_translation_map(lam, shape=shape)),
+    "SmoothMix": ("separable, quadrature over the width", lambda: theory.smoothmix_translation_map(shape=shape)),
+    "SpecMix": ("per-axis band sums", lambda: theory.specmix_translation_map(shape=shape)),
+    "RICAP": ("its own tile, per-axis sums", lambda: theory.ricap_translation_map(shape=shape)),
   }
-  return {name: (kind, np.asarray(values, np.float64)) for name, (kind, values) in maps.items()}
+  chosen = tuple(builders) if names is None else names
+  return {name: (builders[name][0], np.asarray(builders[name][1](), np.float64)) for name in chosen}
 
 
 def sampled_maps(lam: float, shape: tuple[int, int], num_draws: int, seed: int) -> dict[str, theory.TranslationMap]:

@@ -482,7 +482,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, method in methods(grid_sizes).items()
   }
   per_grid = {b: draw(msda_jax.PuzzleMix(grid_sizes=(b,)), images, saliency) for b in grid_sizes}
-  exact = exact_maps(args.lam, shape)
+  exact = exact_maps(args.lam, shape, names=("Mixup", "CutMix", "Stochastic", "HMix", "GMix"))
   # One pair of the first batch, for the example panels.
   masks = {
     name: batch_masks(

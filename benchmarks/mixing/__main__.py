@@ -68,7 +68,8 @@ def measure_shape(args: argparse.Namespace, i: int, shape: tuple[int, ...], torc
   for dtype in args.dtypes:
     inputs = cases.make_inputs(shape, dtype, seed=args.seed)
     before = ours.time_floor(inputs, repeats)
-    records = [ours.measure(m, mode, inputs, repeats, before, args.seed) for mode in args.modes for m in args.methods]
+    methods = [m for m in args.methods if ours.mixes(m, shape)]  # VideoMix on videos only, and so on
+    records = [ours.measure(m, mode, inputs, repeats, before, args.seed) for mode in args.modes for m in methods]
     after = ours.time_floor(inputs, repeats)
     floor_s = min(before, after)
     for r in records:
@@ -81,7 +82,7 @@ def measure_shape(args: argparse.Namespace, i: int, shape: tuple[int, ...], torc
     floor["batch_bytes"], floor["buffers"] = inputs.batch_bytes, len(inputs.images)
     found["floors"].append(floor)
     found["ours"] += records
-    if torch_peers:
+    if torch_peers and len(shape) == 4:  # the peers mix images
       from benchmarks.mixing import peers_torch
 
       calls = peers_torch.torch_inputs(inputs, args.torch_device)

@@ -30,6 +30,7 @@ METHODS = (
   "k_cutmix(k=3)",
   "manifold_mixup",
   "patchup",
+  "videomix",
 )
 MODES = ("batch", "example")
 DTYPES = ("float32", "bfloat16", "uint8")
@@ -37,10 +38,10 @@ SHAPES = ((256, 32, 32, 3), (128, 224, 224, 3))
 
 
 def parse_shape(text: str) -> tuple[int, ...]:
-  """``"128x224x224x3"`` -> ``(128, 224, 224, 3)``."""
+  """``"128x224x224x3"`` -> ``(128, 224, 224, 3)``; five numbers for videos (``B x T x H x W x C``)."""
   shape = tuple(int(n) for n in text.lower().split("x"))
-  if len(shape) != 4 or min(shape) < 1:
-    raise ValueError(f"a shape is B x H x W x C, e.g. 128x224x224x3; got {text!r}.")
+  if len(shape) not in (4, 5) or min(shape) < 1:
+    raise ValueError(f"a shape is B x H x W x C (or B x T x H x W x C, a video), e.g. 128x224x224x3; got {text!r}.")
   return shape
 
 
@@ -49,7 +50,7 @@ def shape_name(shape: tuple[int, ...]) -> str:
 
 
 def num_classes(shape: tuple[int, ...]) -> int:
-  return 100 if shape[1] <= 32 else 1000
+  return 100 if shape[-2] <= 32 else 1000
 
 
 @dataclasses.dataclass(frozen=True)

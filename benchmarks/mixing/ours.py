@@ -36,8 +36,17 @@ def time_floor(inputs: Inputs, repeats: int) -> float:
   return timing.median_seconds(_floor, [(a, b, x) for x in inputs.images], repeats)
 
 
-def make_mixer(method: str, mode: str, classes: int) -> msda_jax.Mixer:
-  return msda_jax.Mixer(msda_jax.from_string(method), num_classes=classes, mode=mode)
+def make_mixer(method: str, mode: str, classes: int, spatial_ndim: int = 2) -> msda_jax.Mixer:
+  return msda_jax.Mixer(msda_jax.from_string(method), num_classes=classes, mode=mode, spatial_ndim=spatial_ndim)
+
+
+def mixes(method: str, shape: tuple[int, ...]) -> bool:
+  """Whether ``method`` mixes batches of ``shape`` (VideoMix needs videos, RICAP images, ...)."""
+  try:
+    msda_jax.from_string(method).check_input(tuple(shape[1:-1]), shape[0])  # type: ignore[union-attr]
+  except ValueError:
+    return False
+  return True
 
 
 def _apply(mixer: msda_jax.Mixer, key: jax.Array, images: jax.Array, labels: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -68,7 +77,7 @@ def hlo_stats(text: str) -> dict[str, int]:
 
 def measure(method: str, mode: str, inputs: Inputs, repeats: int, floor_s: float, seed: int = 0) -> dict[str, Any]:
   """Times one (method, mode) on ``inputs``; returns a JSON record (ratios against ``floor_s``)."""
-  mixer = make_mixer(method, mode, inputs.num_classes)
+  mixer = make_mixer(method, mode, inputs.num_classes, spatial_ndim=len(inputs.shape) - 2)
   keys = jax.random.split(jax.random.key(seed), len(inputs.images))
   calls = [(mixer, keys[i], x, y) for i, (x, y) in enumerate(zip(inputs.images, inputs.labels, strict=True))]
   compiled = mix.lower(*calls[0]).compile()

@@ -45,7 +45,7 @@ def smooth_bump(centre: ArrayLike, sigma: ArrayLike, shape: tuple[int, ...], pro
     shape: static spatial shape.
     profile: ``"circle"`` (Euclidean distance) or ``"square"`` (largest axis distance).
 
-  >>> smooth_bump(jnp.array([1.0]), 1.0, (3,), "circle").round(4).tolist()
+  >>> [round(v, 4) for v in smooth_bump(jnp.array([1.0]), 1.0, (3,), "circle").tolist()]
   [0.6065, 1.0, 0.6065]
   """
   sigma = jnp.asarray(sigma, jnp.float32)

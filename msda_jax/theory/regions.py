@@ -129,8 +129,8 @@ def specmix_moments(*, shape: tuple[int, ...], max_width: float = 0.3, bands: tu
   """Exact ``E[1 - M]`` and ``E[(1 - M_j)(1 - M_k)]`` of SpecMix's band masks (its law draws no ``lam``).
 
   >>> m = specmix_moments(shape=(3,), max_width=1.0, bands=(1, 1))  # one band of width 0..3
-  >>> round(float(m.mean[0]), 6), round(float(m.mean[1]), 6)
-  (0.375, 0.5)
+  >>> round(float(m.mean[0]), 6), round(float(m.mean[1]), 6)  # (0 + 1/3 + 1/2 + 1) / 4, (0 + 1/3 + 1 + 1) / 4
+  (0.458333, 0.583333)
   """
   shape = _validate.check_shape("shape", shape)
   bands = _validate.check_int_range("bands", bands, low=0, what="bands per axis")
