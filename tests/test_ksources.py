@@ -231,3 +231,12 @@ def test_bad_batch_calls_raise_before_any_work(kwargs, pattern):
 def test_ricap_on_video_raises_before_any_work():
   with pytest.raises(ValueError, match=r"RICAP tiles images"):
     msda_jax.mix_batch(jax.random.key(0), jnp.ones((4, 2, 8, 8, 3)), Y, msda_jax.RICAP(), num_classes=4, spatial_ndim=3)
+
+
+def test_the_own_view_is_source_zero_of_the_same_draw():
+  """``MixMethod.sample`` through ``_sample`` gives source 0's mask and area of the partition ``sample`` draws."""
+  for method in (msda_jax.RICAP(), msda_jax.KCutMix(k=3)):
+    full = method.sample(jax.random.key(4), shape=(8, 8))
+    own = msda_jax.MixMethod.sample(method, jax.random.key(4), shape=(8, 8))
+    np.testing.assert_array_equal(np.asarray(own.mask), np.asarray(full.mask[0]))
+    assert float(own.weight) == float(full.weight[0])

@@ -61,7 +61,10 @@ class KSourceMethod(MixMethod):
     return (self.sources,)
 
   def _sample(self, key_lam: jax.Array, key_mask: jax.Array, lam: Any, shape: tuple[int, ...], data: Any) -> Sample:
-    raise NotImplementedError  # pragma: no cover (``sample`` is overridden)
+    """The example's own view of the partition (source 0): its mask and its area as a ``Sample``."""
+    del lam, data
+    drawn = self._partition(key_lam, key_mask, shape)
+    return Sample(drawn.weight[0], drawn.mask[0], drawn.weight[0])
 
   @abc.abstractmethod
   def _partition(self, key_weights: jax.Array, key_regions: jax.Array, shape: tuple[int, ...]) -> KSample:
