@@ -28,6 +28,11 @@ from msda_jax._dataclass import pytree_dataclass
 from msda_jax.masks._ksources import KSample, KSourceMethod, one_hot_regions
 
 
+def boundary_point(fractions: jax.Array, shape: tuple[int, int]) -> jax.Array:
+  """int32 ``[2]`` ``(w, h) = round(fractions * (H, W))``, halves to even (numpy's ``round``)."""
+  return jnp.round(jnp.asarray(fractions, jnp.float32) * jnp.asarray(shape, jnp.float32)).astype(jnp.int32)
+
+
 def tile_owner(boundary: jax.Array, shape: tuple[int, int]) -> jax.Array:
   """The tile (source) of every pixel, int32 ``[H, W]``: ``(row >= w) + 2 (column >= h)``."""
   rows = (jnp.arange(shape[0]) >= boundary[0]).astype(jnp.int32)[:, None]
@@ -75,12 +80,25 @@ class RICAP(KSourceMethod):
     super().check_input(spatial, block)
 
   def _partition(self, key_weights: jax.Array, key_regions: jax.Array, shape: tuple[int, ...]) -> KSample:
-    n = jnp.asarray(shape, jnp.float32)
-    fractions = lam_laws.sample_beta(key_weights, self.beta, shape=(2,))
-    boundary = jnp.round(fractions * n).astype(jnp.int32)
+    boundary = boundary_point(lam_laws.sample_beta(key_weights, self.beta, shape=(2,)), shape)  # type: ignore[arg-type]
     sizes = tile_sizes(boundary, shape)  # type: ignore[arg-type]
     # The crop of source m starts uniformly inside its image: [0, n - size] per axis.
     crop = _bits.randint(key_regions, (4, 2), 0, jnp.asarray(shape, jnp.int32)[None, :] - sizes + 1)
-    owner = tile_owner(boundary, shape)  # type: ignore[arg-type]
-    areas = jnp.prod(sizes, axis=-1).astype(jnp.float32) / float(shape[0] * shape[1])
-    return KSample(areas, one_hot_regions(owner, 4), areas, crop - tile_starts(boundary), owner)
+    return tiled(boundary, crop, shape)  # type: ignore[arg-type]
+
+
+def tiled(boundary: jax.Array, crop: jax.Array, shape: tuple[int, int]) -> KSample:
+  """The partition of a boundary point ``(w, h)`` (int ``[2]``) with crops starting at ``crop`` (int ``[4, 2]``).
+
+  Tile ``m`` shows source ``m`` read from ``crop[m]`` on: its shift is ``crop[m]`` minus the tile's
+  top-left pixel. The weights (and ``lam``) are the four tile areas.
+
+  >>> s = tiled(jnp.array([1, 2]), jnp.zeros((4, 2), jnp.int32), (4, 4))
+  >>> s.weight.tolist(), s.owner[:, 0].tolist(), s.shifts[3].tolist()
+  ([0.125, 0.375, 0.125, 0.375], [0, 1, 1, 1], [-1, -2])
+  """
+  sizes = tile_sizes(boundary, shape)
+  owner = tile_owner(boundary, shape)
+  areas = jnp.prod(sizes, axis=-1).astype(jnp.float32) / float(shape[0] * shape[1])
+  shifts = jnp.asarray(crop, jnp.int32) - tile_starts(boundary)
+  return KSample(areas, one_hot_regions(owner, 4), areas, shifts, owner)
