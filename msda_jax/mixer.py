@@ -123,8 +123,8 @@ class Mixer:
       for; ``"cpu"`` or ``"accelerator"`` forces one, with the same values).
     chunk_bytes: static working set of one step of the CPU form's per-example loop.
     derange_rounds: static bound on the rejection rounds of ``pairing="derange"``.
-    transport_k: static chunk size of ``pairing="transport"`` (k-mixup's ``k``, at most 8: the
-      assignment is exact), which must divide the block at least twice.
+    transport_k: static chunk size of ``pairing="transport"`` (k-mixup's ``k``; each chunk's
+      assignment is exact, ``O(k^3)``), which must divide the block at least twice.
 
   Inside ``jit`` an invalid traced number has a defined result (``check=True`` raises on it):
   a method hyper-parameter out of range mixes nothing; a non-finite ``lam`` leaves its examples

@@ -8,43 +8,31 @@ empirical measures of ``k`` points, whose solution is a permutation (k-mixup's m
 example's partner is its match: ``x~ = M * x_i + (1 - M) * x_(s(i))``. Since the data loader
 shuffles, consecutive chunks are random subsets, as k-mixup draws them.
 
-The assignment is exact: every one of the ``k!`` permutations is scored in one vectorised pass
-(a static table of them) and the smallest total kept, ties to the first in lexicographic order.
-That bounds ``k`` to ``MAX_K = 8`` (40,320 permutations); a block must hold at least two chunks.
-Partners are never the example itself (they lie in another chunk).
+The assignment is exact for any ``k``: the Hungarian method's shortest augmenting paths with a
+fixed trip count (``msda_jax._assignment``, ``O(k^3)``, no data-dependent loop), optimal up to
+float32 rounding of its potentials; ties (measure zero for real images) go to whichever optimum
+the search reaches first. A block must hold at least two chunks. Partners are never the example
+itself (they lie in another chunk).
 """
 
 from __future__ import annotations
-
-import functools
-import itertools
-import math
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-#: the largest chunk the exact assignment enumerates (8! = 40,320 permutations).
-MAX_K = 8
+from msda_jax._assignment import assignment
 
 
 def check_transport(k: int, block: int | None = None) -> None:
-  """Raises naming ``transport_k`` unless it is an int in ``[1, MAX_K]`` dividing ``block`` at least twice."""
-  if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= MAX_K:
-    raise ValueError(
-      f"transport_k must be an int in [1, {MAX_K}] (the chunk matched exactly, by all k! permutations); got {k!r}."
-    )
+  """Raises naming ``transport_k`` unless it is a positive int dividing ``block`` at least twice."""
+  if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+    raise ValueError(f"transport_k must be a positive int (the chunk of examples matched together); got {k!r}.")
   if block is not None and (block % k or block < 2 * k):
     raise ValueError(
       f"transport_k={k} must divide the block size {block} (batch / groups) at least twice: each chunk of k "
       "examples is matched with the next one."
     )
-
-
-@functools.cache
-def permutations(k: int) -> np.ndarray:
-  """int32 ``[k!, k]``: every permutation of ``range(k)``, in lexicographic order."""
-  return np.asarray(list(itertools.permutations(range(k))), np.int32).reshape(math.factorial(k), k)
 
 
 def matching(a: jax.Array, b: jax.Array) -> jax.Array:
@@ -54,11 +42,8 @@ def matching(a: jax.Array, b: jax.Array) -> jax.Array:
   >>> matching(a, b).tolist()
   [1, 2, 0]
   """
-  k = a.shape[0]
   cost = jnp.sum(a * a, -1)[:, None] - 2.0 * a @ b.T + jnp.sum(b * b, -1)[None, :]  # [k, k]
-  table = jnp.asarray(permutations(k))
-  totals = jnp.sum(jnp.take_along_axis(cost, table.T, axis=1).T, axis=-1) if k > 1 else jnp.zeros((1,))
-  return table[jnp.argmin(totals)]
+  return assignment(cost)
 
 
 def transport_order(images: jax.Array, groups: int, k: int) -> jax.Array:
