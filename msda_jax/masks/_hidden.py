@@ -118,11 +118,21 @@ def patchup_holes(
 
 def square_union(seeds: jax.Array, block: int, channel_first: bool) -> jax.Array:
   """The union of the ``block``-squares around the ``seeds`` (bool, any shape; not across the first axis
-  when ``channel_first``): the reference's max-pool of its seeds with stride 1 and padding ``block // 2``."""
-  spatial = seeds.shape[1:] if channel_first else seeds.shape
-  window = ((1,) if channel_first else ()) + tuple(min(block, n) for n in spatial)
-  pad = tuple((w // 2, w - 1 - w // 2) for w in window)
-  return jax.lax.reduce_window(seeds, False, jax.lax.bitwise_or, window, (1,) * seeds.ndim, pad)
+  when ``channel_first``): the reference's max-pool of its seeds with stride 1 and padding ``block // 2``.
+
+  A square is the product of its sides, so the union is an OR over a window along each spatial
+  axis in turn (``block`` reads per pixel and axis instead of ``block^d``).
+
+  >>> square_union(jnp.zeros((5, 5), bool).at[2, 2].set(True), 3, False).astype(int).sum(1).tolist()
+  [0, 3, 3, 3, 0]
+  """
+  out = seeds
+  for axis in range(1 if channel_first else 0, seeds.ndim):
+    side = min(block, seeds.shape[axis])
+    window = tuple(side if a == axis else 1 for a in range(seeds.ndim))
+    pad = tuple((side // 2, side - 1 - side // 2) if a == axis else (0, 0) for a in range(seeds.ndim))
+    out = jax.lax.reduce_window(out, False, jax.lax.bitwise_or, window, (1,) * seeds.ndim, pad)
+  return out
 
 
 @pytree_dataclass
