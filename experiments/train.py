@@ -44,6 +44,7 @@ from ml_collections import config_flags
 
 import msda_jax
 from experiments import input_pipeline
+from msda_jax import losses
 from msda_jax.data.datasets import dataset_info
 from msda_jax.data.transforms import normalize
 from msda_jax.train import checkpoint, distributed, parallel
@@ -88,6 +89,7 @@ def check_config(config: ml_collections.ConfigDict, num_devices: int) -> None:
     except ValueError as error:
       raise ValueError(f"method: {error} (image_size={config.image_size})") from error
   _check_choice(config, "model", tuple(MODELS))
+  create_loss(config)
   options = model_options(config)
   if getattr(mixer.method, "hidden", False):
     # The layers the method mixes at must exist: the model's stage count, from an abstract model.
@@ -181,6 +183,19 @@ def create_mixer(config: ml_collections.ConfigDict, method: Any = None) -> msda_
     groups=1,
     transport_k=config.get("mix_transport_k", 8),
   )
+
+
+def create_loss(config: ml_collections.ConfigDict) -> losses.Loss:
+  """The per-example loss of ``config.loss`` (``msda_jax.losses``); DecoupleMix's with ``loss_eta``
+  and the reference's support threshold ``1e-3 + label_smoothing / num_classes``."""
+  name = config.get("loss", "cross_entropy")
+  if name != "decoupled_mixup":
+    return losses.get_loss(name)
+  threshold = 1e-3 + config.label_smoothing / config.num_classes
+  try:
+    return losses.get_loss(name, eta=config.loss_eta, threshold=threshold)
+  except ValueError as error:
+    raise ValueError(f"loss_{error}") from error
 
 
 def model_options(config: ml_collections.ConfigDict) -> dict[str, str]:
@@ -281,7 +296,13 @@ def create_step_fns(
   axis = _axis(mesh)
   preprocess = functools.partial(normalize, dataset=config.dataset)
   train_step = make_train_step(
-    graphdef=graphdef, tx=tx, mixer=None, weight_decay=config.weight_decay, axis_name=axis, preprocess=preprocess
+    graphdef=graphdef,
+    tx=tx,
+    mixer=None,
+    weight_decay=config.weight_decay,
+    axis_name=axis,
+    preprocess=preprocess,
+    loss=create_loss(config),
   )
   eval_step = make_eval_step(graphdef=graphdef, axis_name=axis, preprocess=preprocess)
   if axis is not None:

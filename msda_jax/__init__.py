@@ -6,7 +6,7 @@ the batch layer (``Mixer``, ``mix_batch``; ``msda_jax.needs`` for what a method 
 mixing (``KMix``, ``mix_k_batch``) and the laws of ``lam`` (``lam_laws``).
 """
 
-from msda_jax import lam_laws, masks, needs, saliency
+from msda_jax import lam_laws, losses, masks, needs, saliency
 from msda_jax.kmix import KMix, KMixInfo, kmix_masks
 from msda_jax.labels import prepare_targets, smooth
 from msda_jax.masks import (
@@ -76,6 +76,7 @@ __all__ = [
   "from_string",
   "kmix_masks",
   "lam_laws",
+  "losses",
   "masks",
   "needs",
   "mix_batch",

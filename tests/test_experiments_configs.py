@@ -35,6 +35,8 @@ FIELDS = {
   "mix_transport_k",
   "mix_prob",
   "label_smoothing",
+  "loss",
+  "loss_eta",
   "num_epochs",
   "num_train_steps",
   "batch_size",

@@ -57,6 +57,10 @@ def get_config() -> ml_collections.ConfigDict:
   config.mix_transport_k = 8  # mix_pairing="transport": chunks of k examples matched by optimal transport
   config.mix_prob = 1.0
   config.label_smoothing = 0.0
+  # The loss of the mixed targets (``msda_jax.losses``): "cross_entropy", or DecoupleMix's
+  # "decoupled_mixup" with weight ``loss_eta`` (the reference's 0.1).
+  config.loss = "cross_entropy"
+  config.loss_eta = 0.1
 
   # Optimisation: SGD with Nesterov momentum; weight decay is an L2 term on the kernels.
   # ``num_train_steps`` -1 derives the steps from ``num_epochs``; ``batch_size`` is global.

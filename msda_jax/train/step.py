@@ -27,7 +27,8 @@ reuses their buffers), and it can be wrapped in ``jax.shard_map`` as it is. Insi
 3. the model runs in train mode (batch statistics, running averages updated); a method whose
    ``needs().outputs`` names model outputs recomputes the targets from them
    (``method.relabel``): the model ``sow``s them as ``nnx.Intermediate`` under those names;
-4. the loss is the soft-target cross-entropy on the mixed targets plus
+4. the loss is the soft-target cross-entropy on the mixed targets (or the given ``loss`` of
+   them, ``msda_jax.losses``: DecoupleMix's ``decoupled_mixup``) plus
    ``weight_decay / 2 * sum(w ** 2)`` over the convolution and dense kernels (not the biases,
    not the BatchNorm scales), so its gradient adds ``weight_decay * w`` as SGD weight decay does;
 5. under a mesh axis (``axis_name``) the loss, gradients, BatchNorm statistics and metrics are
@@ -57,6 +58,7 @@ import jax.numpy as jnp
 import optax
 from flax import nnx
 
+from msda_jax import losses
 from msda_jax.mixer import Mixer
 from msda_jax.needs import ModelView
 from msda_jax.train import hidden as hidden_lib
@@ -155,6 +157,7 @@ def make_train_step(
   axis_name: str | None = None,
   decay_filter: Any = decayed,
   preprocess: Callable[[jax.Array], jax.Array] | None = None,
+  loss: losses.Loss = losses.cross_entropy,
 ) -> TrainStep:
   """Builds the pure train step ``(model_state, opt_state, batch, key, mixer) -> (model_state, opt_state, metrics)``.
 
@@ -170,6 +173,8 @@ def make_train_step(
     decay_filter: an NNX filter of the decayed parameters (default: the kernels).
     preprocess: applied to the images after mixing, on device (e.g. uint8 to normalised
       float); default: cast to float32.
+    loss: the per-example loss of the logits and the mixed targets, ``[B, K] x [B, K] -> [B]``
+      (``msda_jax.losses``; default: soft cross-entropy). Its mean is the ``loss`` metric.
 
   Returns:
     ``train_step(model_state, opt_state, batch, key, mixer=mixer)`` where ``batch`` holds
@@ -237,7 +242,7 @@ def make_train_step(
       if outputs:
         read = {name: _sown(sown, name) for name in outputs}
         targets = jax.lax.stop_gradient(mixer.method.relabel(unmixed, info, read))  # type: ignore[union-attr,arg-type]
-      cross_entropy = jnp.mean(optax.softmax_cross_entropy(logits, targets))
+      cross_entropy = jnp.mean(loss(logits, targets))
       if axis_name is not None:
         cross_entropy = jax.lax.pmean(cross_entropy, axis_name)
       penalty = weight_decay * l2_penalty(params, decay_filter)
@@ -298,9 +303,9 @@ def make_eval_step(
     logits = model(to_input(batch["image"]))
     labels = batch["label"]
     mask = batch["mask"].astype(jnp.float32) if "mask" in batch else jnp.ones(labels.shape, jnp.float32)
-    losses = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
+    per_example = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
     correct = (jnp.argmax(logits, axis=-1) == labels).astype(jnp.float32)
-    metrics = {"correct": jnp.sum(correct * mask), "loss": jnp.sum(losses * mask), "count": jnp.sum(mask)}
+    metrics = {"correct": jnp.sum(correct * mask), "loss": jnp.sum(per_example * mask), "count": jnp.sum(mask)}
     if axis_name is not None:
       metrics = jax.lax.psum(metrics, axis_name)
     return metrics
