@@ -91,8 +91,8 @@ def check_config(config: ml_collections.ConfigDict, num_devices: int) -> None:
   _check_choice(config, "model", tuple(MODELS))
   create_loss(config)
   options = model_options(config)
-  if getattr(mixer.method, "hidden", False):
-    # The layers the method mixes at must exist: the model's stage count, from an abstract model.
+  if hasattr(mixer.method, "check_model"):
+    # The layers the method mixes at or reads must exist: the model's stage count, from an abstract model.
     info = dataset_info(config.dataset)
     abstract = nnx.eval_shape(
       lambda: get_model(

@@ -11,6 +11,7 @@ from msda_jax.kmix import KMix, KMixInfo, kmix_masks
 from msda_jax.labels import prepare_targets, smooth
 from msda_jax.masks import (
   RICAP,
+  AttentiveCutMix,
   Bernoulli,
   CutMix,
   FMix,
@@ -44,6 +45,7 @@ __version__ = "0.1.0"
 
 __all__ = [
   "METHODS",
+  "AttentiveCutMix",
   "Bernoulli",
   "CutMix",
   "FMix",

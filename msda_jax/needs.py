@@ -53,10 +53,14 @@ class ModelView(NamedTuple):
     loss: the mean loss of the model in inference mode on the clean labels, as a function of
       the model input ``[B, *S, C]`` (its input gradient is the saliency).
     to_input: maps images in their own units (uint8 0-255, or float) to the model input.
+    features: ``features(x, layer)``: the model's features ``[B, *S_l, C_l]`` at a mixable layer
+      (0 the input, ``s`` after stage ``s``, -1 the last stage) for the model input ``x``, in
+      inference mode (one forward pass); ``None`` when the model gives none.
   """
 
   loss: Callable[[jax.Array], jax.Array]
   to_input: Callable[[jax.Array], jax.Array]
+  features: Callable[[jax.Array, int], jax.Array] | None = None
 
 
 def check_saliency(saliency: Any, batch: int, spatial: tuple[int, ...]) -> jax.Array:

@@ -17,6 +17,7 @@ from typing import Any
 
 from msda_jax import _validate
 from msda_jax.kmix import KMix
+from msda_jax.masks._attentive import AttentiveCutMix
 from msda_jax.masks._base import MixMethod
 from msda_jax.masks._bernoulli import Bernoulli
 from msda_jax.masks._cutmix import CutMix
@@ -51,6 +52,7 @@ METHODS: dict[str, type[Any]] = {
     ResizeMix,
     PuzzleMix,
     SaliencyMix,
+    AttentiveCutMix,
     SmoothMix,
     GridMix,
     SpecMix,

@@ -35,7 +35,17 @@ def jitted_mix():
 def shape_for(method):
   if isinstance(method, msda_jax.VideoMix):
     return VIDEO
-  return SQUARE if isinstance(method, msda_jax.PuzzleMix) else SHAPE
+  return SQUARE if isinstance(method, (msda_jax.PuzzleMix, msda_jax.AttentiveCutMix)) else SHAPE
+
+
+def grid_fit(method, shape):
+  """For a method with a cell grid (Attentive CutMix): checks that a shape the grid does not divide
+  raises naming ``grid``, and returns the shape cut down to the grid; other methods: ``shape``."""
+  if not isinstance(method, msda_jax.AttentiveCutMix) or all(n % method.grid == 0 for n in shape):
+    return shape
+  with pytest.raises(ValueError, match=rf"grid={method.grid} must divide every spatial axis"):
+    method.check_input(shape)
+  return tuple(max(method.grid, n - n % method.grid) for n in shape)
 
 
 def saliency_of(images):
@@ -318,6 +328,7 @@ HYPER = {
   "fmix": ({"decay": 2.0}, [{"decay": 4.0}, {"alpha": 0.3}]),
   "resizemix": ({"scale_min": 0.3, "scale_max": 0.6}, [{"scale_min": 0.1}, {"scale_max": 0.9}]),
   "saliencymix": ({"alpha": 0.5}, [{"alpha": 2.0}]),
+  "attentive_cutmix": ({"alpha": 0.5, "top_k": None, "grid": 4}, [{"alpha": 2.0}]),
   "smoothmix": ({"sigma_min": 0.2, "sigma_max": 0.3}, [{"sigma_min": 0.1}, {"sigma_max": 0.6}]),
   "gridmix": ({"alpha": 0.5, "cells": (2, 4)}, [{"alpha": 2.0}, {"aspect": 0.4}]),
   "specmix": ({"max_width": 0.3}, [{"max_width": 0.6}]),
@@ -431,6 +442,7 @@ def position_images(shape):
 @by_spec
 def test_other_spatial_ranks(spec, spatial):
   method = msda_jax.from_string(spec)
+  spatial = grid_fit(method, spatial)
   images, labels = make_batch(shape=spatial)
   if isinstance(method, msda_jax.PuzzleMix):
     with pytest.raises(ValueError, match=r"PuzzleMix mixes square images"):
@@ -495,6 +507,7 @@ def test_mask_mean_equals_the_mean_of_the_mask(spec, shape):
   across the border at these small shapes.
   """
   method = msda_jax.from_string(spec)
+  shape = grid_fit(method, shape)
   keys = jax.random.split(jax.random.key(21), 40)
   lams = jnp.asarray(MEAN_LAMS, jnp.float32)
   data = None

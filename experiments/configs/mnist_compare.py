@@ -81,12 +81,14 @@ from experiments.configs import common, default, table2
 METHODS = {**table2.METHODS, "puzzlemix": table2.METHODS["puzzlemix"].replace("(2, 4, 8, 16)", "(2, 4, 8)")}
 # Every other method of the library, with its defaults (the second command: ``--all-methods``).
 # VideoMix mixes videos and has no place here; the hidden-layer methods mix at the small CNN's
-# layers 0-2 (its input and its first two stages).
+# layers 0-2 (its input and its first two stages); Attentive CutMix reads the small CNN's last
+# stage (4 x 4 on 16 x 16 images) on a 4 x 4 grid, k cells from lam (CutMix's area law).
 EXTRA_METHODS = {
   "bernoulli": "bernoulli(alpha=1.0)",
   "fmix": "fmix(alpha=1.0, decay=3.0)",
   "resizemix": "resizemix",
   "saliencymix": "saliencymix(alpha=1.0)",
+  "attentive_cutmix": "attentive_cutmix(alpha=1.0, top_k=None, grid=4)",
   "smoothmix": "smoothmix",
   "gridmix": "gridmix(alpha=1.0, cells=(2, 6))",
   "specmix": "specmix",

@@ -3,9 +3,10 @@
 Every method draws one example with ``method.sample(key, shape=S, lam=None) -> Sample(lam, mask,
 weight, paste, keep)``, meaning ``x~ = M * x_i + (1 - M) * x_j`` (Eq. 1) with label weight
 ``w = mean(M)``; batch it with ``jax.vmap`` (or use ``msda_jax.mix_batch``). The data-dependent
-methods (PuzzleMix, SaliencyMix: ``needs_saliency``) also read the pair (``data=PairData(...)``).
+methods (PuzzleMix, SaliencyMix, Attentive CutMix: ``needs().inputs``) also read the pair (``data=PairData(...)``).
 """
 
+from msda_jax.masks._attentive import AttentiveCutMix
 from msda_jax.masks._base import MixMethod, Sample
 from msda_jax.masks._bernoulli import Bernoulli
 from msda_jax.masks._cutmix import CutMix
@@ -30,6 +31,7 @@ from msda_jax.masks._stochastic import StochasticMixupCutMix
 from msda_jax.masks._videomix import VideoMix
 
 __all__ = [
+  "AttentiveCutMix",
   "Bernoulli",
   "CutMix",
   "DataMixMethod",

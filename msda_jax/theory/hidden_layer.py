@@ -28,6 +28,7 @@ import numpy as np
 from msda_jax import _validate
 from msda_jax.masks import _hidden
 from msda_jax.theory.enumeration import ExactMoments
+from msda_jax.train import hidden
 
 
 def features_at(model: Callable[..., Any], images: jax.Array, layer: int, *, channel_first: bool = False) -> jax.Array:
@@ -35,19 +36,7 @@ def features_at(model: Callable[..., Any], images: jax.Array, layer: int, *, cha
 
   With ``channel_first`` they are returned as ``[m, C_l, *S_l, 1]``.
   """
-  seen: dict[int, jax.Array] = {}
-
-  def hook(index: int, h: jax.Array) -> jax.Array:
-    if index == layer:
-      seen[index] = h
-    return h
-
-  model(images, mix=hook)
-  if layer not in seen:
-    raise ValueError(
-      f"layer={layer}: the model has no mixable layer {layer} (0 is the input, s the output of stage s)."
-    )
-  h = seen[layer]
+  h = hidden.features_at(model, images, layer)
   return jnp.moveaxis(h, -1, 1)[..., None] if channel_first else h
 
 

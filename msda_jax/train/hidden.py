@@ -24,6 +24,34 @@ from msda_jax.mixer import Mixer
 LAYER_SALT = 0x6C617972
 
 
+def features_at(model: Callable[..., jax.Array], x: jax.Array, layer: int) -> jax.Array:
+  """The features ``[B, *S_l, C_l]`` a model taking the hook computes at ``layer`` for its input ``x``.
+
+  ``layer``: 0 the input, ``s`` after stage ``s``, -1 the last stage (``model.num_stages``). The
+  forward pass runs to the end (its logits unused; under ``jit`` the layers after it are dead
+  code). Raises naming ``layer`` for one the model does not reach.
+
+  >>> from flax import nnx
+  >>> from msda_jax.train.models import SmallCNN
+  >>> features_at(SmallCNN(4, width=4, in_channels=1, rngs=nnx.Rngs(0)), jnp.ones((2, 8, 8, 1)), 1).shape
+  (2, 4, 4, 4)
+  """
+  index = getattr(model, "num_stages", None) if layer == -1 else layer
+  seen: dict[int, jax.Array] = {}
+
+  def hook(i: int, h: jax.Array) -> jax.Array:
+    if i == index:
+      seen[i] = h
+    return h
+
+  model(x, mix=hook)
+  if index not in seen:
+    raise ValueError(
+      f"layer={layer}: the model has no mixable layer {index} (0 is the input, s the output of stage s)."
+    )
+  return seen[index]
+
+
 def is_hidden(mixer: Mixer | None) -> bool:
   """Whether the mixer's method mixes inside the model."""
   return mixer is not None and bool(getattr(mixer.method, "hidden", False))

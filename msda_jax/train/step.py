@@ -202,7 +202,11 @@ def make_train_step(
     """The model in inference mode, as a method's ``prepare`` reads it (its clean loss)."""
     model = nnx.merge(graphdef, params, rest, copy=True)
     model.eval()
-    return ModelView(loss=functools.partial(clean_loss_input, model, labels), to_input=to_input)
+    return ModelView(
+      loss=functools.partial(clean_loss_input, model, labels),
+      to_input=to_input,
+      features=functools.partial(hidden_lib.features_at, model),
+    )
 
   def train_step(
     model_state: nnx.State,
