@@ -55,6 +55,8 @@ class Draw(NamedTuple):
       (``x_m[i + moves[:, m]]``, cyclically; RICAP's crops), or ``None``.
     owner: int32 ``[B | 1, *S]``: with one-hot source masks, the source of each pixel (the batch
       layer then mixes by one gather), or ``None``.
+    partner_weight: float32 ``[B]`` the partner's label weight where it is not ``1 - weight``
+      (SnapMix), or ``None``.
   """
 
   lam: jax.Array
@@ -65,6 +67,7 @@ class Draw(NamedTuple):
   keep: Transform = None
   moves: jax.Array | None = None
   owner: jax.Array | None = None
+  partner_weight: jax.Array | None = None
 
 
 def given_lam(lam: ArrayLike, unbounded: bool) -> tuple[jax.Array, jax.Array]:
@@ -186,7 +189,8 @@ def draw_pairs(
   s = method.sample_pairs(key_mask, shape=spatial, lam=lams, data=data)
   mask = jnp.where(applied.reshape((batch,) + (1,) * len(spatial)), s.mask, 1.0)
   weight = jnp.where(applied, s.weight, 1.0)
-  return Draw(lams, mask, weight, applied, s.paste, s.keep)
+  partner_weight = None if s.partner_weight is None else jnp.where(applied, s.partner_weight, 0.0)
+  return Draw(lams, mask, weight, applied, s.paste, s.keep, partner_weight=partner_weight)
 
 
 def _chunking(mixer: Mixer) -> dict[str, Any]:

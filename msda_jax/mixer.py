@@ -51,6 +51,8 @@ class MixInfo(NamedTuple):
     partner: int32 ``[B]`` partner index of each example.
     applied: bool ``[B]`` whether mixing happened (``prob``).
     mask: float32 ``[B, *S]`` the masks used.
+    partner_weight: float32 ``[B]`` the partner's label weight: ``1 - weight``, except for a
+      method whose two weights need not sum to 1 (SnapMix).
   """
 
   lam: jax.Array
@@ -58,6 +60,7 @@ class MixInfo(NamedTuple):
   partner: jax.Array
   applied: jax.Array
   mask: jax.Array
+  partner_weight: jax.Array
 
 
 def number_leaf(name: str, value: Any, shapes: tuple[tuple[int, ...], ...], context: str = "") -> Any:
@@ -404,7 +407,11 @@ def _mix_forms(
   if draw.weight.ndim == 1:  # two sources: an example paired with itself is not mixed
     draw = draw._replace(applied=draw.applied & (sources[1]["index"] != index))
   if mixer.label_weight == "nominal":
-    draw = draw._replace(weight=jnp.where(draw.applied, draw.lam, 1.0))
+    draw = draw._replace(weight=jnp.where(draw.applied, draw.lam, 1.0), partner_weight=None)
+  if draw.partner_weight is not None:
+    draw = draw._replace(
+      weight=jnp.where(draw.applied, draw.weight, 1.0), partner_weight=jnp.where(draw.applied, draw.partner_weight, 0.0)
+    )
   partners = [s["index"] for s in sources]
   pixel, label = _source_weights(draw, k)
   if draw.owner is not None and "perturbation" not in sources[0]:
@@ -419,7 +426,11 @@ def _mix_forms(
     return mixed_images, mixed_targets, _info(draw, partners, images.shape[: images.ndim - 1])
   images_k, targets_k = _transformed(sources, draw, dense)
   mixed_images = combine(images_k, pixel)
-  mixed_targets = combine(targets_k, pixel if dense else label)
+  if draw.partner_weight is not None and not dense:
+    # Two label weights that need not sum to 1 (SnapMix): each row weighted by its own.
+    mixed_targets = draw.weight[:, None] * targets_k[0] + draw.partner_weight[:, None] * targets_k[1]
+  else:
+    mixed_targets = combine(targets_k, pixel if dense else label)
   return mixed_images, mixed_targets, _info(draw, partners, images.shape[: images.ndim - 1])
 
 
@@ -464,14 +475,16 @@ def _info(draw: Draw, partners: list[jax.Array], shape: tuple[int, ...]) -> MixI
     mask = jnp.broadcast_to(draw.mask, (batch, k, *spatial))
     weight = jnp.broadcast_to(draw.weight, (batch, k))
     return KMixInfo(draw.lam, weight, jnp.stack(partners, axis=1), draw.applied, mask)
-  return MixInfo(draw.lam, draw.weight, partners[1], draw.applied, jnp.broadcast_to(draw.mask, (batch, *spatial)))
+  partner_weight = 1.0 - draw.weight if draw.partner_weight is None else draw.partner_weight
+  mask = jnp.broadcast_to(draw.mask, (batch, *spatial))
+  return MixInfo(draw.lam, draw.weight, partners[1], draw.applied, mask, partner_weight)
 
 
 def _unmixed_info(shape: tuple[int, ...]) -> MixInfo:
   batch = shape[0]
   ones = jnp.ones((batch,), jnp.float32)
   index = jnp.arange(batch, dtype=jnp.int32)
-  return MixInfo(ones, ones, index, jnp.zeros((batch,), bool), jnp.ones(shape, jnp.float32))
+  return MixInfo(ones, ones, index, jnp.zeros((batch,), bool), jnp.ones(shape, jnp.float32), jnp.zeros_like(ones))
 
 
 #: ``_mix`` compiled, for calls outside any trace: the mixer's static fields are part of the key.

@@ -56,11 +56,15 @@ class ModelView(NamedTuple):
     features: ``features(x, layer)``: the model's features ``[B, *S_l, C_l]`` at a mixable layer
       (0 the input, ``s`` after stage ``s``, -1 the last stage) for the model input ``x``, in
       inference mode (one forward pass); ``None`` when the model gives none.
+    head: ``head(features, layer)``: the network after ``layer`` applied to features
+      ``[N, *S', C_l]`` of any batch and spatial size, giving logits ``[N, K]`` (inference mode);
+      ``None`` when the model gives none.
   """
 
   loss: Callable[[jax.Array], jax.Array]
   to_input: Callable[[jax.Array], jax.Array]
   features: Callable[[jax.Array, int], jax.Array] | None = None
+  head: Callable[[jax.Array, int], jax.Array] | None = None
 
 
 def check_saliency(saliency: Any, batch: int, spatial: tuple[int, ...]) -> jax.Array:

@@ -14,6 +14,7 @@ METHOD_SPECS = [
   "resizemix",
   "saliencymix",
   "attentive_cutmix(grid=4, top_k=None)",
+  "snapmix",
   "puzzlemix(grid_sizes=(2, 4))",
   "smoothmix",
   "gridmix(aspect=0.5, cells=(1, 4))",

@@ -64,10 +64,30 @@ def extra(method, images):
 
 def pastes(method):
   """Whether the method transforms the partner or the image (its samples carry ``paste`` or ``keep``)."""
-  if method.needs().inputs:
-    return moves_pixels(method)
+  if moves_pixels(method):
+    return True
+  shape = shape_for(method)
+  data = pair_data(shape) if method.needs().inputs else None
   # Traced only (no compilation): whether ``paste`` is present is part of the sample's structure.
-  return jax.eval_shape(lambda k: method.sample(k, shape=shape_for(method)), jax.random.key(0)).paste is not None
+  return jax.eval_shape(lambda k: method.sample(k, shape=shape, data=data), jax.random.key(0)).paste is not None
+
+
+def label_weights(method, images, info):
+  """The label weights ``(own [B], partner [B])`` a method must give: the mask's mean and its
+  complement, except SnapMix's (stated exception: its rows need not sum to 1): the share of the
+  image's map outside its box, and the partner's share of its own map in the box it gave (read
+  from ``info``; its value is checked in ``tests/test_snapmix.py``), 0 when unmixed."""
+  masks = np.asarray(info.mask, np.float64)
+  axes = tuple(range(1, masks.ndim))
+  if not isinstance(method, msda_jax.SnapMix):
+    weight = masks.mean(axis=axes)
+    return weight, 1 - weight
+  s = np.asarray(saliency_of(images), np.float64)
+  own = 1 - (s * (masks == 0)).sum(axis=axes) / (s.sum(axis=axes) + 1e-8)
+  partner = np.asarray(info.partner_weight, np.float64)
+  applied = np.asarray(info.applied)
+  assert np.all(partner[~applied] == 0) and np.all((partner >= 0) & (partner <= 1 + 1e-6))
+  return np.where(applied, own, 1.0), partner
 
 
 def moves_pixels(method):
@@ -119,7 +139,8 @@ def test_shapes_dtypes_and_label_rows(spec, mode):
     images, _, _, mixed, targets, _ = run(spec, mode, dtype)
     assert mixed.shape == images.shape and mixed.dtype == images.dtype, dtype
     assert targets.shape == (BATCH, CLASSES) and targets.dtype == jnp.float32
-    np.testing.assert_allclose(np.asarray(targets).sum(-1), 1.0, rtol=1e-6)
+    own, partner = label_weights(run(spec, mode, dtype)[2], images, run(spec, mode, dtype)[5])
+    np.testing.assert_allclose(np.asarray(targets).sum(-1), own + partner, rtol=1e-6)
     assert np.all(np.asarray(targets) >= 0.0)
   # bfloat16: shapes and dtypes by tracing only (the float32 and uint8 programs above check the
   # values and rows; bfloat16 takes float32's mixing path, ``_mix_images``, and rounds).
@@ -139,11 +160,11 @@ def test_label_weight_is_realised_mask_mean_and_images_recompute(spec, mode):
   masks = np.asarray(info.mask, np.float64)
   assert masks.shape == (BATCH, *shape_for(method))
   assert masks.min() >= 0.0 and masks.max() <= 1.0
-  weight = masks.mean(axis=tuple(range(1, masks.ndim)))
+  weight, partner_weight = label_weights(method, images, info)
   np.testing.assert_allclose(np.asarray(info.weight), weight, atol=1e-6)
   onehot = np.eye(CLASSES)[np.asarray(labels)]
   partner = np.asarray(info.partner)
-  expected_targets = weight[:, None] * onehot + (1 - weight[:, None]) * onehot[partner]
+  expected_targets = weight[:, None] * onehot + partner_weight[:, None] * onehot[partner]
   np.testing.assert_allclose(np.asarray(targets), expected_targets, atol=1e-6)
   x = np.asarray(images, np.float64)
   m = masks[..., None]
@@ -328,6 +349,7 @@ HYPER = {
   "fmix": ({"decay": 2.0}, [{"decay": 4.0}, {"alpha": 0.3}]),
   "resizemix": ({"scale_min": 0.3, "scale_max": 0.6}, [{"scale_min": 0.1}, {"scale_max": 0.9}]),
   "saliencymix": ({"alpha": 0.5}, [{"alpha": 2.0}]),
+  "snapmix": ({"alpha": 0.5}, [{"alpha": 2.0}]),
   "attentive_cutmix": ({"alpha": 0.5, "top_k": None, "grid": 4}, [{"alpha": 2.0}]),
   "smoothmix": ({"sigma_min": 0.2, "sigma_max": 0.3}, [{"sigma_min": 0.1}, {"sigma_max": 0.6}]),
   "gridmix": ({"alpha": 0.5, "cells": (2, 4)}, [{"alpha": 2.0}, {"aspect": 0.4}]),
@@ -463,9 +485,9 @@ def test_other_spatial_ranks(spec, spatial):
     **({} if isinstance(method, msda_jax.VideoMix) else extra(method, images)),
   )
   assert mixed.shape == images.shape and info.mask.shape == (BATCH, *spatial)
-  axes = tuple(range(1, 1 + len(spatial)))
-  np.testing.assert_allclose(np.asarray(info.weight), np.asarray(info.mask).mean(axis=axes), atol=1e-6)
-  np.testing.assert_allclose(np.asarray(targets).sum(-1), 1.0, atol=1e-6)
+  own, partner = label_weights(method, images, info)
+  np.testing.assert_allclose(np.asarray(info.weight), own, atol=1e-6)
+  np.testing.assert_allclose(np.asarray(targets).sum(-1), own + partner, atol=1e-6)
 
 
 @by_spec
@@ -486,8 +508,8 @@ def test_probability_rows_and_smoothing(spec):
     **extra(method, images),
   )
   smoothed = rows * (1 - eps) + eps / CLASSES
-  w = np.asarray(info.weight)[:, None]
-  expected = w * smoothed + (1 - w) * smoothed[np.asarray(info.partner)]
+  w, pw = np.asarray(info.weight)[:, None], np.asarray(info.partner_weight)[:, None]
+  expected = w * smoothed + pw * smoothed[np.asarray(info.partner)]
   np.testing.assert_allclose(np.asarray(targets), expected, atol=1e-6)
 
 
@@ -549,6 +571,11 @@ def test_mask_mean_equals_the_mean_of_the_mask(spec, shape):
   assert closed.shape == (len(MEAN_LAMS), 40) or closed.shape == (5, 8)
   assert closed.dtype == jnp.float32 and mask.shape == (*closed.shape, *shape)
   direct = np.asarray(mask, np.float64).mean(axis=tuple(range(2, mask.ndim)))
+  if isinstance(method, msda_jax.SnapMix):  # its weight is the map's share outside the box
+    s = np.asarray(data.saliency, np.float64)
+    inside = np.asarray(mask) == 0
+    axes = tuple(range(2, mask.ndim))
+    direct = np.where(inside.any(axis=axes), 1 - (s * inside).sum(axis=axes) / (s.sum() + 1e-8), 1.0)
   np.testing.assert_allclose(np.asarray(closed, np.float64), direct, rtol=0, atol=1e-6)
   np.testing.assert_array_equal(np.asarray(alone), np.asarray(mask))
 

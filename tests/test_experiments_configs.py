@@ -68,6 +68,8 @@ METHOD_TYPES = {
   "fmix": msda_jax.FMix,
   "resizemix": msda_jax.ResizeMix,
   "saliencymix": msda_jax.SaliencyMix,
+  "attentive_cutmix": msda_jax.AttentiveCutMix,
+  "snapmix": msda_jax.SnapMix,
   "smoothmix": msda_jax.SmoothMix,
   "gridmix": msda_jax.GridMix,
   "specmix": msda_jax.SpecMix,

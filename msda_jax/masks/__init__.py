@@ -26,6 +26,7 @@ from msda_jax.masks._resizemix import ResizeMix
 from msda_jax.masks._ricap import RICAP
 from msda_jax.masks._saliencymix import SaliencyMix
 from msda_jax.masks._smoothmix import SmoothMix
+from msda_jax.masks._snapmix import SnapMix
 from msda_jax.masks._specmix import SpecMix
 from msda_jax.masks._stochastic import StochasticMixupCutMix
 from msda_jax.masks._videomix import VideoMix
@@ -56,6 +57,7 @@ __all__ = [
   "SaliencyMix",
   "Sample",
   "SmoothMix",
+  "SnapMix",
   "SpecMix",
   "StochasticMixupCutMix",
   "VideoMix",

@@ -53,6 +53,9 @@ class Sample(NamedTuple):
     paste: ``None``, or a ``jax.tree_util.Partial`` mapping the partner ``[*S, C]`` to what is
       mixed in instead of it (a pytree: it can be vmapped and returned from ``jit``).
     keep: ``None``, or a ``Partial`` mapping the image ``[*S, C]`` to what is mixed in instead.
+    partner_weight: ``None`` (the partner's label weight is ``1 - weight``), or float32 ``[]``
+      the partner's own label weight, for a method whose two weights need not sum to 1
+      (SnapMix's, from class-activation maps; ``weight`` is then not the mean of ``M``).
   """
 
   lam: jax.Array
@@ -60,6 +63,7 @@ class Sample(NamedTuple):
   weight: jax.Array
   paste: Partial | None = None
   keep: Partial | None = None
+  partner_weight: jax.Array | None = None
 
 
 class MixMethod(abc.ABC):
@@ -140,6 +144,7 @@ class MixMethod(abc.ABC):
       jnp.asarray(drawn.weight, jnp.float32),
       drawn.paste,
       drawn.keep,
+      None if drawn.partner_weight is None else jnp.asarray(drawn.partner_weight, jnp.float32),
     )
 
   @abc.abstractmethod

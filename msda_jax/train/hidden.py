@@ -52,6 +52,38 @@ def features_at(model: Callable[..., jax.Array], x: jax.Array, layer: int) -> ja
   return seen[index]
 
 
+def head_after(
+  model: Callable[..., jax.Array], input_shape: tuple[int, ...], features: jax.Array, layer: int
+) -> jax.Array:
+  """The logits ``[N, K]`` of the network after ``layer`` for ``features [N, *S', C_l]``.
+
+  The layers before ``layer`` run on one zero input ``[1, *input_shape[1:]]`` and their output
+  there is replaced by ``features`` (whose batch and spatial size may differ: the layers after it
+  must accept them, as position-wise layers, a global pool and a linear head do).
+
+  >>> from flax import nnx
+  >>> from msda_jax.train.models import SmallCNN
+  >>> model = SmallCNN(4, width=4, in_channels=1, rngs=nnx.Rngs(0))
+  >>> head_after(model, (2, 16, 16, 1), jnp.ones((6, 1, 1, 16)), -1).shape
+  (6, 4)
+  """
+  index = getattr(model, "num_stages", None) if layer == -1 else layer
+  reached: list[int] = []
+
+  def hook(i: int, h: jax.Array) -> jax.Array:
+    if i != index:
+      return h
+    reached.append(i)
+    return features.astype(h.dtype)
+
+  logits = model(jnp.zeros((1, *input_shape[1:]), jnp.float32), mix=hook)
+  if not reached:
+    raise ValueError(
+      f"layer={layer}: the model has no mixable layer {index} (0 is the input, s the output of stage s)."
+    )
+  return logits
+
+
 def is_hidden(mixer: Mixer | None) -> bool:
   """Whether the mixer's method mixes inside the model."""
   return mixer is not None and bool(getattr(mixer.method, "hidden", False))

@@ -198,14 +198,16 @@ def make_train_step(
   to_input = preprocess if preprocess is not None else _float_images
   default_mixer = mixer
 
-  def model_view(params: nnx.State, rest: nnx.State, labels: jax.Array) -> ModelView:
-    """The model in inference mode, as a method's ``prepare`` reads it (its clean loss)."""
+  def model_view(params: nnx.State, rest: nnx.State, labels: jax.Array, shape: tuple[int, ...]) -> ModelView:
+    """The model in inference mode, as a method's ``prepare`` reads it (its clean loss, its
+    features at a layer, its head after one), for images of ``shape``."""
     model = nnx.merge(graphdef, params, rest, copy=True)
     model.eval()
     return ModelView(
       loss=functools.partial(clean_loss_input, model, labels),
       to_input=to_input,
       features=functools.partial(hidden_lib.features_at, model),
+      head=lambda features, layer: hidden_lib.head_after(model, shape, features, layer),
     )
 
   def train_step(
@@ -228,7 +230,7 @@ def make_train_step(
       if mixer.needs().inputs:
         # Its own key, folded from the step's: the mixing draws are those of a step without it.
         key_prepare = jax.random.fold_in(key, PREPARE_SALT)
-        inputs = mixer.method.prepare(key_prepare, model_view(params, rest, labels), images, labels)  # type: ignore[union-attr]
+        inputs = mixer.method.prepare(key_prepare, model_view(params, rest, labels, images.shape), images, labels)  # type: ignore[union-attr]
       images, labels, info = mixer.with_info(key, images, labels, **inputs)
     images = to_input(images)
 
