@@ -366,11 +366,19 @@ def pair_sources(mixer: Mixer, key: jax.Array, tree: dict[str, Any], k: int) -> 
       platform=mixer.platform,
       images=tree["images"],
       transport_k=mixer.transport_k,
+      saliency=_guide(mixer.method, tree.get("saliency")),
     )
     sources = (moved, partners)
   else:
     sources = pairing_lib.pair_k(key, moved, k, pairing=pairing, groups=mixer.groups)
   return tuple(jax.tree.map(lambda m, f: f if m is None else m, s, fixed, is_leaf=lambda v: v is None) for s in sources)
+
+
+def _guide(method: Any, saliency: jax.Array | None) -> jax.Array | None:
+  """The maps the ``"greedy"`` pairing reads: as the method reads them (``method.guide``), or as given."""
+  if saliency is None or not hasattr(method, "guide"):
+    return saliency
+  return method.guide(saliency)
 
 
 def _split_scalars(tree: Any) -> tuple[Any, Any]:

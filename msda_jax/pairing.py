@@ -9,7 +9,9 @@ not applied); with ``"permute"``, each example with probability ``1 / block`` (o
 per block on average: 3% of a block of 32); with ``"roll"``, nobody in blocks of 2 or more;
 with ``"derange"``, nobody (a uniform permutation without fixed points; blocks of one example
 are refused); with ``"transport"``, nobody (partners matched by minimal total distance between
-consecutive chunks of ``transport_k`` examples, ``msda_jax.transport_pairing``).
+consecutive chunks of ``transport_k`` examples, ``msda_jax.transport_pairing``); with ``"greedy"``,
+nobody (GuidedMixup's one cycle through the block, farthest saliency maps first,
+``msda_jax.greedy_pairing``).
 
 The helpers that read the batch axis's sharding live in ``msda_jax._sharding``.
 """
@@ -23,9 +25,10 @@ import jax.numpy as jnp
 
 from msda_jax import _backend, _bits, _validate
 from msda_jax._sharding import blockwise
+from msda_jax.greedy_pairing import greedy_order
 from msda_jax.transport_pairing import transport_order
 
-PAIRINGS = ("reverse", "roll", "permute", "derange", "transport")
+PAIRINGS = ("reverse", "roll", "permute", "derange", "transport", "greedy")
 
 #: the default rounds of rejection ``"derange"`` draws before its fallback (see ``_derangements``).
 DERANGE_ROUNDS = 64
@@ -141,6 +144,7 @@ def pair(
   platform: str = "auto",
   images: jax.Array | None = None,
   transport_k: int = 8,
+  saliency: jax.Array | None = None,
 ) -> Any:
   """Returns the partners of every leaf of ``tree`` (arrays with the batch as axis 0).
 
@@ -155,6 +159,7 @@ def pair(
     platform: static form of ``"derange"``'s rounds (``msda_jax._backend.PLATFORMS``).
     images: ``[B, ...]`` the examples whose distances ``"transport"`` matches by.
     transport_k: static chunk size of ``"transport"`` (``msda_jax.transport_pairing``).
+    saliency: ``[B, *S]`` the maps ``"greedy"`` pairs by (``msda_jax.greedy_pairing``).
 
   Returns:
     a pytree like ``tree`` with each leaf's rows replaced by their partners' rows.
@@ -179,6 +184,14 @@ def pair(
     if images is None:
       raise ValueError("pairing='transport' matches examples by their images: pass images=.")
     order = transport_order(images, groups, transport_k)
+  elif pairing == "greedy":
+    if saliency is None:
+      raise ValueError(
+        "pairing='greedy' pairs examples by their saliency maps: pass saliency= (GuidedMixup reads them)."
+      )
+    if batch // groups < 2:
+      raise ValueError(f"pairing='greedy' needs blocks of at least 2 examples; got block size {batch // groups}.")
+    order = greedy_order(saliency, groups)
   one = lambda x: _move(x, groups, pairing, order=order)
   if pairing == "reverse" and groups == 1:
     # A flip of the whole batch axis partitions as it is (one collective-permute, no gather).

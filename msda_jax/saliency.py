@@ -123,3 +123,31 @@ def adversarial_saliency(
   noise = jnp.where(either, noise, 0.0)
   stop = jax.lax.stop_gradient
   return Saliency(stop(gradient_saliency(gradient)), Perturbation(stop(noise), on_image, on_partner))
+
+
+def spectral_residual(images: ArrayLike, *, filter_size: int = 3) -> jax.Array:
+  """The spectral-residual saliency (Hou and Zhang 2007) of ``images [B, *S, C]``: float32 ``[B, *S]``, >= 0.
+
+  The grey image's log amplitude spectrum (amplitude ``sqrt(|F|^2 + 1e-10)``) minus its local mean
+  (a ``filter_size`` box, edges replicated) is the residual; with the original phase it is
+  transformed back, and the map is the magnitude, as GuidedMixup's reference computes it (before
+  its Gaussian blur, which ``GuidedMixup`` applies to every map). Reads no model. uint8 images are
+  read in [0, 1] units.
+
+  >>> s = spectral_residual(jnp.zeros((1, 8, 8, 3)).at[0, 2:4, 5:7].set(1.0))
+  >>> s.shape, bool(s.min() >= 0)
+  ((1, 8, 8), True)
+  """
+  x = jnp.asarray(images)
+  x = x.astype(jnp.float32) / 255.0 if x.dtype == jnp.uint8 else x.astype(jnp.float32)
+  grey = jnp.mean(x, axis=-1)
+  axes = tuple(range(1, grey.ndim))
+  spectrum = jnp.fft.fftn(grey, axes=axes)
+  amplitude = jnp.sqrt(jnp.real(spectrum) ** 2 + jnp.imag(spectrum) ** 2 + 1e-10)
+  log_amplitude = jnp.log(amplitude)
+  pad = [(0, 0)] + [(filter_size // 2, filter_size - 1 - filter_size // 2)] * len(axes)
+  padded = jnp.pad(log_amplitude, pad, mode="edge")
+  window = (1,) + (filter_size,) * len(axes)
+  local = jax.lax.reduce_window(padded, 0.0, jax.lax.add, window, (1,) * grey.ndim, "VALID") / filter_size ** len(axes)
+  back = jnp.fft.ifftn(spectrum * (jnp.exp(log_amplitude - local) / amplitude), axes=axes)
+  return jax.lax.stop_gradient(jnp.abs(back)).astype(jnp.float32)

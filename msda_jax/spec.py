@@ -24,6 +24,7 @@ from msda_jax.masks._cutmix import CutMix
 from msda_jax.masks._fmix import FMix
 from msda_jax.masks._gmix import GMix
 from msda_jax.masks._gridmix import GridMix
+from msda_jax.masks._guidedmixup import GuidedMixup
 from msda_jax.masks._hidden import ManifoldMixup, PatchUp
 from msda_jax.masks._hmix import HMix
 from msda_jax.masks._kcutmix import KCutMix
@@ -55,6 +56,7 @@ METHODS: dict[str, type[Any]] = {
     SaliencyMix,
     AttentiveCutMix,
     SnapMix,
+    GuidedMixup,
     SmoothMix,
     GridMix,
     SpecMix,

@@ -15,6 +15,7 @@ METHOD_SPECS = [
   "saliencymix",
   "attentive_cutmix(grid=4, top_k=None)",
   "snapmix",
+  "guidedmixup",
   "puzzlemix(grid_sizes=(2, 4))",
   "smoothmix",
   "gridmix(aspect=0.5, cells=(1, 4))",

@@ -350,6 +350,7 @@ HYPER = {
   "resizemix": ({"scale_min": 0.3, "scale_max": 0.6}, [{"scale_min": 0.1}, {"scale_max": 0.9}]),
   "saliencymix": ({"alpha": 0.5}, [{"alpha": 2.0}]),
   "snapmix": ({"alpha": 0.5}, [{"alpha": 2.0}]),
+  "guidedmixup": ({"sigma": 3.0}, [{"sigma": 0.5}]),
   "attentive_cutmix": ({"alpha": 0.5, "top_k": None, "grid": 4}, [{"alpha": 2.0}]),
   "smoothmix": ({"sigma_min": 0.2, "sigma_max": 0.3}, [{"sigma_min": 0.1}, {"sigma_max": 0.6}]),
   "gridmix": ({"alpha": 0.5, "cells": (2, 4)}, [{"alpha": 2.0}, {"aspect": 0.4}]),

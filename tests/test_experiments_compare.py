@@ -73,3 +73,6 @@ def test_all_methods_lists_every_method_of_the_library_but_videomix(tmp_path):
   built = {type(msda_jax.from_string(job.config.method)).name for job in jobs if job.config.method != "none"}
   assert built == set(msda_jax.METHODS) - {"videomix"}
   assert all(job.measured for job in jobs) and len(jobs) == len(mnist_compare.ALL_METHODS)
+  from experiments import report
+
+  assert set(mnist_compare.ALL_METHODS) <= set(report.LABELS), "every method has a label (its colour in the plots)"

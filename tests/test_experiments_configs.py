@@ -70,6 +70,7 @@ METHOD_TYPES = {
   "saliencymix": msda_jax.SaliencyMix,
   "attentive_cutmix": msda_jax.AttentiveCutMix,
   "snapmix": msda_jax.SnapMix,
+  "guidedmixup": msda_jax.GuidedMixup,
   "smoothmix": msda_jax.SmoothMix,
   "gridmix": msda_jax.GridMix,
   "specmix": msda_jax.SpecMix,

@@ -90,6 +90,7 @@ EXTRA_METHODS = {
   "saliencymix": "saliencymix(alpha=1.0)",
   "attentive_cutmix": "attentive_cutmix(alpha=1.0, top_k=None, grid=4)",
   "snapmix": "snapmix(alpha=1.0)",
+  "guidedmixup": "guidedmixup(variant='ap')",
   "smoothmix": "smoothmix",
   "gridmix": "gridmix(alpha=1.0, cells=(2, 6))",
   "specmix": "specmix",

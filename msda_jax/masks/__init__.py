@@ -14,6 +14,7 @@ from msda_jax.masks._data import DataMixMethod, PairData
 from msda_jax.masks._fmix import FMix
 from msda_jax.masks._gmix import GMix
 from msda_jax.masks._gridmix import GridMix
+from msda_jax.masks._guidedmixup import GuidedMixup
 from msda_jax.masks._hidden import HiddenMixMethod, ManifoldMixup, PatchUp
 from msda_jax.masks._hmix import HMix
 from msda_jax.masks._kcutmix import KCutMix
@@ -39,6 +40,7 @@ __all__ = [
   "FMix",
   "GMix",
   "GridMix",
+  "GuidedMixup",
   "HiddenMixMethod",
   "HMix",
   "KCutMix",

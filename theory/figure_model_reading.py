@@ -1,0 +1,201 @@
+"""The masks and label weights of the methods that read the model (Remark 2), untrained and trained.
+
+Remark 2 lets the mask depend on the pair; Attentive CutMix and SnapMix let it (or the label
+weights) depend on the *model* as well. This script reads the maps those methods read in the
+train step, from the small CNN of the main job (``msda_jax.train.models.SmallCNN``, width 8) at
+its initialisation and after training it on the embedded MNIST subset (28 x 28 zero-padded to
+32 x 32, cross-entropy, no mixing, ``--steps`` SGD steps of 100 images):
+
+* Attentive CutMix (``top_k=None``, an 8 x 8 grid, so ``k = 32`` cells at ``lam = 0.5``): the
+  image keeps the cells of largest channel-mean activation of its last stage. Its
+  translation-averaged coefficients ``E_i a_(i, i+p)`` (Eq. 9 averaged as in Figure 4) are
+  estimated by Monte Carlo over random pairs of distinct images (``figure_data_dependent``'s
+  estimator, batches of 128 pairs, standard error over batches), beside the exact map of CutMix
+  at the same ``lam``;
+* SnapMix: its mask is CutMix's box law (the maps do not move it), but its label weights are the
+  class-activation shares ``w_i = 1 - sum_A S_i`` and ``w_j = sum_B S_j``. Theorem 1's
+  objective weighs the pair's losses by ``(lam, 1 - lam)``; SnapMix trains
+  ``w_i L(y_i) + w_j L(y_j)``, a total weight ``N = w_i + w_j`` times a mix with share
+  ``w_i / N``. Reported per model: the mean of ``w_i``, ``w_j`` and ``N`` over ``--draws`` pairs,
+  and the same with area weights (the box's share, what CutMix would give), so the objective
+  actually trained is compared with the area-weighted one.
+
+    python -m theory.figure_model_reading --out outputs/figure_model_reading.png
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+
+import msda_jax
+from msda_jax.masks import _attentive, _snapmix
+from msda_jax.train import hidden, init_train_state, make_train_step
+from msda_jax.train.models import SmallCNN
+from theory._output import figure_parser, save_figure, save_numbers
+from theory.figure4 import exact_maps
+from theory.figure_data_dependent import load_images, pair_indices, sampled_map, summarize_sampled
+
+
+def train(images: jax.Array, labels: jax.Array, steps: int, seed: int) -> tuple[nnx.Module, nnx.Module]:
+  """``(untrained, trained)`` small CNNs: the same initialisation, then ``steps`` SGD steps of 100 images."""
+  untrained = SmallCNN(10, width=8, in_channels=1, rngs=nnx.Rngs(seed))
+  tx = optax.sgd(0.05, momentum=0.9)
+  graphdef, state, opt = init_train_state(untrained, tx)
+  step = jax.jit(make_train_step(graphdef=graphdef, tx=tx, mixer=None, weight_decay=5e-4))
+  rng = np.random.default_rng(seed)
+  for t in range(steps):
+    index = rng.choice(images.shape[0], 100, replace=False)
+    state, opt, _ = step(state, opt, {"image": images[index], "label": labels[index]}, jax.random.key(t))
+  trained = nnx.merge(graphdef, state)
+  untrained.eval()
+  trained.eval()
+  return untrained, trained
+
+
+def model_maps(model: nnx.Module, images: jax.Array, labels: jax.Array) -> tuple[jax.Array, jax.Array, float]:
+  """``(attention [N, H, W], class-activation maps [N, H, W], accuracy)``: what Attentive CutMix
+  and SnapMix read in the train step (their ``prepare``), in batches of 500."""
+  view = lambda batch: msda_jax.ModelView(
+    loss=jnp.sum,
+    to_input=lambda x: x,
+    features=functools.partial(hidden.features_at, model),
+    head=lambda f, layer: hidden.head_after(model, batch.shape, f, layer),
+  )
+  attentive, snap = msda_jax.AttentiveCutMix(top_k=None, grid=8), msda_jax.SnapMix()
+  out_a, out_s, correct = [], [], 0
+  for start in range(0, images.shape[0], 500):
+    x, y = images[start : start + 500], labels[start : start + 500]
+    out_a.append(attentive.prepare(jax.random.key(0), view(x), x, y)["saliency"])
+    out_s.append(snap.prepare(jax.random.key(0), view(x), x, y)["saliency"])
+    correct += int(jnp.sum(jnp.argmax(model(x), -1) == y))
+  return jnp.concatenate(out_a), jnp.concatenate(out_s), correct / images.shape[0]
+
+
+@functools.partial(jax.jit, static_argnames=("count",))
+def snapmix_weights(key: jax.Array, maps: jax.Array, lam: jax.Array, count: int) -> tuple[jax.Array, ...]:
+  """``(w_i, w_j, area_i, area_j)`` ``[count]`` each, for random pairs of distinct images at a fixed ``lam``
+  (box ``B``'s ratio drawn, ``Beta(1, 1)``, as SnapMix draws it)."""
+  key_pairs, key_boxes = jax.random.split(key)
+  first, second = pair_indices(key_pairs, count, maps.shape[0])
+  shape = maps.shape[1:]
+
+  def one(k: jax.Array, s_i: jax.Array, s_j: jax.Array) -> tuple[jax.Array, ...]:
+    key_a, key_lam, key_b = jax.random.split(k, 3)
+    box_a = _snapmix.reference_box(key_a, lam, shape)
+    box_b = _snapmix.reference_box(key_b, msda_jax.lam_laws.sample_beta(key_lam, 1.0), shape)
+    inside_a, inside_b = _snapmix.box_mask(*box_a, shape), _snapmix.box_mask(*box_b, shape)
+    w_i = 1.0 - _snapmix.semantic_share(s_i, inside_a)
+    w_j = _snapmix.semantic_share(s_j, inside_b)
+    return w_i, w_j, 1.0 - jnp.mean(inside_a), jnp.mean(inside_b)
+
+  return jax.vmap(one)(jax.random.split(key_boxes, count), maps[first], maps[second])
+
+
+def render(
+  results: dict[str, Any], cutmix: np.ndarray, shape: tuple[int, int], lam: float, title: str, out: Any
+) -> None:
+  import matplotlib.pyplot as plt
+
+  h, w = shape
+  fig, axes = plt.subplots(2, 4, figsize=(13, 6.2))
+  extent = (-(w - 1), w - 1, -(h - 1), h - 1)
+  for row, name in zip(axes, ("untrained", "trained"), strict=True):
+    r = results[name]
+    row[0].imshow(r["example_attention"], cmap="magma")
+    row[0].set_title(f"{name}: last-stage attention of one digit", fontsize=8)
+    row[1].imshow(r["example_mask"], cmap="gray", vmin=0, vmax=1)
+    row[1].set_title("Attentive CutMix M (1: the digit kept)", fontsize=8)
+    im = row[2].imshow(r["attentive"].mean - cutmix, cmap="coolwarm", extent=extent, vmin=-0.08, vmax=0.08)
+    row[2].set_title("Attentive CutMix - CutMix, E_i a_(i, i+p)", fontsize=8)
+    fig.colorbar(im, ax=row[2], fraction=0.046)
+    row[3].hist(r["w_total"], bins=40, alpha=0.6, label="SnapMix w_i + w_j")
+    row[3].hist(r["area_total"], bins=40, alpha=0.6, label="areas (CutMix)")
+    row[3].set_title(f"total label weight N, lam = {lam}", fontsize=8)
+    row[3].legend(fontsize=7)
+    for ax in row[:2]:
+      ax.axis("off")
+  fig.suptitle(title, fontsize=9)
+  fig.tight_layout()
+  save_figure(fig, out)
+
+
+def main(argv: list[str] | None = None) -> int:
+  parser = figure_parser(__doc__, "figure_model_reading")
+  parser.add_argument("--lam", type=float, default=0.5)
+  parser.add_argument("--steps", type=int, default=300, help="training steps of the trained model")
+  parser.add_argument("--draws", type=int, default=4096, help="pairs per method and model")
+  parser.add_argument("--seed", type=int, default=3)
+  parser.add_argument("--examples", type=int, default=4000, help="the first N training digits")
+  args = parser.parse_args(argv)
+  start = time.perf_counter()
+  size = 32
+  shape = (size, size)
+  images_np, labels_np = load_images("mnist", size)
+  images, labels = jnp.asarray(images_np[: args.examples]), jnp.asarray(labels_np[: args.examples])
+  untrained, trained = train(images, labels, args.steps, args.seed)
+  cutmix = exact_maps(args.lam, shape, names=("CutMix",))["CutMix"][1]
+  key = jax.random.key(args.seed)
+  results: dict[str, Any] = {}
+  summary: dict[str, Any] = {}
+  for name, model in (("untrained", untrained), ("trained", trained)):
+    attention, cams, accuracy = model_maps(model, images, labels)
+    attentive = sampled_map(
+      key, msda_jax.AttentiveCutMix(top_k=None, grid=8), images, attention, lam=args.lam, num_draws=args.draws
+    )
+    w_i, w_j, area_i, area_j = (
+      np.asarray(v, np.float64) for v in snapmix_weights(key, cams, jnp.float32(args.lam), args.draws)
+    )
+    example_mask = _attentive.cells_to_pixels(
+      _attentive.top_cells(_attentive.cell_means(attention[0], 8), jnp.asarray(int(args.lam * 64))), 8, shape
+    )
+    results[name] = {
+      "attentive": attentive,
+      "example_attention": np.asarray(attention[0]),
+      "example_mask": np.asarray(example_mask),
+      "w_total": w_i + w_j,
+      "area_total": area_i + area_j,
+    }
+    difference = attentive.mean - cutmix
+    summary[name] = {
+      "train_accuracy": accuracy,
+      "attentive_cutmix": summarize_sampled(attentive, shape, args.lam),
+      "attentive_minus_cutmix_max_abs": float(np.abs(difference).max()),
+      "attentive_minus_cutmix_max_in_stderr": float((np.abs(difference) / np.maximum(attentive.stderr, 1e-9)).max()),
+      "snapmix_mean_w_i_w_j_total": [float(w_i.mean()), float(w_j.mean()), float((w_i + w_j).mean())],
+      "snapmix_std_total": float((w_i + w_j).std()),
+      "area_mean_i_j_total": [float(area_i.mean()), float(area_j.mean()), float((area_i + area_j).mean())],
+      "snapmix_share_of_total_below_0.9": float(np.mean(w_i + w_j < 0.9)),
+    }
+  elapsed = time.perf_counter() - start
+  title = (
+    f"Methods that read the model, lam = {args.lam}, MNIST subset 32 x 32, small CNN untrained and after "
+    f"{args.steps} steps, {args.draws} pairs each"
+  )
+  render(results, cutmix, shape, args.lam, title, args.out)
+  numbers = {
+    "lam": args.lam,
+    "steps": args.steps,
+    "draws": args.draws,
+    "seed": args.seed,
+    "seconds": round(elapsed, 1),
+    "summary": summary,
+    "attentive_maps": {name: np.round(r["attentive"].mean, 6).tolist() for name, r in results.items()},
+    "cutmix_exact": np.round(cutmix, 6).tolist(),
+  }
+  save_numbers(args.out, numbers)
+  for name, entry in summary.items():
+    print(name, {k: v for k, v in entry.items() if k != "attentive_cutmix"})
+  print(f"written to {args.out.resolve()} ({elapsed:.0f} s)")
+  return 0
+
+
+if __name__ == "__main__":
+  raise SystemExit(main())
