@@ -24,7 +24,6 @@ Nothing is asserted; the counts are printed as JSON.
 from __future__ import annotations
 
 import argparse
-import ast
 import json
 import types
 from pathlib import Path
@@ -35,16 +34,8 @@ import jax.numpy as jnp
 import numpy as np
 
 import msda_jax
+from benchmarks.peer_code import exec_functions
 from msda_jax.masks import _attentive
-
-
-def _functions(path: Path, names: tuple[str, ...], namespace: dict[str, Any], owner: str | None = None) -> None:
-  tree = ast.parse(path.read_text())
-  scope = tree.body
-  if owner is not None:
-    scope = next(node for node in tree.body if isinstance(node, ast.ClassDef) and node.name == owner).body
-  body: list[ast.stmt] = [node for node in scope if isinstance(node, ast.FunctionDef) and node.name in names]
-  exec(compile(ast.Module(body=body, type_ignores=[]), str(path), "exec"), namespace)
 
 
 def load(openmixup: str, original: str) -> tuple[Any, Any]:
@@ -55,12 +46,12 @@ def load(openmixup: str, original: str) -> tuple[Any, Any]:
   if not path.is_file():
     raise FileNotFoundError(f"--openmixup must name an OpenMixup checkout; got {openmixup!r}.")
   namespace: dict[str, Any] = {"torch": torch, "F": F, "np": np}
-  _functions(path, ("attentivemix",), namespace)
+  exec_functions(path, ("attentivemix",), namespace)
   original_path = Path(original) / "attentive_transform.py"
   if not original_path.is_file():
     raise FileNotFoundError(f"--original must name an attentive_cutmix checkout; got {original!r}.")
   other: dict[str, Any] = {"np": np}
-  _functions(original_path, ("_top_k",), other, owner="AttentiveInputTransform")
+  exec_functions(original_path, ("_top_k",), other, owner="AttentiveInputTransform")
   return namespace["attentivemix"], other["_top_k"]
 
 

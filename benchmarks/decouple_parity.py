@@ -25,7 +25,6 @@ is asserted.
 from __future__ import annotations
 
 import argparse
-import ast
 import json
 from pathlib import Path
 from typing import Any
@@ -33,6 +32,7 @@ from typing import Any
 import jax.numpy as jnp
 import numpy as np
 
+from benchmarks.peer_code import exec_functions
 from msda_jax import losses
 
 
@@ -46,9 +46,7 @@ def load_reference(root: str) -> Any:
     raise FileNotFoundError(f"--openmixup must name an OpenMixup checkout; got {root!r}.")
   namespace: dict[str, Any] = {"torch": torch, "F": F}
   for name, wanted in (("utils.py", "weight_reduce_loss"), ("cross_entropy_loss.py", "soft_mix_cross_entropy")):
-    tree = ast.parse((folder / name).read_text())
-    body: list[ast.stmt] = [node for node in tree.body if isinstance(node, ast.FunctionDef) and node.name == wanted]
-    exec(compile(ast.Module(body=body, type_ignores=[]), str(folder / name), "exec"), namespace)
+    exec_functions(folder / name, (wanted,), namespace)
   return namespace["soft_mix_cross_entropy"]
 
 

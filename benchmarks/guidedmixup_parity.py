@@ -24,7 +24,6 @@ as the library does. Nothing is asserted; the counts and largest differences are
 from __future__ import annotations
 
 import argparse
-import ast
 import json
 from pathlib import Path
 from typing import Any
@@ -34,10 +33,11 @@ import jax.numpy as jnp
 import numpy as np
 
 import msda_jax
+from benchmarks.peer_code import Recorded, exec_functions
 from msda_jax import greedy_pairing
 
 
-def load(root: str, log: list[Any]) -> tuple[Any, Any]:
+def load(root: str, log: list[tuple[str, Any]]) -> tuple[Any, Any]:
   import torch
   import torchvision.transforms.functional as F
 
@@ -45,32 +45,17 @@ def load(root: str, log: list[Any]) -> tuple[Any, Any]:
   if not path.is_file():
     raise FileNotFoundError(f"--openmixup must name an OpenMixup checkout; got {root!r}.")
 
-  class RecordedTorch:
-    def __getattr__(self, name: str) -> Any:
-      value = getattr(torch, name)
-      if name != "randperm":
-        return value
-
-      def recorded(*args: Any, **kwargs: Any) -> Any:
-        out = value(*args, **kwargs)
-        log.append(out.clone())
-        return out
-
-      return recorded
-
   from copy import deepcopy
 
-  namespace: dict[str, Any] = {"np": np, "torch": RecordedTorch(), "F": F, "INF": np.inf, "deepcopy": deepcopy}
-  tree = ast.parse(path.read_text())
-  body: list[ast.stmt] = [
-    node for node in tree.body if isinstance(node, ast.FunctionDef) and node.name in ("onecycle_cover", "guidedmix")
-  ]
-  exec(compile(ast.Module(body=body, type_ignores=[]), str(path), "exec"), namespace)
-  namespace["torch"] = RecordedTorch()  # the decorator read torch.no_grad at definition
+  torch_recorded = Recorded(torch, ("randperm",), log)
+  namespace: dict[str, Any] = {"np": np, "torch": torch_recorded, "F": F, "INF": np.inf, "deepcopy": deepcopy}
+  exec_functions(path, ("onecycle_cover", "guidedmix"), namespace)
   return namespace["onecycle_cover"], namespace["guidedmix"]
 
 
-def compare(onecycle: Any, guidedmix: Any, log: list[Any], *, draws: int, batch: int, side: int) -> dict[str, Any]:
+def compare(
+  onecycle: Any, guidedmix: Any, log: list[tuple[str, Any]], *, draws: int, batch: int, side: int
+) -> dict[str, Any]:
   import torch
 
   cuda = torch.Tensor.cuda
@@ -92,7 +77,7 @@ def compare(onecycle: Any, guidedmix: Any, log: list[Any], *, draws: int, batch:
       (_, theirs), (_, _, lam, _) = guidedmix(
         torch.from_numpy(images), labels, features=torch.from_numpy(maps.copy()), return_mask=True
       )
-      partner = log[0].numpy()
+      partner = log[0][1].numpy()
       ours = jax.vmap(
         lambda s, p: method.sample(
           jax.random.key(0),
@@ -122,7 +107,7 @@ def main(argv: list[str] | None = None) -> None:
   parser.add_argument("--openmixup", required=True)
   parser.add_argument("--draws", type=int, default=50)
   args = parser.parse_args(argv)
-  log: list[Any] = []
+  log: list[tuple[str, Any]] = []
   onecycle, guidedmix = load(args.openmixup, log)
   for batch, side in ((8, 32), (16, 16)):
     print(json.dumps(compare(onecycle, guidedmix, log, draws=args.draws, batch=batch, side=side)))

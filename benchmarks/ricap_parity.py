@@ -26,7 +26,6 @@ are printed as JSON.
 from __future__ import annotations
 
 import argparse
-import ast
 import json
 import types
 from pathlib import Path
@@ -35,49 +34,26 @@ from typing import Any
 import jax.numpy as jnp
 import numpy as np
 
+from benchmarks.peer_code import Recorded, exec_functions
 from msda_jax import combine
 from msda_jax.masks._ricap import boundary_point, tiled
 
 
-def load_reference(root: str) -> Any:
-  """``TrainerRICAP.ricap`` from ``root/trainers.py`` as a function of ``(self, images, targets)``."""
+def load_reference(root: str) -> Path:
+  """The path of ``trainers.py`` (its ``TrainerRICAP.ricap`` is run by ``compare``)."""
   path = Path(root) / "trainers.py"
   if not path.is_file():
     raise FileNotFoundError(f"--ricap must name a RICAP checkout holding trainers.py; got {root!r}.")
-  tree = ast.parse(path.read_text())
-  classes = [node for node in tree.body if isinstance(node, ast.ClassDef) and node.name == "TrainerRICAP"]
-  methods: list[ast.stmt] = [
-    node for node in classes[0].body if isinstance(node, ast.FunctionDef) and node.name == "ricap"
-  ]
-  return compile(ast.Module(body=methods, type_ignores=[]), str(path), "exec")
-
-
-class _Recorded:
-  """A module whose named functions are recorded into ``log`` (every other attribute passed through)."""
-
-  def __init__(self, module: Any, names: tuple[str, ...], log: list[tuple[str, Any]]) -> None:
-    self._module, self._names, self._log = module, names, log
-
-  def __getattr__(self, name: str) -> Any:
-    value = getattr(self._module, name)
-    if name not in self._names:
-      return value
-
-    def recorded(*args: Any, **kwargs: Any) -> Any:
-      out = value(*args, **kwargs)
-      self._log.append((name, out))
-      return out
-
-    return recorded
+  return path
 
 
 def compare(code: Any, *, beta: float, draws: int, batch: int, shape: tuple[int, int], classes: int) -> dict[str, Any]:
   import torch
 
   log: list[tuple[str, Any]] = []
-  numpy = types.SimpleNamespace(**{**np.__dict__, "random": _Recorded(np.random, ("beta", "randint"), log)})
-  namespace: dict[str, Any] = {"np": numpy, "torch": _Recorded(torch, ("randperm",), log), "Variable": lambda x: x}
-  exec(code, namespace)
+  numpy = types.SimpleNamespace(**{**np.__dict__, "random": Recorded(np.random, ("beta", "randint"), log)})
+  namespace: dict[str, Any] = {"np": numpy, "torch": Recorded(torch, ("randperm",), log), "Variable": lambda x: x}
+  exec_functions(code, ("ricap",), namespace, owner="TrainerRICAP")
   ricap = namespace["ricap"]
   owner = types.SimpleNamespace(beta=beta, cuda=lambda x: x)
   height, width = shape

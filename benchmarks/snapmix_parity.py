@@ -20,7 +20,6 @@ Nothing is asserted; the largest differences are printed as JSON.
 from __future__ import annotations
 
 import argparse
-import ast
 import json
 import types
 from pathlib import Path
@@ -29,32 +28,8 @@ from typing import Any
 import jax.numpy as jnp
 import numpy as np
 
+from benchmarks.peer_code import Recorded, exec_functions
 from msda_jax.masks import _snapmix
-
-
-def _read(path: Path, name: str, namespace: dict[str, Any]) -> None:
-  tree = ast.parse(path.read_text())
-  body: list[ast.stmt] = [node for node in tree.body if isinstance(node, ast.FunctionDef) and node.name == name]
-  exec(compile(ast.Module(body=body, type_ignores=[]), str(path), "exec"), namespace)
-
-
-class _Recorded:
-  """A module whose named functions are recorded into ``log`` (every other attribute passed through)."""
-
-  def __init__(self, module: Any, names: tuple[str, ...], log: list[tuple[str, Any]]) -> None:
-    self._module, self._names, self._log = module, names, log
-
-  def __getattr__(self, name: str) -> Any:
-    value = getattr(self._module, name)
-    if name not in self._names:
-      return value
-
-    def recorded(*args: Any, **kwargs: Any) -> Any:
-      out = value(*args, **kwargs)
-      self._log.append((name, out))
-      return out
-
-    return recorded
 
 
 def load(root: str, log: list[tuple[str, Any]], maps: dict[str, Any]) -> Any:
@@ -65,12 +40,12 @@ def load(root: str, log: list[tuple[str, Any]], maps: dict[str, Any]) -> Any:
   if not (folder / "mixmethod.py").is_file():
     raise FileNotFoundError(f"--snapmix must name a SnapMix checkout; got {root!r}.")
   numpy = types.SimpleNamespace(**{**np.__dict__, "int": int})
-  numpy.random = _Recorded(np.random, ("rand", "beta", "randint"), log)  # type: ignore[attr-defined]
-  namespace: dict[str, Any] = {"np": numpy, "torch": _Recorded(torch, ("randperm",), log), "F": F}
-  _read(folder / "custom_ops.py", "rand_bbox", namespace)
+  numpy.random = Recorded(np.random, ("rand", "beta", "randint"), log)  # type: ignore[attr-defined]
+  namespace: dict[str, Any] = {"np": numpy, "torch": Recorded(torch, ("randperm",), log), "F": F}
+  exec_functions(folder / "custom_ops.py", ("rand_bbox",), namespace)
   namespace["utils"] = types.SimpleNamespace(rand_bbox=namespace["rand_bbox"])
   namespace["get_spm"] = lambda input, target, conf, model: (maps["current"], None)
-  _read(folder / "mixmethod.py", "snapmix", namespace)
+  exec_functions(folder / "mixmethod.py", ("snapmix",), namespace)
   return namespace["snapmix"]
 
 
