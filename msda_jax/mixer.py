@@ -414,6 +414,10 @@ def _mix_forms(
   draw = method.sanitized(usable).draw(key, sources, mixer.lam, prob, mixer)
   if draw.weight.ndim == 1:  # two sources: an example paired with itself is not mixed
     draw = draw._replace(applied=draw.applied & (sources[1]["index"] != index))
+    if draw.paste is not None:
+      # Its own pasted copy (resized, moved) must not show: the mask keeps the image there.
+      shown = draw.applied.reshape((-1,) + (1,) * (draw.mask.ndim - 1))
+      draw = draw._replace(mask=jnp.where(shown, draw.mask, 1.0))
   if mixer.label_weight == "nominal":
     draw = draw._replace(weight=jnp.where(draw.applied, draw.lam, 1.0), partner_weight=None)
   if draw.partner_weight is not None:

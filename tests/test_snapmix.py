@@ -154,3 +154,19 @@ def test_the_config_checks_the_layer():
   config.method = "snapmix(layer=4)"
   with pytest.raises(ValueError, match=r"^method: layer=4: the model has layers 0 \(the input\) to 3"):
     train.check_config(config, 1)
+
+
+@pytest.mark.parametrize("spec", ["snapmix", "resizemix"])
+def test_an_example_paired_with_itself_keeps_its_image(spec):
+  # Five images, "reverse" pairs: the middle one is its own partner, so it is not mixed, and its
+  # own pasted copy (resized, moved) must not show either.
+  images = jax.random.uniform(jax.random.key(0), (5, 16, 16, 3))
+  more = {"saliency": jnp.ones((5, 16, 16))} if spec == "snapmix" else {}
+  for mode in ("batch", "example"):
+    mixed, targets, info = msda_jax.mix_batch_with_info(
+      jax.random.key(1), images, jnp.arange(5), msda_jax.from_string(spec), num_classes=5, mode=mode, **more
+    )
+    assert not bool(info.applied[2])
+    np.testing.assert_array_equal(np.asarray(mixed[2]), np.asarray(images[2]))
+    np.testing.assert_array_equal(np.asarray(targets[2]), np.eye(5)[2])
+    assert not np.array_equal(np.asarray(mixed[0]), np.asarray(images[0])), "the others are mixed"
