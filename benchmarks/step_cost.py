@@ -5,10 +5,12 @@ without mixing (the baseline) and with each method (a ``from_string`` spec); ``+
 after a spec trains it with DecoupleMix's loss (``msda_jax.losses``). The extra work each method
 declares is listed beside its time: Attentive CutMix and SnapMix run the model once more in
 inference mode (a forward pass: features, and the head at every position for SnapMix);
-SaliencyMix and PuzzleMix a forward and an input-gradient backward pass.
+SaliencyMix, PuzzleMix and Co-Mixup a forward and an input-gradient backward pass (Co-Mixup then
+solves its partitions' labelings).
 
     python -m benchmarks.step_cost --model small_cnn --batch 100 --size 32
     python -m benchmarks.step_cost --model preact_resnet18 --batch 32 --size 32
+    python -m benchmarks.step_cost --model small_cnn --batch 100 --size 32 --methods saliencymix "comixup(part=20)"
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ EXTRA = {
   "attentive_cutmix": "1 forward (features)",
   "snapmix": "1 forward (features, head per position)",
   "puzzlemix": "1 forward + 1 input-gradient backward",
+  "comixup": "1 forward + 1 input-gradient backward, the partitions' labeling solve",
 }
 
 

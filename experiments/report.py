@@ -35,6 +35,7 @@ LABELS = {
   "attentive_cutmix": "Attentive CutMix",
   "snapmix": "SnapMix",
   "guidedmixup": "GuidedMixup",
+  "comixup": "Co-Mixup",
   "smoothmix": "SmoothMix",
   "gridmix": "GridMix",
   "specmix": "SpecMix",

@@ -194,6 +194,12 @@ class Mixer:
     default = "reverse" if self.method is None else self.method.default_pairing
     pairing = self.pairing if self.pairing is not None else default
     _validate.check_choice("pairing", pairing, PAIRINGS)
+    allowed = getattr(self.method, "pairings", None)
+    if allowed is not None and pairing not in allowed:
+      raise ValueError(
+        f"pairing must be one of {allowed} for {type(self.method).__name__} (its sources are its partition's "
+        f"inputs in that order); got {pairing!r}."
+      )
     if many and pairing not in pairing_lib.K_PAIRINGS:
       raise ValueError(
         f"pairing must be one of {pairing_lib.K_PAIRINGS} for k-sample mixing (KMix with k > 2: the reversal and the "
@@ -370,7 +376,11 @@ def pair_sources(mixer: Mixer, key: jax.Array, tree: dict[str, Any], k: int) -> 
     )
     sources = (moved, partners)
   else:
-    sources = pairing_lib.pair_k(key, moved, k, pairing=pairing, groups=mixer.groups)
+    groups = mixer.groups
+    narrower = getattr(mixer.method, "source_groups", None)
+    if narrower is not None:  # sources kept inside smaller blocks (Co-Mixup's partitions)
+      groups = narrower(tree["images"].shape[0], groups)
+    sources = pairing_lib.pair_k(key, moved, k, pairing=pairing, groups=groups)
   return tuple(jax.tree.map(lambda m, f: f if m is None else m, s, fixed, is_leaf=lambda v: v is None) for s in sources)
 
 

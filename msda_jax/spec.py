@@ -20,6 +20,7 @@ from msda_jax.kmix import KMix
 from msda_jax.masks._attentive import AttentiveCutMix
 from msda_jax.masks._base import MixMethod
 from msda_jax.masks._bernoulli import Bernoulli
+from msda_jax.masks._comixup import CoMixup
 from msda_jax.masks._cutmix import CutMix
 from msda_jax.masks._fmix import FMix
 from msda_jax.masks._gmix import GMix
@@ -57,6 +58,7 @@ METHODS: dict[str, type[Any]] = {
     AttentiveCutMix,
     SnapMix,
     GuidedMixup,
+    CoMixup,
     SmoothMix,
     GridMix,
     SpecMix,

@@ -71,6 +71,7 @@ METHOD_TYPES = {
   "attentive_cutmix": msda_jax.AttentiveCutMix,
   "snapmix": msda_jax.SnapMix,
   "guidedmixup": msda_jax.GuidedMixup,
+  "comixup": msda_jax.CoMixup,
   "smoothmix": msda_jax.SmoothMix,
   "gridmix": msda_jax.GridMix,
   "specmix": msda_jax.SpecMix,

@@ -82,7 +82,8 @@ METHODS = {**table2.METHODS, "puzzlemix": table2.METHODS["puzzlemix"].replace("(
 # Every other method of the library, with its defaults (the second command: ``--all-methods``).
 # VideoMix mixes videos and has no place here; the hidden-layer methods mix at the small CNN's
 # layers 0-2 (its input and its first two stages); Attentive CutMix reads the small CNN's last
-# stage (4 x 4 on 16 x 16 images) on a 4 x 4 grid, k cells from lam (CutMix's area law).
+# stage (4 x 4 on 16 x 16 images) on a 4 x 4 grid, k cells from lam (CutMix's area law); Co-Mixup
+# solves partitions of 20 (the reference's size for batches of 100) on its default 4 x 4 blocks.
 EXTRA_METHODS = {
   "bernoulli": "bernoulli(alpha=1.0)",
   "fmix": "fmix(alpha=1.0, decay=3.0)",
@@ -91,6 +92,7 @@ EXTRA_METHODS = {
   "attentive_cutmix": "attentive_cutmix(alpha=1.0, top_k=None, grid=4)",
   "snapmix": "snapmix(alpha=1.0)",
   "guidedmixup": "guidedmixup(variant='ap')",
+  "comixup": "comixup(part=20)",
   "smoothmix": "smoothmix",
   "gridmix": "gridmix(alpha=1.0, cells=(2, 6))",
   "specmix": "specmix",

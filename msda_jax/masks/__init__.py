@@ -9,6 +9,7 @@ methods (PuzzleMix, SaliencyMix, Attentive CutMix: ``needs().inputs``) also read
 from msda_jax.masks._attentive import AttentiveCutMix
 from msda_jax.masks._base import MixMethod, Sample
 from msda_jax.masks._bernoulli import Bernoulli
+from msda_jax.masks._comixup import CoMixup
 from msda_jax.masks._cutmix import CutMix
 from msda_jax.masks._data import DataMixMethod, PairData
 from msda_jax.masks._fmix import FMix
@@ -35,6 +36,7 @@ from msda_jax.masks._videomix import VideoMix
 __all__ = [
   "AttentiveCutMix",
   "Bernoulli",
+  "CoMixup",
   "CutMix",
   "DataMixMethod",
   "FMix",

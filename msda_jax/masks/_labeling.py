@@ -18,6 +18,8 @@ static shapes and a fixed amount of work instead:
   checkerboard sweeps of exact conditional minimisation (each never raises the energy); for the
   8 x 8 and 16 x 16 grids. Not guaranteed optimal: its gap to the optimum is measured in
   ``tests/test_labeling.py``.
+* ``solve_pairwise``: the same for any pairwise table ``pair[l_u, l_v]`` (``pair_energy``), such
+  as Co-Mixup's Potts term over the inputs of a batch.
 
 Ties go to the lowest index (label 0 first), as ``jnp.argmin`` breaks them.
 """
@@ -116,19 +118,18 @@ def solve_rows(unary: ArrayLike, vertical: ArrayLike, horizontal: ArrayLike, lev
   return states[jnp.stack(rows[::-1])]
 
 
-def _neighbour_costs(labels: jax.Array, vertical: jax.Array, horizontal: jax.Array, levels: jax.Array) -> jax.Array:
+def _neighbour_costs(labels: jax.Array, vertical: jax.Array, horizontal: jax.Array, pair: jax.Array) -> jax.Array:
   """``[b, b, n]``: the pairwise cost of each label at each block given its neighbours' labels."""
-  m = levels[labels]  # [b, b]
-  cost = lambda w, other: w[..., None] * (levels[None, None, :] - other[..., None]) ** 2
-  total = jnp.zeros((*labels.shape, levels.shape[0]), jnp.float32)
-  total = total.at[1:].add(cost(vertical, m[:-1]))  # the block above
-  total = total.at[:-1].add(cost(vertical, m[1:]))  # the block below
-  total = total.at[:, 1:].add(cost(horizontal, m[:, :-1]))  # the block to the left
-  return total.at[:, :-1].add(cost(horizontal, m[:, 1:]))  # the block to the right
+  cost = lambda w, other: w[..., None] * pair[:, other].transpose(*range(1, other.ndim + 1), 0)
+  total = jnp.zeros((*labels.shape, pair.shape[0]), jnp.float32)
+  total = total.at[1:].add(cost(vertical, labels[:-1]))  # the block above
+  total = total.at[:-1].add(cost(vertical, labels[1:]))  # the block below
+  total = total.at[:, 1:].add(cost(horizontal, labels[:, :-1]))  # the block to the left
+  return total.at[:, :-1].add(cost(horizontal, labels[:, 1:]))  # the block to the right
 
 
 def _conditional_sweeps(
-  labels: jax.Array, unary: jax.Array, vertical: jax.Array, horizontal: jax.Array, levels: jax.Array, sweeps: int
+  labels: jax.Array, unary: jax.Array, vertical: jax.Array, horizontal: jax.Array, pair: jax.Array, sweeps: int
 ) -> jax.Array:
   """``sweeps`` checkerboard rounds: each colour's blocks take their best label given the others'.
 
@@ -140,11 +141,32 @@ def _conditional_sweeps(
 
   def sweep(_: int, labels: jax.Array) -> jax.Array:
     for parity in (False, True):
-      local = unary + _neighbour_costs(labels, vertical, horizontal, levels)
+      local = unary + _neighbour_costs(labels, vertical, horizontal, pair)
       labels = jnp.where(colour == parity, jnp.argmin(local, axis=-1).astype(labels.dtype), labels)
     return labels
 
   return jax.lax.fori_loop(0, sweeps, sweep, labels)
+
+
+def pair_energy(
+  labels: ArrayLike, unary: ArrayLike, vertical: ArrayLike, horizontal: ArrayLike, pair: ArrayLike
+) -> jax.Array:
+  """``sum_i U[i, l_i] + sum_(u,v) w_uv pair[l_u, l_v]`` (float32 scalar): any pairwise table ``[n, n]``.
+
+  ``grid_energy`` is the case ``pair[a, c] = (levels[a] - levels[c])^2``; the Potts table
+  ``1 - I`` counts the edges whose labels differ (Co-Mixup's smoothness term).
+
+  >>> u = jnp.zeros((2, 2, 3)); w = jnp.ones((1, 2)); potts = 1.0 - jnp.eye(3)
+  >>> float(pair_energy(jnp.array([[0, 1], [0, 2]]), u, w, w.T, potts))
+  3.0
+  """
+  labels = jnp.asarray(labels)
+  unary = jnp.asarray(unary, jnp.float32)
+  pair = jnp.asarray(pair, jnp.float32)
+  own = jnp.take_along_axis(unary, labels[..., None], axis=-1).sum()
+  down = jnp.sum(jnp.asarray(vertical, jnp.float32) * pair[labels[1:], labels[:-1]])
+  right = jnp.sum(jnp.asarray(horizontal, jnp.float32) * pair[labels[:, 1:], labels[:, :-1]])
+  return own + down + right
 
 
 def solve_iterative(
@@ -163,12 +185,33 @@ def solve_iterative(
   a minimum of 0), the labels of least belief, then ``sweeps`` checkerboard sweeps of exact
   conditional minimisation. Every loop has a static trip count.
   """
+  levels = jnp.asarray(levels, jnp.float32)
+  pair = (levels[:, None] - levels[None, :]) ** 2  # [n, n]
+  return solve_pairwise(unary, vertical, horizontal, pair, rounds=rounds, sweeps=sweeps, damping=damping)
+
+
+def solve_pairwise(
+  unary: ArrayLike,
+  vertical: ArrayLike,
+  horizontal: ArrayLike,
+  pair: ArrayLike,
+  *,
+  rounds: int = 40,
+  sweeps: int = 4,
+  damping: float = 0.5,
+  start: ArrayLike | None = None,
+) -> jax.Array:
+  """``solve_iterative`` for any symmetric pairwise table ``pair [n, n]`` (``pair_energy``).
+
+  With ``start`` (int ``[b, b]``), the sweeps also run from it, and the labeling of lower energy
+  of the two is returned (ties: ``start``), so that the result never has a higher energy than
+  ``start``.
+  """
   unary = jnp.asarray(unary, jnp.float32)
   vertical = jnp.asarray(vertical, jnp.float32)
   horizontal = jnp.asarray(horizontal, jnp.float32)
-  levels = jnp.asarray(levels, jnp.float32)
+  pair = jnp.asarray(pair, jnp.float32)
   b, _, n = unary.shape
-  pair = (levels[:, None] - levels[None, :]) ** 2  # [n, n]
   # Messages into each block from the block above / below / left / right ([b, b, n], 0 at borders).
   zero = _backend.varying_like(jnp.zeros((b, b, n), jnp.float32), unary, vertical, horizontal)  # as the inputs vary
 
@@ -190,7 +233,12 @@ def solve_iterative(
 
   above, below, left, right = jax.lax.fori_loop(0, rounds, step, (zero, zero, zero, zero))
   labels = jnp.argmin(unary + above + below + left + right, axis=-1).astype(jnp.int32)
-  return _conditional_sweeps(labels, unary, vertical, horizontal, levels, sweeps)
+  labels = _conditional_sweeps(labels, unary, vertical, horizontal, pair, sweeps)
+  if start is None:
+    return labels
+  start = _conditional_sweeps(jnp.asarray(start, jnp.int32), unary, vertical, horizontal, pair, sweeps)
+  energy = lambda lab: pair_energy(lab, unary, vertical, horizontal, pair)
+  return jnp.where(energy(labels) < energy(start), labels, start)
 
 
 def labeling_levels(n_labels: int) -> np.ndarray:
