@@ -1,7 +1,8 @@
 """The model-reading figure: the maps its methods read, the SnapMix weights, and the script's outputs.
 
 A tiny run (200 digits, 2 training steps, 64 pairs) checks the plumbing; the checks of the
-methods themselves are in ``tests/test_attentive.py`` and ``tests/test_snapmix.py``.
+methods themselves are in ``tests/test_attentive.py``, ``tests/test_snapmix.py`` and
+``tests/test_comixup.py``.
 """
 
 import json
@@ -29,6 +30,9 @@ def test_script_writes_png_and_json(tmp_path, capsys):
   assert fmr.main(args) == 0
   assert out.stat().st_size > 10_000
   numbers = json.loads(out.with_suffix(".json").read_text())
-  assert set(numbers["summary"]) == {"untrained", "trained"}
+  assert set(numbers["summary"]) == {"untrained", "trained", "flat_saliency"}
+  for name in numbers["summary"]:
+    comixup = numbers["summary"][name]["comixup"]
+    assert 0.0 < comixup["mean_own_share"] < 1.0 and comixup["inputs_per_output"] >= 1.0
   assert np.asarray(numbers["attentive_maps"]["trained"]).shape == (63, 63)
   assert str(out.resolve()) in capsys.readouterr().out

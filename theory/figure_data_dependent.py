@@ -241,14 +241,24 @@ def sampled_map(
   """
   batch_size = min(int(batch_size), int(num_draws))
   num_batches = -(-int(num_draws) // batch_size)
-  maps, means, shares, halves = [], [], [], []
-  for batch in range(num_batches):
-    masks, _, _ = batch_masks(key, method, images, saliency, lam=lam, batch_size=batch_size, batch=batch)
+  batches = (
+    batch_masks(key, method, images, saliency, lam=lam, batch_size=batch_size, batch=batch)[0]
+    for batch in range(num_batches)
+  )
+  return map_of_masks(batches)
+
+
+def map_of_masks(batches: Any) -> SampledMap:
+  """A ``SampledMap`` from batches of masks ``[batch, H, W]`` (an iterable; two or more for the standard error)."""
+  maps, means, shares, halves, draws = [], [], [], [], 0
+  for masks in batches:
     t, m, share, half = _batch_statistics(masks)
     maps.append(t)
     means.append(m)
     shares.append(share)
     halves.append(half)
+    draws += int(masks.shape[0])
+  num_batches = len(maps)
   batch_maps = np.asarray(jnp.stack(maps), np.float64)
   stderr = batch_maps.std(0, ddof=1) / np.sqrt(num_batches) if num_batches > 1 else np.zeros(batch_maps.shape[1:])
   return SampledMap(
@@ -258,7 +268,7 @@ def sampled_map(
     np.asarray(jnp.concatenate(means), np.float64),
     np.asarray(jnp.stack(shares), np.float64).mean(0),
     float(np.mean(np.asarray(jnp.stack(halves)))),
-    num_batches * batch_size,
+    draws,
   )
 
 

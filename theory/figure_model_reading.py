@@ -18,7 +18,13 @@ its initialisation and after training it on the embedded MNIST subset (28 x 28 z
   ``w_i L(y_i) + w_j L(y_j)``, a total weight ``N = w_i + w_j`` times a mix with share
   ``w_i / N``. Reported per model: the mean of ``w_i``, ``w_j`` and ``N`` over ``--draws`` pairs,
   and the same with area weights (the box's share, what CutMix would give), so the objective
-  actually trained is compared with the area-weighted one.
+  actually trained is compared with the area-weighted one;
+* Co-Mixup (partitions of 16 on 4 x 4 blocks, its defaults): it draws no ``lam``; each output's
+  own-image mask ``M`` (its source 0) is the example's share. Its ``E_i a_(i, i+p)`` is estimated
+  over batches of 128 random digits (``--draws`` outputs) with the input-gradient saliency of
+  each model, and with flat maps (every block equally salient: the solver's data-agnostic law,
+  driven by its prior and start alone); reported with the mean own share and the mean number of
+  inputs an output reads.
 
     python -m theory.figure_model_reading --out outputs/figure_model_reading.png
 """
@@ -36,12 +42,21 @@ import optax
 from flax import nnx
 
 import msda_jax
+from msda_jax import saliency as saliency_lib
 from msda_jax.masks import _attentive, _snapmix
 from msda_jax.train import hidden, init_train_state, make_train_step
 from msda_jax.train.models import SmallCNN
 from theory._output import figure_parser, save_figure, save_numbers
 from theory.figure4 import exact_maps
-from theory.figure_data_dependent import load_images, offset_norms, pair_indices, sampled_map, summarize_sampled
+from theory.figure_data_dependent import (
+  SampledMap,
+  load_images,
+  map_of_masks,
+  offset_norms,
+  pair_indices,
+  sampled_map,
+  summarize_sampled,
+)
 
 
 def attentive_centre_vs_border(share: np.ndarray) -> list[float]:
@@ -107,18 +122,61 @@ def snapmix_weights(key: jax.Array, maps: jax.Array, lam: jax.Array, count: int)
   return jax.vmap(one)(jax.random.split(key_boxes, count), maps[first], maps[second])
 
 
+@functools.partial(jax.jit, static_argnums=0, static_argnames=("flat",))
+def _comixup_batch(
+  graphdef: Any, state: Any, key: jax.Array, x: jax.Array, y: jax.Array, *, flat: bool
+) -> tuple[jax.Array, jax.Array]:
+  """Co-Mixup (partitions of 16) of one batch: ``(own-image masks [B, H, W], inputs read per output [B])``."""
+  if flat:
+    s = jnp.ones(x.shape[:-1], jnp.float32)
+  else:
+    net = nnx.merge(graphdef, state)
+    loss = lambda z: optax.softmax_cross_entropy_with_integer_labels(net(z), y).mean()
+    s = saliency_lib.input_saliency(loss, x)
+  _, _, info = msda_jax.mix_batch_with_info(key, x, y, msda_jax.CoMixup(part=16), num_classes=10, saliency=s)
+  return info.mask[:, 0], jnp.sum(info.weight > 0, axis=1)
+
+
+def comixup_map(
+  key: jax.Array, model: nnx.Module | None, images: jax.Array, labels: jax.Array, draws: int, batch: int = 128
+) -> tuple[SampledMap, float, np.ndarray]:
+  """Co-Mixup's own-image masks over ``draws // batch`` batches of random digits.
+
+  Returns ``(map, mean number of inputs per output, the first output's mask)``.
+
+  The saliency is the input gradient of ``model``'s cross-entropy (its ``prepare``), or flat maps
+  when ``model`` is ``None``.
+  """
+  graphdef, state = nnx.split(SmallCNN(10, width=8, in_channels=1, rngs=nnx.Rngs(0)) if model is None else model)
+  one = functools.partial(_comixup_batch, graphdef, state, flat=model is None)
+  rng = np.random.default_rng(0)
+  masks, counts = [], []
+  for t in range(max(2, draws // batch)):
+    index = jnp.asarray(rng.choice(images.shape[0], batch, replace=False))
+    m, c = one(jax.random.fold_in(key, t), images[index], labels[index])
+    masks.append(m)
+    counts.append(np.asarray(c))
+  return map_of_masks(masks), float(np.mean(np.concatenate(counts))), np.asarray(masks[0][0])
+
+
+def comixup_summary(result: SampledMap, inputs: float, shape: tuple[int, int]) -> dict[str, Any]:
+  """The map's functionals (``summarize_sampled`` at the realised mean share) and the inputs per output."""
+  share = float(result.mask_means.mean())
+  return {"mean_own_share": share, "inputs_per_output": inputs, **summarize_sampled(result, shape, share)}
+
+
 def render(
   results: dict[str, Any], cutmix: np.ndarray, shape: tuple[int, int], lam: float, title: str, out: Any
 ) -> None:
   import matplotlib.pyplot as plt
 
   h, w = shape
-  fig, axes = plt.subplots(2, 5, figsize=(16, 6.2))
+  fig, axes = plt.subplots(3, 5, figsize=(16, 9.3))
   extent = (-(w - 1), w - 1, -(h - 1), h - 1)
   inner = offset_norms(shape) <= h / 2  # the far corners hold a few pixel pairs each
-  scale = max(float(np.abs(results[name]["attentive"].mean - cutmix)[inner].max()) for name in results)
-  top = max(float(results[name]["attentive"].mean.max()) for name in results)
-  for row, name in zip(axes, ("untrained", "trained"), strict=True):
+  scale = max(float(np.abs(results[name]["attentive"].mean - cutmix)[inner].max()) for name in ("untrained", "trained"))
+  top = max(float(results[name]["attentive"].mean.max()) for name in ("untrained", "trained"))
+  for row, name in zip(axes[:2], ("untrained", "trained"), strict=True):
     r = results[name]
     row[0].imshow(r["example_attention"], cmap="magma")
     row[0].set_title(f"{name}: last-stage attention of one digit", fontsize=8)
@@ -136,6 +194,21 @@ def render(
     row[4].legend(fontsize=7)
     for ax in row[:2]:
       ax.axis("off")
+  row = axes[2]
+  co = {name: results[name]["comixup"].mean for name in ("flat", "untrained", "trained")}
+  co_top = max(float(v.max()) for v in co.values())
+  row[0].imshow(results["trained"]["comixup_example"], cmap="gray", vmin=0, vmax=1)
+  row[0].set_title("Co-Mixup M, one output (1: own digit)", fontsize=8)
+  row[0].axis("off")
+  for ax, name in zip(row[1:4], co, strict=True):
+    im = ax.imshow(co[name], cmap="viridis", extent=extent, vmin=0.0, vmax=co_top)
+    ax.set_title(f"Co-Mixup, E_i a_(i, i+p): {name} saliency", fontsize=8)
+    fig.colorbar(im, ax=ax, fraction=0.046)
+  gap = co["trained"] - co["flat"]
+  lim = float(np.abs(gap[inner]).max())
+  im = row[4].imshow(gap, cmap="coolwarm", extent=extent, vmin=-lim, vmax=lim)
+  row[4].set_title("Co-Mixup, trained - flat; scale of |p| <= n / 2", fontsize=8)
+  fig.colorbar(im, ax=row[4], fraction=0.046)
   fig.suptitle(title, fontsize=9)
   fig.tight_layout()
   save_figure(fig, out)
@@ -159,6 +232,9 @@ def main(argv: list[str] | None = None) -> int:
   key = jax.random.key(args.seed)
   results: dict[str, Any] = {}
   summary: dict[str, Any] = {}
+  flat, flat_inputs, _ = comixup_map(key, None, images, labels, args.draws)
+  results["flat"] = {"comixup": flat}
+  summary["flat_saliency"] = {"comixup": comixup_summary(flat, flat_inputs, shape)}
   for name, model in (("untrained", untrained), ("trained", trained)):
     attention, cams, accuracy = model_maps(model, images, labels)
     attentive = sampled_map(
@@ -170,7 +246,10 @@ def main(argv: list[str] | None = None) -> int:
     example_mask = _attentive.cells_to_pixels(
       _attentive.top_cells(_attentive.cell_means(attention[0], 8), jnp.asarray(int(args.lam * 64))), 8, shape
     )
+    comixup, comixup_inputs, comixup_example = comixup_map(key, model, images, labels, args.draws)
     results[name] = {
+      "comixup": comixup,
+      "comixup_example": comixup_example,
       "attentive": attentive,
       "example_attention": np.asarray(attention[0]),
       "example_mask": np.asarray(example_mask),
@@ -183,6 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     stderr = attentive.stderr[inner]
     summary[name] = {
       "train_accuracy": accuracy,
+      "comixup": comixup_summary(comixup, comixup_inputs, shape),
       "attentive_cutmix": summarize_sampled(attentive, shape, args.lam),
       "attentive_minus_cutmix_max_abs_within_half_side": float(np.abs(difference).max()),
       "attentive_largest_stderr_within_half_side": float(stderr.max()),
@@ -207,7 +287,10 @@ def main(argv: list[str] | None = None) -> int:
     "seed": args.seed,
     "seconds": round(elapsed, 1),
     "summary": summary,
-    "attentive_maps": {name: np.round(r["attentive"].mean, 6).tolist() for name, r in results.items()},
+    "attentive_maps": {
+      name: np.round(results[name]["attentive"].mean, 6).tolist() for name in ("untrained", "trained")
+    },
+    "comixup_maps": {name: np.round(r["comixup"].mean, 6).tolist() for name, r in results.items()},
     "cutmix_exact": np.round(cutmix, 6).tolist(),
   }
   save_numbers(args.out, numbers)
