@@ -19,7 +19,9 @@ def exec_functions(path: Path, names: tuple[str, ...], namespace: dict[str, Any]
   scope = tree.body
   if owner is not None:
     scope = next(node for node in tree.body if isinstance(node, ast.ClassDef) and node.name == owner).body
-  body: list[ast.stmt] = [node for node in scope if isinstance(node, ast.FunctionDef) and node.name in names]
+  body: list[ast.stmt] = [
+    node for node in scope if isinstance(node, (ast.FunctionDef, ast.ClassDef)) and node.name in names
+  ]
   exec(compile(ast.Module(body=body, type_ignores=[]), str(path), "exec"), namespace)
 
 

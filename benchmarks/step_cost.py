@@ -11,6 +11,7 @@ solves its partitions' labelings).
     python -m benchmarks.step_cost --model small_cnn --batch 100 --size 32
     python -m benchmarks.step_cost --model preact_resnet18 --batch 32 --size 32
     python -m benchmarks.step_cost --model small_cnn --batch 100 --size 32 --methods saliencymix "comixup(part=20)"
+    python -m benchmarks.step_cost --model small_cnn --batch 100 --size 32 --methods manifold_mixup alignmix
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ EXTRA = {
   "snapmix": "1 forward (features, head per position)",
   "puzzlemix": "1 forward + 1 input-gradient backward",
   "comixup": "1 forward + 1 input-gradient backward, the partitions' labeling solve",
+  "alignmix": "none (a Sinkhorn plan per pair at the last stage)",
 }
 
 

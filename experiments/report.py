@@ -45,6 +45,7 @@ LABELS = {
   "mixture": "Mixup or CutMix",
   "manifold_mixup": "Manifold Mixup",
   "patchup": "PatchUp",
+  "alignmix": "AlignMix",
 }
 SCENARIO_LABELS = {
   "scenario1": "Scenario 1: large crop (small objects)",

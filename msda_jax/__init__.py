@@ -11,6 +11,7 @@ from msda_jax.kmix import KMix, KMixInfo, kmix_masks
 from msda_jax.labels import prepare_targets, smooth
 from msda_jax.masks import (
   RICAP,
+  AlignMix,
   AttentiveCutMix,
   Bernoulli,
   CoMixup,
@@ -48,6 +49,7 @@ __version__ = "0.1.0"
 
 __all__ = [
   "METHODS",
+  "AlignMix",
   "AttentiveCutMix",
   "Bernoulli",
   "CoMixup",

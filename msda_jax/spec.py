@@ -17,6 +17,7 @@ from typing import Any
 
 from msda_jax import _validate
 from msda_jax.kmix import KMix
+from msda_jax.masks._alignmix import AlignMix
 from msda_jax.masks._attentive import AttentiveCutMix
 from msda_jax.masks._base import MixMethod
 from msda_jax.masks._bernoulli import Bernoulli
@@ -69,6 +70,7 @@ METHODS: dict[str, type[Any]] = {
     KCutMix,
     ManifoldMixup,
     PatchUp,
+    AlignMix,
   )
 }
 ALIASES = {"stochastic": StochasticMixupCutMix.name, "kmix": KMix.name}

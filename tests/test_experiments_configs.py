@@ -81,6 +81,7 @@ METHOD_TYPES = {
   "mixture": msda_jax.Mixture,
   "manifold_mixup": msda_jax.ManifoldMixup,
   "patchup": msda_jax.PatchUp,
+  "alignmix": msda_jax.AlignMix,
 }
 # (module, every arg its get_config accepts)
 ALL_ARGS = [

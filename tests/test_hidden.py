@@ -178,9 +178,9 @@ def test_the_experiment_config_checks_the_layers_before_any_work():
 @pytest.mark.parametrize(
   "build, pattern",
   [
-    (lambda: msda_jax.ManifoldMixup(layers=()), r"layers must be a non-empty tuple of ints >= 0"),
+    (lambda: msda_jax.ManifoldMixup(layers=()), r"layers must be a non-empty tuple of ints >= -1"),
     (lambda: msda_jax.ManifoldMixup(layers=(1, 1)), r"layers must be distinct"),
-    (lambda: msda_jax.ManifoldMixup(layers=(-1,)), r"layers must be a non-empty tuple of ints >= 0"),
+    (lambda: msda_jax.ManifoldMixup(layers=(-2,)), r"layers must be a non-empty tuple of ints >= -1"),
     (lambda: msda_jax.PatchUp(block=4), r"block must be an odd int >= 1"),
     (lambda: msda_jax.PatchUp(mode="medium"), r"mode must be one of \('soft', 'hard'\)"),
     (lambda: msda_jax.PatchUp(gamma=1.5), r"gamma must lie in \[0.0, 1.0\]"),

@@ -24,7 +24,11 @@ its initialisation and after training it on the embedded MNIST subset (28 x 28 z
   over batches of 128 random digits (``--draws`` outputs) with the input-gradient saliency of
   each model, and with flat maps (every block equally salient: the solver's data-agnostic law,
   driven by its prior and start alone); reported with the mean own share and the mean number of
-  inputs an output reads.
+  inputs an output reads;
+* AlignMix: at the last stage the partner's map ``h_j`` is replaced by ``R h_j`` (its Sinkhorn
+  assignment onto ``h_i``), so Theorem 1's perturbation ``(1 - lam)(h_j - h_i)`` of Manifold Mixup
+  becomes ``(1 - lam)(R h_j - h_i)``; reported per model, over ``--draws`` pairs, the ratio
+  ``E|R h_j - h_i|^2 / E|h_j - h_i|^2`` (the quadratic terms R2 and R3 scale with that size).
 
     python -m theory.figure_model_reading --out outputs/figure_model_reading.png
 """
@@ -43,7 +47,7 @@ from flax import nnx
 
 import msda_jax
 from msda_jax import saliency as saliency_lib
-from msda_jax.masks import _attentive, _snapmix
+from msda_jax.masks import _alignmix, _attentive, _snapmix
 from msda_jax.train import hidden, init_train_state, make_train_step
 from msda_jax.train.models import SmallCNN
 from theory._output import figure_parser, save_figure, save_numbers
@@ -135,6 +139,28 @@ def _comixup_batch(
     s = saliency_lib.input_saliency(loss, x)
   _, _, info = msda_jax.mix_batch_with_info(key, x, y, msda_jax.CoMixup(part=16), num_classes=10, saliency=s)
   return info.mask[:, 0], jnp.sum(info.weight > 0, axis=1)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _alignment_distances(graphdef: Any, state: Any, first: jax.Array, second: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """``(|R h_j - h_i|^2, |h_j - h_i|^2)`` per pair at the last stage (AlignMix's ``R``: eps 0.1, 100 steps)."""
+  net = nnx.merge(graphdef, state)
+  h_i, h_j = hidden.features_at(net, first, -1), hidden.features_at(net, second, -1)
+  r = _alignmix.assignments(h_i, h_j, 0.1, 100)
+  flat = lambda h: h.reshape(h.shape[0], -1, h.shape[-1])
+  moved = jnp.einsum("bpq,bqc->bpc", r, flat(h_j))
+  return jnp.sum((moved - flat(h_i)) ** 2, axis=(1, 2)), jnp.sum((flat(h_j) - flat(h_i)) ** 2, axis=(1, 2))
+
+
+def alignment_ratio(key: jax.Array, model: nnx.Module, images: jax.Array, draws: int) -> float:
+  """``E|R h_j - h_i|^2 / E|h_j - h_i|^2`` over ``draws`` random pairs of distinct images (batches of 512)."""
+  graphdef, state = nnx.split(model)
+  aligned, plain = 0.0, 0.0
+  for t in range(-(-draws // 512)):
+    first, second = pair_indices(jax.random.fold_in(key, t), 512, images.shape[0])
+    a, p = _alignment_distances(graphdef, state, images[first], images[second])
+    aligned, plain = aligned + float(a.sum()), plain + float(p.sum())
+  return aligned / plain
 
 
 def comixup_map(
@@ -262,6 +288,7 @@ def main(argv: list[str] | None = None) -> int:
     stderr = attentive.stderr[inner]
     summary[name] = {
       "train_accuracy": accuracy,
+      "alignmix_aligned_to_plain_squared_distance": alignment_ratio(key, model, images, args.draws),
       "comixup": comixup_summary(comixup, comixup_inputs, shape),
       "attentive_cutmix": summarize_sampled(attentive, shape, args.lam),
       "attentive_minus_cutmix_max_abs_within_half_side": float(np.abs(difference).max()),

@@ -83,7 +83,8 @@ METHODS = {**table2.METHODS, "puzzlemix": table2.METHODS["puzzlemix"].replace("(
 # VideoMix mixes videos and has no place here; the hidden-layer methods mix at the small CNN's
 # layers 0-2 (its input and its first two stages); Attentive CutMix reads the small CNN's last
 # stage (4 x 4 on 16 x 16 images) on a 4 x 4 grid, k cells from lam (CutMix's area law); Co-Mixup
-# solves partitions of 20 (the reference's size for batches of 100) on its default 4 x 4 blocks.
+# solves partitions of 20 (the reference's size for batches of 100) on its default 4 x 4 blocks;
+# AlignMix aligns the small CNN's last stage (4 x 4 positions on 16 x 16 images).
 EXTRA_METHODS = {
   "bernoulli": "bernoulli(alpha=1.0)",
   "fmix": "fmix(alpha=1.0, decay=3.0)",
@@ -102,6 +103,7 @@ EXTRA_METHODS = {
   "mixture": "mixture(methods=('mixup', 'cutmix'), probs=(0.5, 0.5))",
   "manifold_mixup": "manifold_mixup(alpha=2.0, layers=(0, 1, 2))",
   "patchup": "patchup(alpha=2.0, gamma=0.9, block=3, layers=(0, 1, 2))",
+  "alignmix": "alignmix(alpha=2.0)",
 }
 ALL_METHODS = {**METHODS, **EXTRA_METHODS}
 ARGS = tuple(METHODS)

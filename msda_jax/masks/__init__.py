@@ -6,6 +6,7 @@ weight, paste, keep)``, meaning ``x~ = M * x_i + (1 - M) * x_j`` (Eq. 1) with la
 methods (PuzzleMix, SaliencyMix, Attentive CutMix: ``needs().inputs``) also read the pair (``data=PairData(...)``).
 """
 
+from msda_jax.masks._alignmix import AlignMix
 from msda_jax.masks._attentive import AttentiveCutMix
 from msda_jax.masks._base import MixMethod, Sample
 from msda_jax.masks._bernoulli import Bernoulli
@@ -34,6 +35,7 @@ from msda_jax.masks._stochastic import StochasticMixupCutMix
 from msda_jax.masks._videomix import VideoMix
 
 __all__ = [
+  "AlignMix",
   "AttentiveCutMix",
   "Bernoulli",
   "CoMixup",

@@ -1,7 +1,8 @@
 """Mixing at a hidden layer: Manifold Mixup and PatchUp (the feature-level MSDA of Theorem 4).
 
 Both are two-sample methods whose ``layers`` (static) name where the train step may mix: 0 is the
-input, ``s`` the output of the model's stage ``s`` (``msda_jax.train.models``: every model takes
+input, ``s`` the output of the model's stage ``s``, -1 the output of its last stage
+(``msda_jax.train.models``: every model takes
 ``model(x, mix=hook)``). Each step draws one layer uniformly from ``layers``; the batch layer
 (``Mixer``) then mixes that layer's features ``h [B, *S_l, C_l]`` exactly as it mixes images, with
 the step's key: the same partners and ``lam`` whatever the layer (the draws of the pairing and of
@@ -40,10 +41,13 @@ PATCHUP_MODES = ("soft", "hard")
 
 
 def check_layers(layers: Any) -> tuple[int, ...]:
-  """``layers`` as a sorted tuple of distinct non-negative ints, or a ``ValueError`` naming it."""
+  """``layers`` as a sorted tuple of distinct ints >= -1 (-1: the last stage), or a ``ValueError`` naming it."""
   values = tuple(layers) if isinstance(layers, (tuple, list)) else ()
-  if not values or any(isinstance(v, bool) or not isinstance(v, int) or v < 0 for v in values):
-    raise ValueError(f"layers must be a non-empty tuple of ints >= 0 (0: the input, s: after stage s); got {layers!r}.")
+  if not values or any(isinstance(v, bool) or not isinstance(v, int) or v < -1 for v in values):
+    raise ValueError(
+      f"layers must be a non-empty tuple of ints >= -1 (0: the input, s: after stage s, -1: after the last stage); "
+      f"got {layers!r}."
+    )
   if len(set(values)) != len(values):
     raise ValueError(f"layers must be distinct; got {layers!r}.")
   return tuple(sorted(values))

@@ -1,4 +1,4 @@
-"""Mixing at a hidden layer inside the train step's forward pass (Manifold Mixup, PatchUp).
+"""Mixing at a hidden layer inside the train step's forward pass (Manifold Mixup, PatchUp, AlignMix).
 
 ``hidden_mixing(mixer, key, labels)`` returns the hook a model takes (``model(x, mix=hook)``,
 ``msda_jax.train.models``) and a function that gives the mixed targets once the forward pass has
@@ -100,10 +100,25 @@ def _mix_features(mixer: Mixer, key: jax.Array, features: jax.Array, labels: jax
   return mixer.replace(spatial_ndim=features.ndim - 2)(key, features, labels)
 
 
+def resolved_layers(layers: tuple[int, ...], num_stages: int | None) -> tuple[int, ...]:
+  """``layers`` with -1 (the last stage) replaced by ``num_stages``; raises naming ``layers`` without it.
+
+  >>> resolved_layers((0, -1), 3)
+  (0, 3)
+  """
+  if -1 not in layers:
+    return layers
+  if num_stages is None:
+    raise ValueError(f"layers={layers}: -1 names the last stage, and the model gives no num_stages.")
+  return tuple(sorted({num_stages if layer == -1 else layer for layer in layers}))
+
+
 def hidden_mixing(
-  mixer: Mixer, key: jax.Array, labels: jax.Array
+  mixer: Mixer, key: jax.Array, labels: jax.Array, num_stages: int | None = None
 ) -> tuple[Callable[[int, jax.Array], jax.Array], Callable[[], jax.Array]]:
   """``(hook, targets)``: the model's mixing hook and, after the forward pass, the mixed targets ``[B, K]``.
+
+  ``num_stages``: the model's, where a layer is -1 (its last stage).
 
   >>> import msda_jax
   >>> from flax import nnx
@@ -114,7 +129,7 @@ def hidden_mixing(
   >>> targets().shape
   (4, 4)
   """
-  layers: tuple[int, ...] = mixer.method.layers  # type: ignore[union-attr]
+  layers = resolved_layers(mixer.method.layers, num_stages)  # type: ignore[union-attr]
   layer = jnp.asarray(layers, jnp.int32)[_bits.randint(jax.random.fold_in(key, LAYER_SALT), (), 0, len(layers))]
   seen: dict[int, jax.Array] = {}
 

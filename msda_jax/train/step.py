@@ -240,7 +240,8 @@ def make_train_step(
       if outputs:  # the forward pass with what the model sows
         logits, sown = nnx.capture(model, nnx.Intermediate)(images)
       elif hidden:  # mixed inside the model, at a layer drawn from the method's
-        hook, hidden_targets = hidden_lib.hidden_mixing(mixer, key, labels)  # type: ignore[arg-type]
+        stages = getattr(model, "num_stages", None)
+        hook, hidden_targets = hidden_lib.hidden_mixing(mixer, key, labels, stages)  # type: ignore[arg-type]
         logits = model(images, mix=hook)
       else:
         logits = model(images)
