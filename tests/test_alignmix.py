@@ -151,3 +151,17 @@ def test_train_step_mixes_the_last_stage():
 def test_bad_construction(build, pattern):
   with pytest.raises(ValueError, match=pattern):
     build()
+
+
+def test_dtypes_are_kept():
+  x = np.random.default_rng(5).uniform(0, 255, (4, 5, 6, 3))
+  out = msda_jax.mix_batch(
+    jax.random.key(0), jnp.asarray(np.round(x), jnp.uint8), jnp.arange(4), msda_jax.AlignMix(), num_classes=4
+  )
+  assert out[0].dtype == jnp.uint8 and out[1].dtype == jnp.float32
+  bf16 = jax.eval_shape(
+    lambda k, v: msda_jax.mix_batch(k, v, jnp.arange(4), msda_jax.AlignMix(), num_classes=4),
+    jax.random.key(0),
+    jnp.asarray(x / 255, jnp.bfloat16),
+  )
+  assert bf16[0].dtype == jnp.bfloat16 and bf16[1].dtype == jnp.float32

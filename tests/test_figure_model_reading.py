@@ -30,9 +30,13 @@ def test_script_writes_png_and_json(tmp_path, capsys):
   assert fmr.main(args) == 0
   assert out.stat().st_size > 10_000
   numbers = json.loads(out.with_suffix(".json").read_text())
-  assert set(numbers["summary"]) == {"untrained", "trained", "flat_saliency"}
-  for name in numbers["summary"]:
+  assert set(numbers["summary"]) == {"untrained", "trained", "flat_saliency", "spectral_residual"}
+  for name in ("untrained", "trained", "flat_saliency"):
     comixup = numbers["summary"][name]["comixup"]
     assert 0.0 < comixup["mean_own_share"] < 1.0 and comixup["inputs_per_output"] >= 1.0
+  for name in ("untrained", "trained", "spectral_residual"):
+    assert 0.0 < numbers["summary"][name]["guidedmixup"]["mask_mean"] < 1.0
+  for name in ("untrained", "trained"):
+    assert np.isfinite(numbers["summary"][name]["alignmix_aligned_to_plain_squared_distance"])
   assert np.asarray(numbers["attentive_maps"]["trained"]).shape == (63, 63)
   assert str(out.resolve()) in capsys.readouterr().out

@@ -25,6 +25,9 @@ its initialisation and after training it on the embedded MNIST subset (28 x 28 z
   each model, and with flat maps (every block equally salient: the solver's data-agnostic law,
   driven by its prior and start alone); reported with the mean own share and the mean number of
   inputs an output reads;
+* GuidedMixup (its defaults): the per-pixel ratio of the pair's blurred maps, over the same
+  random pairs (its greedy pairing left out: the map of a pair given), from each model's input
+  gradient (the "ap" variant) and from the spectral residual (the "sr" variant, no model);
 * AlignMix: at the last stage the partner's map ``h_j`` is replaced by ``R h_j`` (its Sinkhorn
   assignment onto ``h_i``), so Theorem 1's perturbation ``(1 - lam)(h_j - h_i)`` of Manifold Mixup
   becomes ``(1 - lam)(R h_j - h_i)``; reported per model, over ``--draws`` pairs, the ratio
@@ -163,6 +166,24 @@ def alignment_ratio(key: jax.Array, model: nnx.Module, images: jax.Array, draws:
   return aligned / plain
 
 
+@functools.partial(jax.jit, static_argnums=0)
+def _gradient_maps(graphdef: Any, state: Any, x: jax.Array, y: jax.Array) -> jax.Array:
+  """The input-gradient saliency ``[N, H, W]`` of the model's cross-entropy (what GuidedMixup's "ap" reads)."""
+  net = nnx.merge(graphdef, state)
+  loss = lambda z: optax.softmax_cross_entropy_with_integer_labels(net(z), y).mean()
+  return saliency_lib.input_saliency(loss, x)
+
+
+def gradient_maps(model: nnx.Module, images: jax.Array, labels: jax.Array) -> jax.Array:
+  """``_gradient_maps`` of every image, in batches of 500."""
+  graphdef, state = nnx.split(model)
+  parts = [
+    _gradient_maps(graphdef, state, images[start : start + 500], labels[start : start + 500])
+    for start in range(0, images.shape[0], 500)
+  ]
+  return jnp.concatenate(parts)
+
+
 def comixup_map(
   key: jax.Array, model: nnx.Module | None, images: jax.Array, labels: jax.Array, draws: int, batch: int = 128
 ) -> tuple[SampledMap, float, np.ndarray]:
@@ -185,6 +206,11 @@ def comixup_map(
   return map_of_masks(masks), float(np.mean(np.concatenate(counts))), np.asarray(masks[0][0])
 
 
+def guided_summary(result: SampledMap, shape: tuple[int, int]) -> dict[str, Any]:
+  """GuidedMixup's map functionals (``summarize_sampled`` at the realised mean share)."""
+  return summarize_sampled(result, shape, float(result.mask_means.mean()))
+
+
 def comixup_summary(result: SampledMap, inputs: float, shape: tuple[int, int]) -> dict[str, Any]:
   """The map's functionals (``summarize_sampled`` at the realised mean share) and the inputs per output."""
   share = float(result.mask_means.mean())
@@ -197,7 +223,7 @@ def render(
   import matplotlib.pyplot as plt
 
   h, w = shape
-  fig, axes = plt.subplots(3, 5, figsize=(16, 9.3))
+  fig, axes = plt.subplots(4, 5, figsize=(16, 12.4))
   extent = (-(w - 1), w - 1, -(h - 1), h - 1)
   inner = offset_norms(shape) <= h / 2  # the far corners hold a few pixel pairs each
   scale = max(float(np.abs(results[name]["attentive"].mean - cutmix)[inner].max()) for name in ("untrained", "trained"))
@@ -235,6 +261,21 @@ def render(
   im = row[4].imshow(gap, cmap="coolwarm", extent=extent, vmin=-lim, vmax=lim)
   row[4].set_title("Co-Mixup, trained - flat; scale of |p| <= n / 2", fontsize=8)
   fig.colorbar(im, ax=row[4], fraction=0.046)
+  row = axes[3]
+  gm = {"spectral residual": results["flat"]["guided"], **{n: results[n]["guided"] for n in ("untrained", "trained")}}
+  gm_top = max(float(v.mean.max()) for v in gm.values())
+  im = row[0].imshow(gm["trained"].partner_share, cmap="viridis", vmin=0.0, vmax=1.0)
+  row[0].set_title("GuidedMixup, E[1 - M] per pixel (trained)", fontsize=8)
+  fig.colorbar(im, ax=row[0], fraction=0.046)
+  for ax, name in zip(row[1:4], gm, strict=True):
+    im = ax.imshow(gm[name].mean, cmap="viridis", extent=extent, vmin=0.0, vmax=gm_top)
+    ax.set_title(f"GuidedMixup, E_i a_(i, i+p): {name}", fontsize=8)
+    fig.colorbar(im, ax=ax, fraction=0.046)
+  gap = gm["trained"].mean - gm["spectral residual"].mean
+  lim = float(np.abs(gap[inner]).max())
+  im = row[4].imshow(gap, cmap="coolwarm", extent=extent, vmin=-lim, vmax=lim)
+  row[4].set_title("GuidedMixup, trained - spectral residual", fontsize=8)
+  fig.colorbar(im, ax=row[4], fraction=0.046)
   fig.suptitle(title, fontsize=9)
   fig.tight_layout()
   save_figure(fig, out)
@@ -259,8 +300,12 @@ def main(argv: list[str] | None = None) -> int:
   results: dict[str, Any] = {}
   summary: dict[str, Any] = {}
   flat, flat_inputs, _ = comixup_map(key, None, images, labels, args.draws)
-  results["flat"] = {"comixup": flat}
+  residual = sampled_map(
+    key, msda_jax.GuidedMixup(), images, saliency_lib.spectral_residual(images), lam=args.lam, num_draws=args.draws
+  )
+  results["flat"] = {"comixup": flat, "guided": residual}
   summary["flat_saliency"] = {"comixup": comixup_summary(flat, flat_inputs, shape)}
+  summary["spectral_residual"] = {"guidedmixup": guided_summary(residual, shape)}
   for name, model in (("untrained", untrained), ("trained", trained)):
     attention, cams, accuracy = model_maps(model, images, labels)
     attentive = sampled_map(
@@ -273,7 +318,11 @@ def main(argv: list[str] | None = None) -> int:
       _attentive.top_cells(_attentive.cell_means(attention[0], 8), jnp.asarray(int(args.lam * 64))), 8, shape
     )
     comixup, comixup_inputs, comixup_example = comixup_map(key, model, images, labels, args.draws)
+    guided = sampled_map(
+      key, msda_jax.GuidedMixup(), images, gradient_maps(model, images, labels), lam=args.lam, num_draws=args.draws
+    )
     results[name] = {
+      "guided": guided,
       "comixup": comixup,
       "comixup_example": comixup_example,
       "attentive": attentive,
@@ -288,6 +337,7 @@ def main(argv: list[str] | None = None) -> int:
     stderr = attentive.stderr[inner]
     summary[name] = {
       "train_accuracy": accuracy,
+      "guidedmixup": guided_summary(guided, shape),
       "alignmix_aligned_to_plain_squared_distance": alignment_ratio(key, model, images, args.draws),
       "comixup": comixup_summary(comixup, comixup_inputs, shape),
       "attentive_cutmix": summarize_sampled(attentive, shape, args.lam),
