@@ -16,6 +16,7 @@ import numpy as np
 import optax
 import pytest
 from flax import nnx
+from model_options import tiny
 from scipy import stats
 
 import msda_jax
@@ -116,7 +117,7 @@ def test_patchup_keeps_each_feature_with_the_reference_probability():
 
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_every_model_takes_the_hook_at_its_stages(name):
-  model = nnx.eval_shape(lambda: get_model(name, num_classes=K, rngs=nnx.Rngs(0), width=4))
+  model = nnx.eval_shape(lambda: get_model(name, num_classes=K, rngs=nnx.Rngs(0), **tiny(name)))
   seen = []
   out = nnx.eval_shape(
     lambda m, x: m(x, mix=lambda layer, h: (seen.append(layer), h)[1]),

@@ -14,6 +14,7 @@ import pytest
 from flax import nnx
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
+from model_options import tiny
 
 import msda_jax
 from msda_jax.train import (
@@ -63,7 +64,7 @@ def small_cnn():
 @pytest.mark.parametrize("name", sorted(models.MODELS))
 def test_one_jitted_step_per_model_updates_params_and_statistics(name):
   shape = (4, 28, 28, 1) if name == "small_cnn" else (4, 32, 32, 3)
-  model = models.get_model(name, num_classes=NUM_CLASSES, rngs=_rngs(), width=4, in_channels=shape[-1])
+  model = models.get_model(name, num_classes=NUM_CLASSES, rngs=_rngs(), in_channels=shape[-1], **tiny(name))
   tx = make_optimizer(learning_rate=0.1, total_steps=10)
   graphdef, state, opt = init_train_state(model, tx)
   # Mixing is tested on the small network below; here the step's model-specific part.
@@ -83,7 +84,8 @@ def test_one_jitted_step_per_model_updates_params_and_statistics(name):
   pairs = zip(jax.tree.leaves(params_before), jax.tree.leaves(params_after), strict=True)
   unchanged = [i for i, (a, b) in enumerate(pairs) if np.allclose(a, b)]
   assert not unchanged, f"parameters {unchanged} did not change"
-  assert not _tree_allclose(stats_before, stats_after)
+  if jax.tree.leaves(stats_before):  # the ViTs have no BatchNorm statistics
+    assert not _tree_allclose(stats_before, stats_after)
 
 
 def test_small_cnn_fits_random_labels():

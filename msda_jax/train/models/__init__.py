@@ -1,9 +1,9 @@
 """Image classifiers in Flax NNX, one file per family, and a registry to build them by name.
 
-Every model maps NHWC float images ``[B, H, W, C]`` to float32 logits ``[B, num_classes]``,
-uses BatchNorm (batch statistics after ``model.train()``, running averages after
-``model.eval()``) and takes a ``width`` (channels of its first stage) so that tests can build
-tiny versions. Full-size parameter counts (trainable parameters, BatchNorm scales and biases
+Every model maps NHWC float images ``[B, H, W, C]`` to float32 logits ``[B, num_classes]`` and
+takes a ``width`` (channels of its first stage, or the ViTs' token width) so that tests can build
+tiny versions; the convolutional ones use BatchNorm (batch statistics after ``model.train()``,
+running averages after ``model.eval()``). Full-size parameter counts (trainable parameters, BatchNorm scales and biases
 included, running statistics not):
 
 =====================  =========  ===========  ============
@@ -16,7 +16,13 @@ name                   width      classes      parameters
 ``resnet56``           16         100          858,868
 ``resnet50``           64         1000         25,557,032
 ``small_cnn``          32         10           94,762
+``vit_tiny``           192        1000         5,717,416
+``vit_cifar``          192        100          4,045,540
+``vit_digits``         64         10           205,002
 =====================  =========  ===========  ============
+
+The ViTs (``vit.py``) use LayerNorm (no BatchNorm: train and eval mode compute the same) and
+take their ``width`` as the token width; ``image_size`` and ``patch`` fix the input side.
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ from msda_jax.train.models.preact_resnet import (
 from msda_jax.train.models.resnet_cifar import CifarResNet, resnet56
 from msda_jax.train.models.resnet_imagenet import ResNet, resnet50
 from msda_jax.train.models.small_cnn import SmallCNN
+from msda_jax.train.models.vit import ViT, vit_cifar, vit_digits, vit_tiny
 from msda_jax.train.models.wide_resnet import WideResNet, wide_resnet28_2
 
 MODELS: dict[str, Callable[..., nnx.Module]] = {
@@ -49,6 +56,9 @@ MODELS: dict[str, Callable[..., nnx.Module]] = {
   "resnet56": resnet56,
   "resnet50": resnet50,
   "small_cnn": SmallCNN,
+  "vit_tiny": vit_tiny,
+  "vit_cifar": vit_cifar,
+  "vit_digits": vit_digits,
 }
 
 
@@ -98,6 +108,7 @@ __all__ = [
   "PreActResNet",
   "ResNet",
   "SmallCNN",
+  "ViT",
   "WideResNet",
   "count_params",
   "get_model",
@@ -106,5 +117,8 @@ __all__ = [
   "preact_resnet50",
   "resnet50",
   "resnet56",
+  "vit_cifar",
+  "vit_digits",
+  "vit_tiny",
   "wide_resnet28_2",
 ]

@@ -1,0 +1,89 @@
+"""The ViT: its attention read-out (sown only under capture, equal to the last block's class-token
+attention recomputed by hand), its mixing hook over the tokens, a train step that relabels from the
+read-out, and its errors. Tiny models (width 8, two blocks, 16 x 16 images, patch 4)."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from flax import nnx
+
+import msda_jax
+from msda_jax.train import init_train_state, make_train_step
+from msda_jax.train.models import ViT
+
+K = 3
+
+
+def tiny(seed=0):
+  return ViT(K, width=8, depth=2, heads=2, patch=4, image_size=16, rngs=nnx.Rngs(seed))
+
+
+def images(batch=4, seed=1):
+  return jnp.asarray(np.random.default_rng(seed).uniform(size=(batch, 16, 16, 3)), jnp.float32)
+
+
+def test_attention_is_sown_under_capture_only_and_is_the_last_blocks_class_row():
+  model, x = tiny(), images()
+  logits, sown = nnx.capture(model, nnx.Intermediate)(x)
+  found = [v.get_value() for path, v in nnx.to_flat_state(sown) if path[-1] == "attention"]
+  attention = found[-1][-1] if isinstance(found[-1], tuple) else found[-1]
+  assert attention.shape == (4, 4, 4)
+  # By hand: the tokens before the last block, then its attention's class-token row.
+  patches = model.embed(x).reshape(4, 16, 8)
+  tokens = jnp.concatenate([jnp.broadcast_to(model.cls_token[...], (4, 1, 8)), patches], 1) + model.position[...]
+  tokens, _ = model.blocks[0](tokens)
+  _, last = model.blocks[1](tokens)
+  expected = np.asarray(last[:, :, 0, 1:].mean(1)).reshape(4, 4, 4)
+  np.testing.assert_allclose(np.asarray(attention), expected, rtol=1e-5, atol=1e-7)
+  share = np.asarray(attention).sum((1, 2))
+  assert np.all((share > 0) & (share < 1))  # the class token keeps the rest of its row
+  np.testing.assert_allclose(np.asarray(logits), np.asarray(model(x)), rtol=1e-6)
+  assert not jax.tree.leaves(nnx.state(model, nnx.Intermediate))  # a plain call sows nothing
+
+
+def test_the_hook_sees_the_image_then_the_tokens_after_each_block():
+  seen = []
+  tiny()(images(), mix=lambda layer, h: (seen.append((layer, h.shape)), h)[1])
+  assert seen == [(0, (4, 16, 16, 3)), (1, (4, 17, 8)), (2, (4, 17, 8))]
+
+
+class AttentionLabels(msda_jax.CutMix):
+  """CutMix relabelled by the read-out: the image's weight is its share of the attention's mass."""
+
+  def needs(self):
+    return msda_jax.Needs(outputs=("attention",))
+
+  def relabel(self, targets, info, outputs):
+    attention = outputs["attention"]
+    own = info.mask.reshape(info.mask.shape[0], 4, 4, 4, 4).mean((2, 4))  # pixels to patches
+    w = (jnp.sum(attention * own, axis=(1, 2)) / jnp.sum(attention, axis=(1, 2)))[:, None]
+    return w * targets + (1.0 - w) * targets[info.partner]
+
+
+def test_a_train_step_relabels_from_the_attention():
+  tx = optax.sgd(0.0)
+  losses = []
+  for method in (AttentionLabels(), msda_jax.CutMix()):
+    graphdef, state, opt = init_train_state(tiny(), tx)
+    step = jax.jit(
+      make_train_step(graphdef=graphdef, tx=tx, mixer=msda_jax.Mixer(method, num_classes=K), weight_decay=0.0)
+    )
+    _, _, metrics = step(state, opt, {"image": images(), "label": jnp.arange(4) % K}, jax.random.key(3))
+    losses.append(float(metrics["loss"]))
+  assert np.all(np.isfinite(losses)) and losses[0] != losses[1]
+
+
+@pytest.mark.parametrize(
+  "build, pattern",
+  [
+    (lambda: ViT(K, width=8, heads=3, patch=4, image_size=16, rngs=nnx.Rngs(0)), r"width must be a multiple of heads"),
+    (lambda: ViT(K, width=8, heads=2, patch=5, image_size=16, rngs=nnx.Rngs(0)), r"patch=5 must divide image_size=16"),
+    (lambda: ViT(K, width=8, depth=0, heads=2, patch=4, image_size=16, rngs=nnx.Rngs(0)), r"depth must be an int >= 1"),
+    (lambda: tiny()(jnp.zeros((1, 32, 32, 3))), r"images must be 16 x 16 for this ViT"),
+  ],
+)
+def test_bad_options_and_inputs(build, pattern):
+  with pytest.raises(ValueError, match=pattern):
+    build()
