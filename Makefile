@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 OUT ?= outputs
 
-.PHONY: main test lint docs compare compare-all figure3 figures clean
+.PHONY: main test lint docs compare compare-all compare-vit figure3 figures clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV) || { $(PYTHON) -m pip install --user virtualenv && $(PYTHON) -m virtualenv $(VENV); }
@@ -26,6 +26,9 @@ compare: $(VENV)/.installed-train $(VENV)/.installed-figures
 
 compare-all: $(VENV)/.installed-train $(VENV)/.installed-figures
 	$(PY) -m experiments.compare --all-methods --out $(OUT)/compare
+
+compare-vit: $(VENV)/.installed-train $(VENV)/.installed-figures
+	$(PY) -m experiments.compare --model vit --scenario-seeds 0 --no-figure3 --out $(OUT)/compare_vit
 
 figure3: $(VENV)/.installed-figures
 	$(PY) -m theory.figure3 --out $(OUT)/figure3.png

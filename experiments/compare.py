@@ -1,6 +1,7 @@
 """The main job: every method of the paper's Table 2 on real data, and what the theory says each regularises.
 
-    python -m experiments.compare [--out outputs/compare] [--seeds 3] [--methods none mixup ... | --all-methods]
+    python -m experiments.compare [--out outputs/compare] [--model cnn|vit] [--seeds 3]
+        [--methods none mixup ... | --all-methods]
         [--scenario-seeds 2] [--scenario-methods mixup cutmix hmix gmix] [--num-train-steps N]
         [--laws mixup cutmix ...] [--analysis-examples N] [--no-figure] [--progress auto|bar|lines]
         [--compilation-cache DIR|none]
@@ -17,6 +18,11 @@
 3. A miniature Table 1: the paper's two crop scenarios (random crops of 80-100 % or 25-40 % of
    the frame, resized to the regime's image size) with Mixup, CutMix, HMix and GMix,
    ``--scenario-seeds`` seeds each, next to the paper's ImageNet-100 numbers.
+
+``--model vit`` runs the same job on ``experiments/configs/mnist_vit.py`` instead: ``vit_digits``
+in the same regime, with the paper's methods and the ViT mixers (patch-aligned boxes, TransMix)::
+
+    python -m experiments.compare --model vit --scenario-seeds 0 --no-figure3 --out outputs/compare_vit
 
 Writes into ``--out``: ``runs/<name>/`` (each run's workdir: checkpoints, ``metrics.jsonl``,
 TensorBoard files, ``summary.json``, ``analysis.json``), ``results.md``, ``results.json``,
@@ -45,12 +51,14 @@ import ml_collections
 
 import msda_jax
 from experiments import analysis, report, train
-from experiments.configs import mnist_compare, table1
+from experiments.configs import mnist_compare, mnist_vit, table1
 from msda_jax.train.progress import JobProgress
 
 SCENARIO_METHODS = ("mixup", "cutmix", "hmix", "gmix")
 # Mask-only methods: their laws are those of the regularisers (PuzzleMix's mask reads the data).
 LAW_METHODS = ("mixup", "cutmix", "stochastic_mixup_cutmix", "hmix", "gmix")
+#: the regimes ``--model`` picks: config modules with ``METHODS`` (and ``ALL_METHODS``) and ``get_config``.
+REGIMES: dict[str, Any] = {"cnn": mnist_compare, "vit": mnist_vit}
 
 
 class Task:
@@ -72,18 +80,19 @@ def tasks(
   scenario_methods: Sequence[str],
   scenario_seeds: int,
   overrides: dict[str, Any],
+  regime: Any = mnist_compare,
 ) -> list[Task]:
-  """The main runs (measured), then the scenario runs (accuracy only)."""
+  """The main runs (measured) of the config module ``regime``, then the scenario runs (accuracy only)."""
   jobs = []
   for method in methods:
     for seed in range(seeds):
-      config = mnist_compare.get_config(f"{method},{seed}")
+      config = regime.get_config(f"{method},{seed}")
       config.update(overrides)
       jobs.append(Task(f"{method}-s{seed}", config, out / "runs" / f"{method}-s{seed}", True))
   for scenario in table1.SCENARIOS:
     for method in scenario_methods:
       for seed in range(scenario_seeds):
-        config = mnist_compare.get_config(f"{method},{seed}")
+        config = regime.get_config(f"{method},{seed}")
         config.augment = scenario
         config.update(overrides)
         name = f"{scenario}-{method}-s{seed}"
@@ -144,10 +153,14 @@ def main(argv: Sequence[str] | None = None) -> int:
   parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path("outputs/compare"))
   parser.add_argument("--seeds", type=int, default=3, help="seeds per method (0, 1, ...)")
   parser.add_argument(
-    "--methods", nargs="+", default=list(mnist_compare.METHODS), choices=list(mnist_compare.ALL_METHODS)
+    "--model",
+    choices=tuple(REGIMES),
+    default="cnn",
+    help="cnn: the small CNN (mnist_compare); vit: the ViT with the ViT mixers (mnist_vit)",
   )
+  parser.add_argument("--methods", nargs="+", default=None, help="methods of the regime (default: its METHODS)")
   parser.add_argument(
-    "--all-methods", action="store_true", help="every method of the library (mnist_compare.ALL_METHODS), not --methods"
+    "--all-methods", action="store_true", help="every method of the regime (its ALL_METHODS), not --methods"
   )
   parser.add_argument("--scenario-seeds", type=int, default=2, help="seeds per cell of the miniature Table 1 (0: skip)")
   parser.add_argument(
@@ -168,6 +181,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     help="directory of JAX's persistent compilation cache (default <out>/jax_cache; 'none' disables it)",
   )
   args = parser.parse_args(argv)
+  regime = REGIMES[args.model]
+  every = getattr(regime, "ALL_METHODS", regime.METHODS)
+  unknown = sorted(set(args.methods or ()) - set(every))
+  if unknown:
+    parser.error(f"--methods: {unknown[0]!r} is not in the {args.model} regime; expected some of {list(every)}")
   if args.seeds < 1:
     parser.error(f"--seeds must be >= 1; got {args.seeds}")
   if args.scenario_seeds < 0:
@@ -192,8 +210,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
   start = time.perf_counter()
   laws = {name: msda_jax.from_string(mnist_compare.METHODS[name]) for name in args.laws}
-  methods = list(mnist_compare.ALL_METHODS) if args.all_methods else args.methods
-  jobs = tasks(args.out, methods, args.seeds, args.scenario_methods, args.scenario_seeds, overrides)
+  methods = list(every) if args.all_methods else (args.methods or list(regime.METHODS))
+  jobs = tasks(args.out, methods, args.seeds, args.scenario_methods, args.scenario_seeds, overrides, regime)
   bar = JobProgress(len(jobs), enabled={"auto": None, "bar": True, "lines": False}[args.progress])
   measure = Measurer(laws, options)
   records, scenario_records = [], []
@@ -211,7 +229,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     profiles = analysis.law_profiles(laws, shape=(config.image_size, config.image_size))
     profile_path.write_text(json.dumps(profiles))
   meta = {
-    "config": mnist_compare.__name__,
+    "config": regime.__name__,
     "image_size": config.image_size,
     "train_examples": config.train_examples,
     "model_width": config.model_width,

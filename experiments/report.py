@@ -46,6 +46,8 @@ LABELS = {
   "manifold_mixup": "Manifold Mixup",
   "patchup": "PatchUp",
   "alignmix": "AlignMix",
+  "patch_aligned": "CutMix on whole tokens",
+  "transmix": "TransMix",
 }
 SCENARIO_LABELS = {
   "scenario1": "Scenario 1: large crop (small objects)",

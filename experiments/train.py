@@ -71,6 +71,21 @@ def _check_choice(config: ml_collections.ConfigDict, name: str, choices: tuple[s
     raise ValueError(f"{name} must be one of {choices}; got {config[name]!r}.")
 
 
+def _abstract_model(config: ml_collections.ConfigDict) -> nnx.Module:
+  """The config's model, shapes only (``nnx.eval_shape``: no parameters are made)."""
+  info = dataset_info(config.dataset)
+  return nnx.eval_shape(
+    lambda: get_model(
+      config.model,
+      num_classes=config.num_classes,
+      rngs=nnx.Rngs(0),
+      width=config.model_width,
+      in_channels=info.image_shape[-1],
+      **model_options(config),
+    )
+  )
+
+
 def check_config(config: ml_collections.ConfigDict, num_devices: int) -> None:
   """Raises ``ValueError`` naming the config field when ``config`` cannot run on ``num_devices`` devices.
 
@@ -90,22 +105,21 @@ def check_config(config: ml_collections.ConfigDict, num_devices: int) -> None:
       raise ValueError(f"method: {error} (image_size={config.image_size})") from error
   _check_choice(config, "model", tuple(MODELS))
   create_loss(config)
-  options = model_options(config)
+  model_options(config)  # its errors name the field
+  outputs = () if mixer.method is None else mixer.method.needs().outputs
+  if outputs:  # the model must sow what the method reads after the forward pass
+    sown = getattr(_abstract_model(config), "sown", ())
+    missing = [name for name in outputs if name not in sown]
+    if missing:
+      readers = sorted(name for name in MODELS if name.startswith("vit"))
+      raise ValueError(
+        f"model: {type(mixer.method).__name__} reads the model output {missing[0]!r}, which {config.model} does not "
+        f"sow; use a model that does ({', '.join(readers)})."
+      )
   if hasattr(mixer.method, "check_model"):
     # The layers the method mixes at or reads must exist: the model's stage count, from an abstract model.
-    info = dataset_info(config.dataset)
-    abstract = nnx.eval_shape(
-      lambda: get_model(
-        config.model,
-        num_classes=config.num_classes,
-        rngs=nnx.Rngs(0),
-        width=config.model_width,
-        in_channels=info.image_shape[-1],
-        **options,
-      )
-    )
     try:
-      mixer.method.check_model(abstract.num_stages)  # type: ignore[union-attr]
+      mixer.method.check_model(_abstract_model(config).num_stages)  # type: ignore[union-attr]
     except ValueError as error:
       raise ValueError(f"method: {error} (model={config.model})") from error
   info = dataset_info(config.dataset)  # its error names the field

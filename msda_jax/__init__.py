@@ -27,6 +27,7 @@ from msda_jax.masks import (
   Mixture,
   Mixup,
   PairData,
+  PatchAligned,
   PatchUp,
   PuzzleEnergy,
   PuzzleMix,
@@ -37,6 +38,7 @@ from msda_jax.masks import (
   SnapMix,
   SpecMix,
   StochasticMixupCutMix,
+  TransMix,
   VideoMix,
 )
 from msda_jax.mixer import Mixer, MixInfo
@@ -71,6 +73,7 @@ __all__ = [
   "Mixture",
   "Mixup",
   "PairData",
+  "PatchAligned",
   "PatchUp",
   "PuzzleEnergy",
   "PuzzleMix",
@@ -82,6 +85,7 @@ __all__ = [
   "SnapMix",
   "SpecMix",
   "StochasticMixupCutMix",
+  "TransMix",
   "VideoMix",
   "from_string",
   "kmix_masks",

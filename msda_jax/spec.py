@@ -32,6 +32,7 @@ from msda_jax.masks._hmix import HMix
 from msda_jax.masks._kcutmix import KCutMix
 from msda_jax.masks._mixture import Mixture
 from msda_jax.masks._mixup import Mixup
+from msda_jax.masks._patches import PatchAligned
 from msda_jax.masks._puzzlemix import PuzzleMix
 from msda_jax.masks._resizemix import ResizeMix
 from msda_jax.masks._ricap import RICAP
@@ -40,6 +41,7 @@ from msda_jax.masks._smoothmix import SmoothMix
 from msda_jax.masks._snapmix import SnapMix
 from msda_jax.masks._specmix import SpecMix
 from msda_jax.masks._stochastic import StochasticMixupCutMix
+from msda_jax.masks._transmix import TransMix
 from msda_jax.masks._videomix import VideoMix
 
 #: every method by name (its class's ``name``), and the aliases ``from_string`` accepts.
@@ -71,6 +73,8 @@ METHODS: dict[str, type[Any]] = {
     ManifoldMixup,
     PatchUp,
     AlignMix,
+    PatchAligned,
+    TransMix,
   )
 }
 ALIASES = {"stochastic": StochasticMixupCutMix.name, "kmix": KMix.name}
@@ -170,6 +174,8 @@ def from_string(spec: str) -> MixMethod | KMix | None:
   if cls is Mixture and isinstance(kwargs.get("methods"), (tuple, list)):
     # Nested specs: each component a spec string (or the spec of no method, refused by Mixture).
     kwargs["methods"] = tuple(from_string(m) if isinstance(m, str) else m for m in kwargs["methods"])
+  if cls in (PatchAligned, TransMix) and isinstance(kwargs.get("method"), str):
+    kwargs["method"] = from_string(kwargs["method"])  # the wrapped method, by its spec
   try:
     return cls(**_keywords(cls, kwargs))  # type: ignore[no-any-return]
   except TypeError as error:

@@ -24,4 +24,5 @@ METHOD_SPECS = [
   "manifold_mixup",
   "patchup(block=3, mode='hard')",
   "mixture(methods=('mixup', 'cutmix(alpha=0.5)'), probs=(0.4, 0.6))",
+  "transmix(method=\"patch_aligned(method='cutmix', patch=2)\")",
 ]

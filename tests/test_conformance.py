@@ -35,12 +35,26 @@ def jitted_mix():
 def shape_for(method):
   if isinstance(method, msda_jax.VideoMix):
     return VIDEO
-  return SQUARE if isinstance(method, (msda_jax.PuzzleMix, msda_jax.AttentiveCutMix)) else SHAPE
+  square = isinstance(method, (msda_jax.PuzzleMix, msda_jax.AttentiveCutMix)) or aligned(method) is not None
+  return SQUARE if square else SHAPE
+
+
+def aligned(method):
+  """The ``PatchAligned`` a method mixes with (itself, or TransMix's base), else ``None``."""
+  inner = method.method if isinstance(method, msda_jax.TransMix) else method
+  return inner if isinstance(inner, msda_jax.PatchAligned) else None
 
 
 def grid_fit(method, shape):
-  """For a method with a cell grid (Attentive CutMix): checks that a shape the grid does not divide
-  raises naming ``grid``, and returns the shape cut down to the grid; other methods: ``shape``."""
+  """For a method with a cell grid (Attentive CutMix, patch-aligned masks): checks that a shape the
+  grid does not divide raises naming ``grid`` (or ``patch``), and returns the shape cut down to the
+  grid; other methods: ``shape``."""
+  if (patched := aligned(method)) is not None:
+    if all(n % patched.patch == 0 for n in shape):
+      return shape
+    with pytest.raises(ValueError, match=rf"patch {patched.patch} must divide the spatial shape"):
+      method.check_input(shape)
+    return tuple(max(patched.patch, n - n % patched.patch) for n in shape)
   if not isinstance(method, msda_jax.AttentiveCutMix) or all(n % method.grid == 0 for n in shape):
     return shape
   with pytest.raises(ValueError, match=rf"grid={method.grid} must divide every spatial axis"):

@@ -65,14 +65,21 @@ def test_compare_measures_every_model_and_resumes(tmp_path, capsys):
 
 
 def test_all_methods_lists_every_method_of_the_library_but_videomix(tmp_path):
-  """``--all-methods``: one measured task per seed for every library method that mixes images."""
+  """``--all-methods``: one measured task per seed for every library method that mixes images; the
+  ones that read a ViT's attention in the ViT regime (``--model vit``)."""
   import msda_jax
-  from experiments.configs import mnist_compare
+  from experiments.configs import mnist_compare, mnist_vit
 
   jobs = compare.tasks(tmp_path, list(mnist_compare.ALL_METHODS), 1, [], 0, {})
   built = {type(msda_jax.from_string(job.config.method)).name for job in jobs if job.config.method != "none"}
-  assert built == set(msda_jax.METHODS) - {"videomix"}
+  vit_jobs = compare.tasks(tmp_path, list(mnist_vit.METHODS), 1, [], 0, {}, mnist_vit)
+  vit = {type(msda_jax.from_string(job.config.method)).name for job in vit_jobs if job.config.method != "none"}
+  attention = {name for name, cls in msda_jax.METHODS.items() if "attention" in cls().needs().outputs}
+  assert attention and attention <= vit and not attention & built
+  assert built | vit == set(msda_jax.METHODS) - {"videomix"}
+  assert {job.config.model for job in vit_jobs} == {"vit_digits"}
   assert all(job.measured for job in jobs) and len(jobs) == len(mnist_compare.ALL_METHODS)
   from experiments import report
 
-  assert set(mnist_compare.ALL_METHODS) <= set(report.LABELS), "every method has a label (its colour in the plots)"
+  labelled = set(mnist_compare.ALL_METHODS) | set(mnist_vit.METHODS)
+  assert labelled <= set(report.LABELS), "every method has a label (its colour in the plots)"

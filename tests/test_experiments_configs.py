@@ -11,7 +11,7 @@ from ml_collections import config_flags
 
 import msda_jax
 from experiments import aggregate as aggregate_lib
-from experiments.configs import common, default, mnist_compare, table1, table2, table3
+from experiments.configs import common, default, mnist_compare, mnist_vit, table1, table2, table3
 from experiments.train import check_config
 from msda_jax.train.models import MODELS
 
@@ -82,6 +82,8 @@ METHOD_TYPES = {
   "manifold_mixup": msda_jax.ManifoldMixup,
   "patchup": msda_jax.PatchUp,
   "alignmix": msda_jax.AlignMix,
+  "patch_aligned": msda_jax.PatchAligned,
+  "transmix": msda_jax.TransMix,
 }
 # (module, every arg its get_config accepts)
 ALL_ARGS = [
@@ -89,6 +91,7 @@ ALL_ARGS = [
   (table2, list(table2.ARGS)),
   (table3, list(common.METHOD_NAMES)),
   (mnist_compare, [f"{m},{s}" for m in mnist_compare.METHODS for s in (0, 1, 2)] + list(mnist_compare.ALL_METHODS)),
+  (mnist_vit, [f"{m},1" for m in mnist_vit.METHODS]),
 ]
 CASES = [(module, arg) for module, args in ALL_ARGS for arg in args]
 
@@ -105,7 +108,9 @@ def _check(config: ml_collections.ConfigDict) -> None:
   msda_jax.from_string(config.method)
 
 
-@pytest.mark.parametrize("module", [default, table1, table2, table3, mnist_compare], ids=lambda m: m.__name__)
+@pytest.mark.parametrize(
+  "module", [default, table1, table2, table3, mnist_compare, mnist_vit], ids=lambda m: m.__name__
+)
 def test_every_config_loads_with_its_default_arg(module):
   _check(module.get_config())
 
@@ -135,6 +140,8 @@ def test_every_arg_builds_and_its_method_parses(module, arg):
     (table3, "preact_resnet18,hmix"),
     (table1, "scenario3,mixup"),
     (mnist_compare, "hmix,one"),
+    (mnist_vit, "transmix,one"),
+    (mnist_vit, "manifold_mixup"),
   ],
 )
 def test_bad_args_raise(module, arg):

@@ -49,30 +49,31 @@ def test_the_hook_sees_the_image_then_the_tokens_after_each_block():
   assert seen == [(0, (4, 16, 16, 3)), (1, (4, 17, 8)), (2, (4, 17, 8))]
 
 
-class AttentionLabels(msda_jax.CutMix):
-  """CutMix relabelled by the read-out: the image's weight is its share of the attention's mass."""
-
-  def needs(self):
-    return msda_jax.Needs(outputs=("attention",))
-
-  def relabel(self, targets, info, outputs):
-    attention = outputs["attention"]
-    own = info.mask.reshape(info.mask.shape[0], 4, 4, 4, 4).mean((2, 4))  # pixels to patches
-    w = (jnp.sum(attention * own, axis=(1, 2)) / jnp.sum(attention, axis=(1, 2)))[:, None]
-    return w * targets + (1.0 - w) * targets[info.partner]
-
-
 def test_a_train_step_relabels_from_the_attention():
+  """TransMix in the jitted step: with ``ratio = 1`` (the area alone) its loss is CutMix's to float
+  rounding, with ``ratio = 0.5`` the attention moves it; ``ratio`` is traced (one compilation)."""
   tx = optax.sgd(0.0)
-  losses = []
-  for method in (AttentionLabels(), msda_jax.CutMix()):
-    graphdef, state, opt = init_train_state(tiny(), tx)
-    step = jax.jit(
-      make_train_step(graphdef=graphdef, tx=tx, mixer=msda_jax.Mixer(method, num_classes=K), weight_decay=0.0)
-    )
-    _, _, metrics = step(state, opt, {"image": images(), "label": jnp.arange(4) % K}, jax.random.key(3))
-    losses.append(float(metrics["loss"]))
-  assert np.all(np.isfinite(losses)) and losses[0] != losses[1]
+  graphdef, state, opt = init_train_state(tiny(), tx)
+  step = jax.jit(make_train_step(graphdef=graphdef, tx=tx, mixer=None, weight_decay=0.0))
+  batch = {"image": images(), "label": jnp.arange(4) % K}
+  loss = lambda method: float(
+    step(state, opt, batch, jax.random.key(3), msda_jax.Mixer(method, num_classes=K))[2]["loss"]
+  )
+  box = msda_jax.PatchAligned(msda_jax.CutMix(minmax=(0.4, 0.8)), patch=4)  # always a box of 1 or 2 tokens a side
+  area, attended, cutmix = loss(msda_jax.TransMix(box, ratio=1.0)), loss(msda_jax.TransMix(box, ratio=0.5)), loss(box)
+  assert np.isfinite(attended) and abs(area - cutmix) < 1e-6 and abs(attended - area) > 1e-4
+
+
+def test_a_model_that_sows_no_attention_is_refused_by_name():
+  from msda_jax.train.models import SmallCNN
+
+  tx = optax.sgd(0.0)
+  graphdef, state, opt = init_train_state(SmallCNN(K, width=4, in_channels=3, rngs=nnx.Rngs(0)), tx)
+  step = make_train_step(
+    graphdef=graphdef, tx=tx, mixer=msda_jax.Mixer(msda_jax.TransMix(), num_classes=K), weight_decay=0.0
+  )
+  with pytest.raises(ValueError, match=r"the method reads the model output 'attention': the model must sow it"):
+    jax.eval_shape(step, state, opt, {"image": images(), "label": jnp.arange(4) % K}, jax.random.key(0))
 
 
 @pytest.mark.parametrize(
@@ -87,3 +88,14 @@ def test_a_train_step_relabels_from_the_attention():
 def test_bad_options_and_inputs(build, pattern):
   with pytest.raises(ValueError, match=pattern):
     build()
+
+
+def test_the_config_check_refuses_a_model_that_sows_no_attention_before_any_work():
+  from experiments import train
+  from experiments.configs import mnist_vit
+
+  config = mnist_vit.get_config("transmix")
+  train.check_config(config, 1)
+  config.model = "small_cnn"
+  with pytest.raises(ValueError, match=r"^model: TransMix reads the model output 'attention', which small_cnn does"):
+    train.check_config(config, 1)

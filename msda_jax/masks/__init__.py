@@ -23,6 +23,7 @@ from msda_jax.masks._kcutmix import KCutMix
 from msda_jax.masks._ksources import KSample, KSourceMethod
 from msda_jax.masks._mixture import Mixture
 from msda_jax.masks._mixup import Mixup
+from msda_jax.masks._patches import PatchAligned
 from msda_jax.masks._puzzle_energy import PuzzleEnergy
 from msda_jax.masks._puzzlemix import PuzzleMix
 from msda_jax.masks._resizemix import ResizeMix
@@ -32,6 +33,7 @@ from msda_jax.masks._smoothmix import SmoothMix
 from msda_jax.masks._snapmix import SnapMix
 from msda_jax.masks._specmix import SpecMix
 from msda_jax.masks._stochastic import StochasticMixupCutMix
+from msda_jax.masks._transmix import TransMix
 from msda_jax.masks._videomix import VideoMix
 
 __all__ = [
@@ -55,6 +57,7 @@ __all__ = [
   "Mixture",
   "Mixup",
   "PairData",
+  "PatchAligned",
   "PatchUp",
   "PuzzleEnergy",
   "PuzzleMix",
@@ -66,5 +69,6 @@ __all__ = [
   "SnapMix",
   "SpecMix",
   "StochasticMixupCutMix",
+  "TransMix",
   "VideoMix",
 ]

@@ -49,25 +49,27 @@ SWITCH_SALT = 0x6D697874
 PROBS_ATOL = 1e-5
 
 
-def _as_method(index: int, method: Any) -> MixMethod:
-  """``method`` as a mask-only ``MixMethod``, or a clear error."""
+def mask_only(label: str, method: Any, role: str) -> MixMethod:
+  """``method`` as a two-source mask-only ``MixMethod``, or a clear error naming ``label``.
+
+  ``role`` completes the refusals ("a mixture switches only among mask-only methods").
+  """
   if isinstance(method, str):
     raise TypeError(
-      f"methods[{index}] must be a MixMethod; got the string {method!r} (msda_jax.from_string builds a mixture of "
+      f"{label} must be a MixMethod; got the string {method!r} (msda_jax.from_string builds nested methods from "
       f'specs: from_string("mixture(methods=({method!r}, ...))")).'
     )
   if not isinstance(method, MixMethod):
-    raise TypeError(f"methods[{index}] must be a MixMethod (e.g. msda_jax.Mixup()); got {type(method).__name__}.")
-  if method.needs().inputs:
+    raise TypeError(f"{label} must be a MixMethod (e.g. msda_jax.Mixup()); got {type(method).__name__}.")
+  if method.needs().inputs or method.needs().outputs or method.sources != 2:
     raise ValueError(
-      f"methods[{index}] = {type(method).__name__} reads the images (needs().inputs); a mixture switches only "
-      "among methods whose masks are a function of lam and the key."
+      f"{label} = {type(method).__name__} reads the images or the model, or mixes more than two sources; "
+      f"{role} methods whose masks are a function of lam and the key."
     )
   drawn = jax.eval_shape(lambda key: method.sample(key, shape=(8, 8)), jax.random.key(0))  # traced, not run
   if drawn.paste is not None or drawn.keep is not None:
     raise ValueError(
-      f"methods[{index}] = {type(method).__name__} transforms the images it mixes (paste/keep); a mixture "
-      "switches only among mask-only methods."
+      f"{label} = {type(method).__name__} transforms the images it mixes (paste/keep); {role} mask-only methods."
     )
   return method
 
@@ -97,7 +99,7 @@ def _probs(value: Any, count: int) -> Any:
 
 
 def _component(key_lam: jax.Array, key_mask: jax.Array, lam: Any, shape: tuple[int, ...], method: MixMethod) -> Sample:
-  """The component's own draw as float32 ``(lam, mask, weight)`` (``_as_method`` refused image transforms)."""
+  """The component's own draw as float32 ``(lam, mask, weight)`` (``mask_only`` refused image transforms)."""
   drawn = method._sample(key_lam, key_mask, lam, shape, None)
   as32 = lambda v: jnp.asarray(v, jnp.float32)
   return Sample(as32(drawn.lam), jnp.broadcast_to(as32(drawn.mask), shape), as32(drawn.weight))
@@ -157,7 +159,7 @@ class Mixture(MixMethod):
     methods = self.methods
     if isinstance(methods, (MixMethod, str)) or not isinstance(methods, Sequence) or not methods:
       raise ValueError(f"methods must be a non-empty tuple of MixMethod; got {methods!r}.")
-    methods = tuple(_as_method(i, m) for i, m in enumerate(methods))
+    methods = tuple(mask_only(f"methods[{i}]", m, "a mixture switches only among") for i, m in enumerate(methods))
     object.__setattr__(self, "methods", methods)
     probs = np.full(len(methods), 1.0 / len(methods)) if self.probs is None else self.probs
     object.__setattr__(self, "probs", _probs(probs, len(methods)))

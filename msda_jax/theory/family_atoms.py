@@ -25,6 +25,7 @@ realised label weight by default, the objective ``mix_batch`` trains.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 
@@ -33,6 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from msda_jax import _validate
+from msda_jax.masks import _patches as patches
 from msda_jax.masks._base import MixMethod
 from msda_jax.theory import atoms as atoms_lib
 from msda_jax.theory import laws
@@ -210,8 +212,11 @@ def exact_atoms(
   """The exact atoms of a library method with its own hyper-parameters, or ``None`` if it has none.
 
   Exact for Mixup, Bernoulli (``d <= 16``), CutMix (floor sides, no ``minmax``), HMix (fixed ``r``,
-  floor sides), GMix, Stochastic Mixup & CutMix (floor sides), and a ``Mixture`` of those (the
-  ``probs``-mixture of its components' atoms, ``mixture_atoms``).
+  floor sides), GMix, Stochastic Mixup & CutMix (floor sides), a ``Mixture`` of those (the
+  ``probs``-mixture of its components' atoms, ``mixture_atoms``), a ``PatchAligned`` one (its law on
+  the patch grid, each cell repeated over its patch) and a ``TransMix`` one (the atoms of its base
+  method: the area-weighted objective, ``ratio = 1``; the weight read from the attention depends on
+  the model, ``theory.figure_vit`` measures it).
   """
   laws.check_label_weight(label_weight)
   shape = _validate.check_shape("shape", shape)
@@ -257,6 +262,15 @@ def exact_atoms(
       label_weight=label_weight,
       **nodes,
     )
+  if name == "transmix":
+    return exact_atoms(method.method, shape=shape, label_weight=label_weight, num_nodes=num_nodes)  # type: ignore[attr-defined]
+  if name == "patch_aligned":  # the grid law, each cell repeated over its patch
+    grid = patches.grid_shape(shape, method.patch)  # type: ignore[attr-defined]
+    inner = exact_atoms(method.method, shape=grid, label_weight=label_weight, num_nodes=num_nodes)  # type: ignore[attr-defined]
+    if inner is None:
+      return None
+    masks = jax.vmap(lambda m: patches.upsample(m, shape))(inner.masks)
+    return dataclasses.replace(inner, masks=masks)
   if name == "mixture":
     probs = _validate.concrete_value(method.probs)  # type: ignore[attr-defined]
     if probs is None:

@@ -20,7 +20,7 @@ width 192, 9 blocks, 3 heads); ``vit_digits`` a 16 x 16 one (patch 4, width 64, 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -74,6 +74,9 @@ class ViT(nnx.Module):
   >>> model(jnp.zeros((2, 16, 16, 3))).shape, model.num_stages, model.grid
   ((2, 10), 2, (4, 4))
   """
+
+  #: what the model sows under ``nnx.capture`` for a method's ``relabel`` (``Needs.outputs``).
+  sown: ClassVar[tuple[str, ...]] = ("attention",)
 
   def __init__(
     self,

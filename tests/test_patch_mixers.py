@@ -1,0 +1,121 @@
+"""Patch-aligned masks and TransMix: the grid draw repeated over whole patches, its exact ``a_jk``
+against Monte Carlo, TransMix's label weight against an independent float64 form of the reference's
+rule, and their errors. The ViT train step with TransMix is in ``tests/test_vit.py``."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import msda_jax
+from msda_jax import theory
+from msda_jax.theory import atoms as atoms_lib
+from msda_jax.theory import laws
+
+
+@pytest.mark.parametrize("inner", [msda_jax.CutMix(), msda_jax.Bernoulli(), msda_jax.FMix()], ids=lambda m: m.name)
+def test_the_aligned_mask_is_the_grid_draw_repeated_over_each_patch(inner):
+  method = msda_jax.PatchAligned(inner, patch=(4, 2))
+  both = jax.jit(jax.vmap(lambda key: (method.sample(key, shape=(16, 8)), inner.sample(key, shape=(4, 4)))))
+  drawn, grid = both(jax.random.split(jax.random.key(0), 4))
+  for mask, grid_mask in zip(np.asarray(drawn.mask), np.asarray(grid.mask), strict=True):
+    np.testing.assert_array_equal(mask, np.kron(grid_mask, np.ones((4, 2))))
+  np.testing.assert_array_equal(np.asarray(drawn.weight), np.asarray(grid.weight))
+  np.testing.assert_array_equal(np.asarray(drawn.lam), np.asarray(grid.lam))
+  np.testing.assert_allclose(np.asarray(drawn.weight), np.asarray(drawn.mask, np.float64).mean((1, 2)), atol=1e-7)
+
+
+def test_exact_coefficients_of_an_aligned_box_match_monte_carlo():
+  """Exact atoms (the grid law repeated) against 20,000 draws, seed 0, on 6 x 6 with patch 2. The
+  entries are means of products of binary masks: standard error at most 0.5 / sqrt(20000) =
+  0.0035, tolerance 0.015 (about 4 standard errors over 1,296 entries). The pixel-level box law
+  (the wrong one) is 0.13 away."""
+  method = msda_jax.PatchAligned(msda_jax.CutMix(), patch=2)
+  exact = theory.method_coefficients(method, shape=(6, 6))
+  law = laws.msda_law(method, shape=(6, 6), label_weight="realised")
+  sampled = atoms_lib.swap_coefficients(atoms_lib.sampled_atoms(jax.random.key(0), law, num_draws=20_000))
+  assert np.abs(np.asarray(exact.second) - np.asarray(sampled.second)).max() < 0.015
+  np.testing.assert_allclose(np.asarray(exact.mean).ravel(), np.asarray(sampled.mean).ravel(), atol=0.015)
+  pixel = theory.method_coefficients(msda_jax.CutMix(), shape=(6, 6))
+  assert np.abs(np.asarray(pixel.second) - np.asarray(sampled.second)).max() > 0.1
+
+
+def reference_partner_weight(own_masks, attention, ratio, nearest):
+  """The reference's rule in float64: the partner's area share and its share of the attention, the
+  token's share read from its top-left pixel (``nearest``, as the reference's upsampling does) or
+  from its pixel mean."""
+  own = np.asarray(own_masks, np.float64)
+  b, h, w = own.shape
+  gh, gw = attention.shape[1:]
+  pasted = 1.0 - own
+  if nearest:
+    tokens = pasted[:, :: h // gh, :: w // gw]
+  else:
+    tokens = pasted.reshape(b, gh, h // gh, gw, w // gw).mean((2, 4))
+  a = np.asarray(attention, np.float64)
+  lam1 = (a * tokens).sum((1, 2)) / a.sum((1, 2))
+  return ratio * pasted.mean((1, 2)) + (1 - ratio) * lam1
+
+
+@pytest.mark.parametrize("aligned", [True, False], ids=["aligned", "pixel-box"])
+def test_transmix_weights_the_partner_by_area_and_attention_as_the_reference(aligned):
+  base = msda_jax.PatchAligned(msda_jax.CutMix(), patch=4) if aligned else msda_jax.CutMix()
+  method = msda_jax.TransMix(base, ratio=0.3)
+  images, labels = jnp.zeros((6, 16, 16, 1)), jnp.arange(6) % 3
+  mixer = msda_jax.Mixer(method, num_classes=3, mode="example")
+  _, _, info = mixer.with_info(jax.random.key(1), images, labels)
+  attention = jax.random.uniform(jax.random.key(2), (6, 4, 4)) ** 3
+  targets = np.asarray(method.relabel(mixer.unmixed_targets(images, labels), info, {"attention": attention}))
+  lam_j = reference_partner_weight(info.mask, attention, 0.3, nearest=False)
+  rows = np.eye(3)[np.asarray(labels)]
+  expected = (1 - lam_j)[:, None] * rows + lam_j[:, None] * rows[np.asarray(info.partner)]
+  np.testing.assert_allclose(targets, expected, atol=2e-6)
+  nearest = reference_partner_weight(info.mask, attention, 0.3, nearest=True)
+  if aligned:  # whole tokens: the reference's one-pixel read-out is the same
+    np.testing.assert_allclose(lam_j, nearest, atol=1e-12)
+  else:  # boxes that cut tokens: the reference reads one pixel of each
+    assert np.abs(lam_j - nearest).max() > 1e-3
+
+
+def test_transmix_leaves_mixup_and_unmixed_examples_as_they_were():
+  images, labels = jnp.zeros((4, 8, 8, 1)), jnp.arange(4)
+  attention = jax.random.uniform(jax.random.key(0), (4, 2, 2))
+  for method, prob in ((msda_jax.TransMix(msda_jax.Mixup()), 1.0), (msda_jax.TransMix(), 0.0)):
+    mixer = msda_jax.Mixer(method, num_classes=4, prob=prob)
+    _, targets, info = mixer.with_info(jax.random.key(3), images, labels)
+    relabelled = method.relabel(mixer.unmixed_targets(images, labels), info, {"attention": attention})
+    np.testing.assert_allclose(np.asarray(relabelled), np.asarray(targets), atol=2e-6)
+
+
+def test_by_name_and_traced_ratio():
+  method = msda_jax.from_string("transmix(method=\"patch_aligned(method='cutmix(alpha=0.5)', patch=4)\", ratio=0.2)")
+  assert repr(method) == repr(msda_jax.TransMix(msda_jax.PatchAligned(msda_jax.CutMix(alpha=0.5), patch=4), ratio=0.2))
+  assert method.needs().outputs == ("attention",) and method.takes_lam
+
+
+@pytest.mark.parametrize(
+  "build, error, pattern",
+  [
+    (lambda: msda_jax.PatchAligned(patch=0), ValueError, r"patch must be a positive int"),
+    (lambda: msda_jax.PatchAligned(patch=(2, 2)).check_input((8,)), ValueError, r"patch must have one side per"),
+    (lambda: msda_jax.PatchAligned(patch=3).check_input((8, 9)), ValueError, r"patch 3 must divide the spatial"),
+    (lambda: msda_jax.PatchAligned(msda_jax.SaliencyMix()), ValueError, r"method = SaliencyMix reads the images"),
+    (lambda: msda_jax.PatchAligned(msda_jax.CutMix(alpha=-1.0)), ValueError, r"alpha must be"),
+    (lambda: msda_jax.TransMix(ratio=1.5), ValueError, r"ratio must lie in \[0.0, 1.0\]"),
+    (lambda: msda_jax.TransMix(msda_jax.ResizeMix()), ValueError, r"method = ResizeMix transforms the images"),
+    (lambda: msda_jax.TransMix("cutmix"), TypeError, r"method must be a MixMethod"),
+    (lambda: relabel({"attention": jnp.ones((4, 3, 3))}), ValueError, r"token grid \(3, 3\) must divide"),
+    (lambda: relabel({"attention": jnp.ones((4, 4))}), ValueError, r"attention must be .* \[B, \*G\]"),
+    (lambda: relabel({}), ValueError, r"TransMix reads the model output 'attention'"),
+  ],
+)
+def test_bad_input_raises_naming_the_argument(build, error, pattern):
+  with pytest.raises(error, match=pattern):
+    build()
+
+
+def relabel(outputs):
+  images, labels = jnp.zeros((4, 8, 8, 1)), jnp.arange(4)
+  mixer = msda_jax.Mixer(msda_jax.TransMix(), num_classes=4)
+  _, _, info = mixer.with_info(jax.random.key(0), images, labels)
+  return mixer.method.relabel(mixer.unmixed_targets(images, labels), info, outputs)
