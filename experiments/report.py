@@ -48,6 +48,7 @@ LABELS = {
   "alignmix": "AlignMix",
   "patch_aligned": "CutMix on whole tokens",
   "transmix": "TransMix",
+  "tokenmix": "TokenMix",
 }
 SCENARIO_LABELS = {
   "scenario1": "Scenario 1: large crop (small objects)",

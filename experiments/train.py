@@ -107,6 +107,7 @@ def check_config(config: ml_collections.ConfigDict, num_devices: int) -> None:
   create_loss(config)
   model_options(config)  # its errors name the field
   outputs = () if mixer.method is None else mixer.method.needs().outputs
+  outputs += tuple(getattr(mixer.method, "model_outputs", ()))  # read in prepare (TokenMix's attention)
   if outputs:  # the model must sow what the method reads after the forward pass
     sown = getattr(_abstract_model(config), "sown", ())
     missing = [name for name in outputs if name not in sown]

@@ -38,6 +38,7 @@ from msda_jax.masks import (
   SnapMix,
   SpecMix,
   StochasticMixupCutMix,
+  TokenMix,
   TransMix,
   VideoMix,
 )
@@ -85,6 +86,7 @@ __all__ = [
   "SnapMix",
   "SpecMix",
   "StochasticMixupCutMix",
+  "TokenMix",
   "TransMix",
   "VideoMix",
   "from_string",

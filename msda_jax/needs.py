@@ -59,12 +59,16 @@ class ModelView(NamedTuple):
     head: ``head(features, layer)``: the network after ``layer`` applied to features
       ``[N, *S', C_l]`` of any batch and spatial size, giving logits ``[N, K]`` (inference mode);
       ``None`` when the model gives none.
+    attention: ``attention(x)``: the class token's attention over the token grid ``[B, *G]`` the
+      model sows as ``"attention"`` (a ViT's last block, averaged over heads) for the model input
+      ``x``, in inference mode (one forward pass); ``None`` when not given.
   """
 
   loss: Callable[[jax.Array], jax.Array]
   to_input: Callable[[jax.Array], jax.Array]
   features: Callable[[jax.Array, int], jax.Array] | None = None
   head: Callable[[jax.Array, int], jax.Array] | None = None
+  attention: Callable[[jax.Array], jax.Array] | None = None
 
 
 def check_saliency(saliency: Any, batch: int, spatial: tuple[int, ...]) -> jax.Array:

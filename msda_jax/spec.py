@@ -41,6 +41,7 @@ from msda_jax.masks._smoothmix import SmoothMix
 from msda_jax.masks._snapmix import SnapMix
 from msda_jax.masks._specmix import SpecMix
 from msda_jax.masks._stochastic import StochasticMixupCutMix
+from msda_jax.masks._tokenmix import TokenMix
 from msda_jax.masks._transmix import TransMix
 from msda_jax.masks._videomix import VideoMix
 
@@ -75,6 +76,7 @@ METHODS: dict[str, type[Any]] = {
     AlignMix,
     PatchAligned,
     TransMix,
+    TokenMix,
   )
 }
 ALIASES = {"stochastic": StochasticMixupCutMix.name, "kmix": KMix.name}

@@ -40,9 +40,10 @@ def shape_for(method):
 
 
 def aligned(method):
-  """The ``PatchAligned`` a method mixes with (itself, or TransMix's base), else ``None``."""
+  """What places a method's masks on a patch grid (a ``PatchAligned``: itself, or TransMix's base;
+  TokenMix itself), else ``None``."""
   inner = method.method if isinstance(method, msda_jax.TransMix) else method
-  return inner if isinstance(inner, msda_jax.PatchAligned) else None
+  return inner if isinstance(inner, (msda_jax.PatchAligned, msda_jax.TokenMix)) else None
 
 
 def grid_fit(method, shape):
@@ -88,17 +89,22 @@ def pastes(method):
 
 def label_weights(method, images, info):
   """The label weights ``(own [B], partner [B])`` a method must give: the mask's mean and its
-  complement, except SnapMix's (stated exception: its rows need not sum to 1): the share of the
-  image's map outside its box, and the partner's share of its own map in the box it gave (read
-  from ``info``; its value is checked in ``tests/test_snapmix.py``), 0 when unmixed."""
+  complement, except SnapMix's and TokenMix's (stated exception: their rows need not sum to 1):
+  the share of the image's map outside the pasted region, and the partner's share of its own map in
+  the region it gave (SnapMix's read from ``info``, its value checked in ``tests/test_snapmix.py``;
+  TokenMix's the partner's map on the pasted tokens), 0 when unmixed."""
   masks = np.asarray(info.mask, np.float64)
   axes = tuple(range(1, masks.ndim))
-  if not isinstance(method, msda_jax.SnapMix):
+  if not isinstance(method, (msda_jax.SnapMix, msda_jax.TokenMix)):
     weight = masks.mean(axis=axes)
     return weight, 1 - weight
   s = np.asarray(saliency_of(images), np.float64)
   own = 1 - (s * (masks == 0)).sum(axis=axes) / (s.sum(axis=axes) + 1e-8)
   partner = np.asarray(info.partner_weight, np.float64)
+  if isinstance(method, msda_jax.TokenMix):
+    theirs = s[np.asarray(info.partner)]
+    expected = (theirs * (masks == 0)).sum(axis=axes) / (theirs.sum(axis=axes) + 1e-8)
+    np.testing.assert_allclose(partner, np.where(np.asarray(info.applied), expected, 0.0), atol=2e-6)
   applied = np.asarray(info.applied)
   assert np.all(partner[~applied] == 0) and np.all((partner >= 0) & (partner <= 1 + 1e-6))
   return np.where(applied, own, 1.0), partner
@@ -592,7 +598,7 @@ def test_mask_mean_equals_the_mean_of_the_mask(spec, shape):
   assert closed.shape == (len(MEAN_LAMS), 40) or closed.shape == (5, 8)
   assert closed.dtype == jnp.float32 and mask.shape == (*closed.shape, *shape)
   direct = np.asarray(mask, np.float64).mean(axis=tuple(range(2, mask.ndim)))
-  if isinstance(method, msda_jax.SnapMix):  # its weight is the map's share outside the box
+  if isinstance(method, (msda_jax.SnapMix, msda_jax.TokenMix)):  # the map's share outside the pasted region
     s = np.asarray(data.saliency, np.float64)
     inside = np.asarray(mask) == 0
     axes = tuple(range(2, mask.ndim))

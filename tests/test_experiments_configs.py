@@ -84,6 +84,7 @@ METHOD_TYPES = {
   "alignmix": msda_jax.AlignMix,
   "patch_aligned": msda_jax.PatchAligned,
   "transmix": msda_jax.TransMix,
+  "tokenmix": msda_jax.TokenMix,
 }
 # (module, every arg its get_config accepts)
 ALL_ARGS = [

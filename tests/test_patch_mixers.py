@@ -1,6 +1,11 @@
-"""Patch-aligned masks and TransMix: the grid draw repeated over whole patches, its exact ``a_jk``
-against Monte Carlo, TransMix's label weight against an independent float64 form of the reference's
-rule, and their errors. The ViT train step with TransMix is in ``tests/test_vit.py``."""
+"""Patch-aligned masks, TransMix and TokenMix: the grid draw repeated over whole patches, its exact
+``a_jk`` against Monte Carlo, TransMix's label weight against an independent float64 form of the
+reference's rule, TokenMix's block law against a float64 transcription of the reference's
+generator, and their errors. The ViT train steps are in ``tests/test_vit.py``; the conformance
+suite covers the three in both modes."""
+
+import math
+import random
 
 import jax
 import jax.numpy as jnp
@@ -107,6 +112,12 @@ def test_by_name_and_traced_ratio():
     (lambda: relabel({"attention": jnp.ones((4, 3, 3))}), ValueError, r"token grid \(3, 3\) must divide"),
     (lambda: relabel({"attention": jnp.ones((4, 4))}), ValueError, r"attention must be .* \[B, \*G\]"),
     (lambda: relabel({}), ValueError, r"TransMix reads the model output 'attention'"),
+    (lambda: msda_jax.TokenMix(patch=4, min_tokens=17).check_input((16, 16)), ValueError, r"min_tokens=17 is out of"),
+    (lambda: msda_jax.TokenMix(min_tokens=-1), ValueError, r"min_tokens must be None or an int >= 0"),
+    (lambda: msda_jax.TokenMix(patch=3).check_input((16, 16)), ValueError, r"patch 3 must divide the spatial"),
+    (lambda: msda_jax.TokenMix(mask="box"), ValueError, r"mask must be one of"),
+    (lambda: msda_jax.TokenMix(patch=2).check_input((8,)), ValueError, r"mask='block' places 2-d blocks"),
+    (lambda: msda_jax.TokenMix(alpha=0.0), ValueError, r"alpha must be"),
   ],
 )
 def test_bad_input_raises_naming_the_argument(build, error, pattern):
@@ -119,3 +130,60 @@ def relabel(outputs):
   mixer = msda_jax.Mixer(msda_jax.TransMix(), num_classes=4)
   _, _, info = mixer.with_info(jax.random.key(0), images, labels)
   return mixer.method.relabel(mixer.unmixed_targets(images, labels), info, outputs)
+
+
+def reference_blocks(rng, grid, count):
+  """The reference's block-wise token masking, transcribed in Python floats (its loop and its rules)."""
+  gh, gw = grid
+  mask, have = np.zeros(grid, int), 0
+  low, high = math.log(0.3), math.log(1 / 0.3)
+  while have < count:
+    missing, delta = count - have, 0
+    for _ in range(10):
+      area, aspect = rng.uniform(1, missing), math.exp(rng.uniform(low, high))
+      h, w = round(math.sqrt(area * aspect)), round(math.sqrt(area / aspect))
+      if w < gw and h < gh:
+        top, left = rng.randint(0, gh - h), rng.randint(0, gw - w)
+        new = h * w - mask[top : top + h, left : left + w].sum()
+        if 0 < new <= missing:
+          mask[top : top + h, left : left + w], delta = 1, new
+          break
+    if delta == 0:
+      break
+    have += delta
+  return mask
+
+
+def test_tokenmix_blocks_follow_the_reference_law():
+  """4,000 draws each of 20 tokens on a 6 x 6 grid (seed 0 for both): the share of draws that paste
+  each token (blocks must fit, so the centre is pasted more: 0.26 in a corner, 0.82 in the middle)
+  agrees within 0.05 (standard error of a difference about 0.011); uniformly random tokens (the
+  wrong law) are 0.30 away. The mean count agrees within 0.2 tokens."""
+  from msda_jax.masks import _tokenmix
+
+  rng = random.Random(0)
+  reference = np.stack([reference_blocks(rng, (6, 6), 20) for _ in range(4000)])
+  keys = jax.random.split(jax.random.key(0), 4000)
+  draw = jax.jit(jax.vmap(lambda k: (_tokenmix.block_tokens(k, (6, 6), 20), _tokenmix.random_tokens(k, (6, 6), 20))))
+  blocks, scattered = (np.asarray(m) for m in draw(keys))
+  assert np.abs(blocks.mean(0) - reference.mean(0)).max() < 0.05
+  assert np.abs(scattered.mean(0) - reference.mean(0)).max() > 0.2
+  assert abs(blocks.sum((1, 2)).mean() - reference.sum((1, 2)).mean()) < 0.2
+  assert blocks.sum((1, 2)).max() <= 20 and np.all(scattered.sum((1, 2)) == 20)
+
+
+def test_tokenmix_pastes_whole_tokens_and_weighs_each_image_by_its_map():
+  """The count ``min(N, floor((1 - lam) N) + min_tokens)``, every token whole, and the weights read
+  from the maps: the image's map on the tokens it keeps, the partner's on the tokens it gave."""
+  rng = np.random.default_rng(0)
+  own, theirs = (jnp.asarray(rng.uniform(size=(8, 8)) ** 4, jnp.float32) for _ in range(2))
+  data = msda_jax.PairData(jnp.zeros((8, 8, 1)), jnp.ones((8, 8, 1)), own, theirs)
+  method = msda_jax.TokenMix(patch=2, mask="random", min_tokens=3)
+  for lam in (0.0, 0.4, 1.0):
+    s = method.sample(jax.random.key(1), shape=(8, 8), lam=lam, data=data)
+    pasted = np.asarray(s.mask) == 0
+    assert pasted.sum() // 4 == min(16, math.floor((1 - lam) * 16) + 3)
+    assert np.all(pasted.reshape(4, 2, 4, 2).std(axis=(1, 3)) == 0)
+    own64, theirs64 = np.asarray(own, np.float64), np.asarray(theirs, np.float64)
+    np.testing.assert_allclose(float(s.weight), own64[~pasted].sum() / own64.sum(), atol=1e-6)
+    np.testing.assert_allclose(float(s.partner_weight), theirs64[pasted].sum() / theirs64.sum(), atol=1e-6)

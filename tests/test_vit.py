@@ -64,6 +64,25 @@ def test_a_train_step_relabels_from_the_attention():
   assert np.isfinite(attended) and abs(area - cutmix) < 1e-6 and abs(attended - area) > 1e-4
 
 
+def test_tokenmix_reads_the_attention_of_the_unmixed_batch_in_the_step():
+  """TokenMix's ``prepare``: the class-token attention of the clean batch (inference mode), spread
+  over each token's pixels (token sums kept); the jitted step trains on it."""
+  from msda_jax.masks._tokenmix import attention_saliency
+  from msda_jax.train.step import sown_output
+
+  model, x = tiny(), images()
+  attention = sown_output(model, "attention", x)
+  spread = attention_saliency(attention, (16, 16))
+  np.testing.assert_allclose(np.asarray(spread).reshape(4, 4, 4, 4, 4).sum((2, 4)), np.asarray(attention), rtol=1e-5)
+  tx = optax.sgd(0.1)
+  graphdef, state, opt = init_train_state(model, tx)
+  mixer = msda_jax.Mixer(msda_jax.TokenMix(patch=4, alpha=1.0), num_classes=K)
+  step = jax.jit(make_train_step(graphdef=graphdef, tx=tx, mixer=mixer, weight_decay=0.0))
+  new, _, metrics = step(state, opt, {"image": x, "label": jnp.arange(4) % K}, jax.random.key(0))
+  moved = jax.tree.map(lambda a, b: float(jnp.abs(a - b).max()), nnx.state(new, nnx.Param), nnx.state(state, nnx.Param))
+  assert np.isfinite(float(metrics["loss"])) and max(jax.tree.leaves(moved)) > 0
+
+
 def test_a_model_that_sows_no_attention_is_refused_by_name():
   from msda_jax.train.models import SmallCNN
 
@@ -94,8 +113,9 @@ def test_the_config_check_refuses_a_model_that_sows_no_attention_before_any_work
   from experiments import train
   from experiments.configs import mnist_vit
 
-  config = mnist_vit.get_config("transmix")
-  train.check_config(config, 1)
-  config.model = "small_cnn"
-  with pytest.raises(ValueError, match=r"^model: TransMix reads the model output 'attention', which small_cnn does"):
+  for method, name in (("transmix", "TransMix"), ("tokenmix", "TokenMix")):
+    config = mnist_vit.get_config(method)
     train.check_config(config, 1)
+    config.model = "small_cnn"
+    with pytest.raises(ValueError, match=rf"^model: {name} reads the model output 'attention', which small_cnn does"):
+      train.check_config(config, 1)

@@ -10,7 +10,9 @@ vanilla only, one seed, before any mixing run).
 The methods: the paper's (Table 2's hyper-parameters), CutMix with its box on whole tokens
 (``patch_aligned``), and the ViT mixers that read the model's attention: TransMix over the
 token-aligned box (its label weight re-read after the forward pass, ``ratio`` 0.5 as the
-reference).
+reference), and TokenMix (token blocks of the partner, labels from the class-token attention of
+the unmixed batch, the reference's constant ``lam = 0.5``; ``min_tokens`` 1 of the 16 tokens,
+near the reference's share, 14 of its 196).
 
 Command (every method, three seeds, the table)::
 
@@ -37,6 +39,7 @@ METHODS = {
   "gmix": mnist_compare.METHODS["gmix"],
   "patch_aligned": f"patch_aligned(method='cutmix(alpha=1.0)', patch={PATCH})",
   "transmix": f"transmix(method=\"patch_aligned(method='cutmix(alpha=1.0)', patch={PATCH})\", ratio=0.5)",
+  "tokenmix": f"tokenmix(patch={PATCH}, mask='block', min_tokens=1)",
 }
 ARGS = tuple(METHODS)
 

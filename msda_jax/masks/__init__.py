@@ -33,6 +33,7 @@ from msda_jax.masks._smoothmix import SmoothMix
 from msda_jax.masks._snapmix import SnapMix
 from msda_jax.masks._specmix import SpecMix
 from msda_jax.masks._stochastic import StochasticMixupCutMix
+from msda_jax.masks._tokenmix import TokenMix
 from msda_jax.masks._transmix import TransMix
 from msda_jax.masks._videomix import VideoMix
 
@@ -69,6 +70,7 @@ __all__ = [
   "SnapMix",
   "SpecMix",
   "StochasticMixupCutMix",
+  "TokenMix",
   "TransMix",
   "VideoMix",
 ]

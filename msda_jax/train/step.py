@@ -148,6 +148,12 @@ def _sown(state: nnx.State, name: str) -> Any:
   return value[-1] if isinstance(value, tuple) else value
 
 
+def sown_output(model: nnx.Module, name: str, x: jax.Array) -> jax.Array:
+  """What ``model`` sows under ``name`` in a forward pass on ``x`` (its mode as set), or a clear error."""
+  _, sown = nnx.capture(model, nnx.Intermediate)(x)
+  return _sown(sown, name)
+
+
 def make_train_step(
   *,
   graphdef: nnx.GraphDef,
@@ -208,6 +214,7 @@ def make_train_step(
       to_input=to_input,
       features=functools.partial(hidden_lib.features_at, model),
       head=lambda features, layer: hidden_lib.head_after(model, shape, features, layer),
+      attention=functools.partial(sown_output, model, "attention"),
     )
 
   def train_step(
