@@ -49,6 +49,7 @@ LABELS = {
   "patch_aligned": "CutMix on whole tokens",
   "transmix": "TransMix",
   "tokenmix": "TokenMix",
+  "mixpro": "MixPro",
 }
 SCENARIO_LABELS = {
   "scenario1": "Scenario 1: large crop (small objects)",

@@ -110,7 +110,7 @@ def check_config(config: ml_collections.ConfigDict, num_devices: int) -> None:
   outputs += tuple(getattr(mixer.method, "model_outputs", ()))  # read in prepare (TokenMix's attention)
   if outputs:  # the model must sow what the method reads after the forward pass
     sown = getattr(_abstract_model(config), "sown", ())
-    missing = [name for name in outputs if name not in sown]
+    missing = [name for name in outputs if name not in (*sown, "logits")]
     if missing:
       readers = sorted(name for name in MODELS if name.startswith("vit"))
       raise ValueError(

@@ -13,7 +13,8 @@ model's attention after the forward pass (TransMix). Every method says which in 
   nothing);
 * ``method.relabel(targets, info, outputs)`` mixes the unmixed targets anew from the named model
   outputs of the mixed batch (a train step calls it only when ``needs().outputs`` is not empty;
-  the model ``sow``s each output as an ``nnx.Intermediate`` under its name).
+  the model ``sow``s each output as an ``nnx.Intermediate`` under its name, and ``"logits"`` names
+  the model's own output).
 
 ``INPUT_CHECKS`` holds, for every input name, the check a call runs on it before any work. A new
 kind of input adds a name and a check here and a ``prepare``; the batch layer pairs every input

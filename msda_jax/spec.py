@@ -30,6 +30,7 @@ from msda_jax.masks._guidedmixup import GuidedMixup
 from msda_jax.masks._hidden import ManifoldMixup, PatchUp
 from msda_jax.masks._hmix import HMix
 from msda_jax.masks._kcutmix import KCutMix
+from msda_jax.masks._mixpro import MixPro
 from msda_jax.masks._mixture import Mixture
 from msda_jax.masks._mixup import Mixup
 from msda_jax.masks._patches import PatchAligned
@@ -77,6 +78,7 @@ METHODS: dict[str, type[Any]] = {
     PatchAligned,
     TransMix,
     TokenMix,
+    MixPro,
   )
 }
 ALIASES = {"stochastic": StochasticMixupCutMix.name, "kmix": KMix.name}

@@ -25,5 +25,6 @@ METHOD_SPECS = [
   "patchup(block=3, mode='hard')",
   "mixture(methods=('mixup', 'cutmix(alpha=0.5)'), probs=(0.4, 0.6))",
   "tokenmix(patch=2, alpha=1.0, mask='random')",
+  "mixpro(cell=2)",
   "transmix(method=\"patch_aligned(method='cutmix', patch=2)\")",
 ]

@@ -43,7 +43,7 @@ def aligned(method):
   """What places a method's masks on a patch grid (a ``PatchAligned``: itself, or TransMix's base;
   TokenMix itself), else ``None``."""
   inner = method.method if isinstance(method, msda_jax.TransMix) else method
-  return inner if isinstance(inner, (msda_jax.PatchAligned, msda_jax.TokenMix)) else None
+  return inner if isinstance(inner, (msda_jax.PatchAligned, msda_jax.TokenMix, msda_jax.MixPro)) else None
 
 
 def grid_fit(method, shape):
@@ -51,11 +51,13 @@ def grid_fit(method, shape):
   grid does not divide raises naming ``grid`` (or ``patch``), and returns the shape cut down to the
   grid; other methods: ``shape``."""
   if (patched := aligned(method)) is not None:
-    if all(n % patched.patch == 0 for n in shape):
+    name = "cell" if isinstance(patched, msda_jax.MixPro) else "patch"
+    side = getattr(patched, name)
+    if all(n % side == 0 for n in shape):
       return shape
-    with pytest.raises(ValueError, match=rf"patch {patched.patch} must divide the spatial shape"):
+    with pytest.raises(ValueError, match=rf"{name} {side} must divide the spatial shape"):
       method.check_input(shape)
-    return tuple(max(patched.patch, n - n % patched.patch) for n in shape)
+    return tuple(max(side, n - n % side) for n in shape)
   if not isinstance(method, msda_jax.AttentiveCutMix) or all(n % method.grid == 0 for n in shape):
     return shape
   with pytest.raises(ValueError, match=rf"grid={method.grid} must divide every spatial axis"):

@@ -85,6 +85,7 @@ METHOD_TYPES = {
   "patch_aligned": msda_jax.PatchAligned,
   "transmix": msda_jax.TransMix,
   "tokenmix": msda_jax.TokenMix,
+  "mixpro": msda_jax.MixPro,
 }
 # (module, every arg its get_config accepts)
 ALL_ARGS = [

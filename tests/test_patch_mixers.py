@@ -1,7 +1,7 @@
-"""Patch-aligned masks, TransMix and TokenMix: the grid draw repeated over whole patches, its exact
-``a_jk`` against Monte Carlo, TransMix's label weight against an independent float64 form of the
-reference's rule, TokenMix's block law against a float64 transcription of the reference's
-generator, and their errors. The ViT train steps are in ``tests/test_vit.py``; the conformance
+"""Patch-aligned masks, TransMix, TokenMix and MixPro: the grid draw repeated over whole patches,
+its exact ``a_jk`` against Monte Carlo, TransMix's and MixPro's label weights against independent
+float64 forms of the references' rules, TokenMix's block law against a float64 transcription of
+the reference's generator, and their errors. The ViT train steps are in ``tests/test_vit.py``; the conformance
 suite covers the three in both modes."""
 
 import math
@@ -118,6 +118,8 @@ def test_by_name_and_traced_ratio():
     (lambda: msda_jax.TokenMix(mask="box"), ValueError, r"mask must be one of"),
     (lambda: msda_jax.TokenMix(patch=2).check_input((8,)), ValueError, r"mask='block' places 2-d blocks"),
     (lambda: msda_jax.TokenMix(alpha=0.0), ValueError, r"alpha must be"),
+    (lambda: msda_jax.MixPro(cell=3).check_input((16, 16)), ValueError, r"cell 3 must divide the spatial"),
+    (lambda: msda_jax.MixPro(cell=0), ValueError, r"cell must be a positive int"),
   ],
 )
 def test_bad_input_raises_naming_the_argument(build, error, pattern):
@@ -187,3 +189,36 @@ def test_tokenmix_pastes_whole_tokens_and_weighs_each_image_by_its_map():
     own64, theirs64 = np.asarray(own, np.float64), np.asarray(theirs, np.float64)
     np.testing.assert_allclose(float(s.weight), own64[~pasted].sum() / own64.sum(), atol=1e-6)
     np.testing.assert_allclose(float(s.partner_weight), theirs64[pasted].sum() / theirs64.sum(), atol=1e-6)
+
+
+def test_mixpro_keeps_ceil_lam_n_cells_and_blends_area_and_attention_by_the_prediction():
+  """MaskMix keeps ``ceil(lam N)`` whole cells; PAL's weight is ``sim lam_a + (1 - sim) lam_area``
+  with ``sim`` the cosine of the area-mixed target and the softmax (float64 form below); a model
+  that predicts the target exactly (``sim`` near 1) gets the attention share, a flat one mostly
+  the area."""
+  method = msda_jax.MixPro(cell=4)
+  for lam in (0.0, 0.3, 1.0):
+    s = method.sample(jax.random.key(2), shape=(16, 16), lam=lam)
+    kept = np.asarray(s.mask).reshape(4, 4, 4, 4)
+    assert np.all(kept.std(axis=(1, 3)) == 0) and kept[:, 0, :, 0].sum() == math.ceil(lam * 16)
+  images, labels = jnp.zeros((6, 16, 16, 1)), jnp.arange(6) % 3
+  mixer = msda_jax.Mixer(method, num_classes=3, mode="example")
+  _, area_targets, info = mixer.with_info(jax.random.key(1), images, labels)
+  attention = np.asarray(jax.random.uniform(jax.random.key(2), (6, 4, 4)) ** 3, np.float64)
+  rows = np.eye(3)[np.asarray(labels)]
+  own = np.asarray(info.mask, np.float64).reshape(6, 4, 4, 4, 4)[:, :, 0, :, 0]
+  lam_a = (attention * own).sum((1, 2)) / attention.sum((1, 2))
+  area = own.mean((1, 2))
+  for logits in (
+    np.log(np.asarray(area_targets, np.float64) + 1e-9),
+    np.zeros((6, 3)),
+    np.eye(3)[[1, 2, 0, 1, 2, 0]] * 4,
+  ):
+    probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    mixed = np.asarray(area_targets, np.float64)
+    sim = (mixed * probs).sum(1) / (np.linalg.norm(mixed, axis=1) * np.linalg.norm(probs, axis=1))
+    w = (sim * lam_a + (1 - sim) * area)[:, None]
+    outputs = {"attention": jnp.asarray(attention, jnp.float32), "logits": jnp.asarray(logits, jnp.float32)}
+    got = method.relabel(mixer.unmixed_targets(images, labels), info, outputs)
+    np.testing.assert_allclose(np.asarray(got), w * rows + (1 - w) * rows[np.asarray(info.partner)], atol=2e-6)
+  assert np.abs(lam_a - area).max() > 0.05  # the attention moves the weight: the check can fail

@@ -62,6 +62,7 @@ def test_a_train_step_relabels_from_the_attention():
   box = msda_jax.PatchAligned(msda_jax.CutMix(minmax=(0.4, 0.8)), patch=4)  # always a box of 1 or 2 tokens a side
   area, attended, cutmix = loss(msda_jax.TransMix(box, ratio=1.0)), loss(msda_jax.TransMix(box, ratio=0.5)), loss(box)
   assert np.isfinite(attended) and abs(area - cutmix) < 1e-6 and abs(attended - area) > 1e-4
+  assert np.isfinite(loss(msda_jax.MixPro(cell=4)))  # the relabel that reads the logits too
 
 
 def test_tokenmix_reads_the_attention_of_the_unmixed_batch_in_the_step():

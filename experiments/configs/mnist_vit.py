@@ -12,7 +12,9 @@ The methods: the paper's (Table 2's hyper-parameters), CutMix with its box on wh
 token-aligned box (its label weight re-read after the forward pass, ``ratio`` 0.5 as the
 reference), and TokenMix (token blocks of the partner, labels from the class-token attention of
 the unmixed batch, the reference's constant ``lam = 0.5``; ``min_tokens`` 1 of the 16 tokens,
-near the reference's share, 14 of its 196).
+near the reference's share, 14 of its 196), and MixPro (a random 4 x 4 grid of cells, the
+reference's grid at 224 x 224 with 56-pixel cells, labels blended from area to attention by the
+model's fit).
 
 Command (every method, three seeds, the table)::
 
@@ -40,6 +42,7 @@ METHODS = {
   "patch_aligned": f"patch_aligned(method='cutmix(alpha=1.0)', patch={PATCH})",
   "transmix": f"transmix(method=\"patch_aligned(method='cutmix(alpha=1.0)', patch={PATCH})\", ratio=0.5)",
   "tokenmix": f"tokenmix(patch={PATCH}, mask='block', min_tokens=1)",
+  "mixpro": f"mixpro(alpha=1.0, cell={PATCH})",
 }
 ARGS = tuple(METHODS)
 

@@ -21,6 +21,7 @@ from msda_jax.masks._hidden import HiddenMixMethod, ManifoldMixup, PatchUp
 from msda_jax.masks._hmix import HMix
 from msda_jax.masks._kcutmix import KCutMix
 from msda_jax.masks._ksources import KSample, KSourceMethod
+from msda_jax.masks._mixpro import MixPro
 from msda_jax.masks._mixture import Mixture
 from msda_jax.masks._mixup import Mixup
 from msda_jax.masks._patches import PatchAligned
@@ -55,6 +56,7 @@ __all__ = [
   "KSourceMethod",
   "ManifoldMixup",
   "MixMethod",
+  "MixPro",
   "Mixture",
   "Mixup",
   "PairData",

@@ -33,26 +33,27 @@ from msda_jax.masks._cutmix import CutMix
 from msda_jax.masks._mixture import mask_only
 
 
-def patch_sides(patch: Any) -> int | tuple[int, ...]:
-  """``patch`` as a positive int or a tuple of them; raises naming it otherwise."""
+def patch_sides(patch: Any, name: str = "patch") -> int | tuple[int, ...]:
+  """``patch`` as a positive int or a tuple of them; raises naming it (or ``name``) otherwise."""
   sides = tuple(patch) if isinstance(patch, (tuple, list)) else (patch,)
   if not sides or any(isinstance(s, (bool, np.bool_)) or not isinstance(s, (int, np.integer)) or s < 1 for s in sides):
-    raise ValueError(f"patch must be a positive int or a tuple of positive ints (one per axis); got {patch!r}.")
+    raise ValueError(f"{name} must be a positive int or a tuple of positive ints (one per axis); got {patch!r}.")
   as_ints = tuple(int(s) for s in sides)
   return as_ints[0] if not isinstance(patch, (tuple, list)) else as_ints
 
 
-def grid_shape(shape: tuple[int, ...], patch: int | tuple[int, ...]) -> tuple[int, ...]:
-  """The token grid ``S / p`` of spatial shape ``shape``; raises naming ``patch`` unless it divides ``shape``.
+def grid_shape(shape: tuple[int, ...], patch: int | tuple[int, ...], name: str = "patch") -> tuple[int, ...]:
+  """The token grid ``S / p`` of spatial shape ``shape``; raises naming ``patch`` (or ``name``) unless it
+  divides ``shape``.
 
   >>> grid_shape((32, 32), 4)
   (8, 8)
   """
   sides = (patch,) * len(shape) if isinstance(patch, int) else tuple(patch)
   if len(sides) != len(shape):
-    raise ValueError(f"patch must have one side per spatial axis of {tuple(shape)}; got {patch!r}.")
+    raise ValueError(f"{name} must have one side per spatial axis of {tuple(shape)}; got {patch!r}.")
   if any(n % s for n, s in zip(shape, sides, strict=True)):
-    raise ValueError(f"patch {patch!r} must divide the spatial shape {tuple(shape)} (whole tokens); it does not.")
+    raise ValueError(f"{name} {patch!r} must divide the spatial shape {tuple(shape)} (whole tokens); it does not.")
   return tuple(n // s for n, s in zip(shape, sides, strict=True))
 
 

@@ -254,7 +254,7 @@ def make_train_step(
         logits = model(images)
       targets = hidden_targets() if hidden else _targets(labels, logits.shape[-1])
       if outputs:
-        read = {name: _sown(sown, name) for name in outputs}
+        read = {name: logits if name == "logits" else _sown(sown, name) for name in outputs}
         targets = jax.lax.stop_gradient(mixer.method.relabel(unmixed, info, read))  # type: ignore[union-attr,arg-type]
       cross_entropy = jnp.mean(loss(logits, targets))
       if axis_name is not None:
