@@ -50,6 +50,7 @@ LABELS = {
   "transmix": "TransMix",
   "tokenmix": "TokenMix",
   "mixpro": "MixPro",
+  "smmix": "SMMix",
 }
 SCENARIO_LABELS = {
   "scenario1": "Scenario 1: large crop (small objects)",

@@ -112,10 +112,11 @@ def check_config(config: ml_collections.ConfigDict, num_devices: int) -> None:
     sown = getattr(_abstract_model(config), "sown", ())
     missing = [name for name in outputs if name not in (*sown, "logits")]
     if missing:
-      readers = sorted(name for name in MODELS if name.startswith("vit"))
+      readers = ", ".join(sorted(name for name in MODELS if name.startswith("vit")))
+      fix = "a ViT with model_token_head=True" if missing[0] == "token_logits" else f"a model that does ({readers})"
       raise ValueError(
         f"model: {type(mixer.method).__name__} reads the model output {missing[0]!r}, which {config.model} does not "
-        f"sow; use a model that does ({', '.join(readers)})."
+        f"sow; use {fix}."
       )
   if hasattr(mixer.method, "check_model"):
     # The layers the method mixes at or reads must exist: the model's stage count, from an abstract model.
@@ -213,10 +214,10 @@ def create_loss(config: ml_collections.ConfigDict) -> losses.Loss:
     raise ValueError(f"loss_{error}") from error
 
 
-def model_options(config: ml_collections.ConfigDict) -> dict[str, str]:
-  """The model's set options (``activation``, ``pool``), checked against the choices ``config.model``
+def model_options(config: ml_collections.ConfigDict) -> dict[str, Any]:
+  """The model's set options (``activation``, ``pool``, ``token_head``), checked against the choices ``config.model``
   declares (its class's ``OPTIONS``)."""
-  options = {name: config.get(f"model_{name}") for name in ("activation", "pool")}
+  options = {name: config.get(f"model_{name}") for name in ("activation", "pool", "token_head")}
   options = {name: value for name, value in options.items() if value is not None}
   declared = getattr(MODELS.get(config.model), "OPTIONS", {})
   for name, value in options.items():

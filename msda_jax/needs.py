@@ -63,6 +63,8 @@ class ModelView(NamedTuple):
     attention: ``attention(x)``: the class token's attention over the token grid ``[B, *G]`` the
       model sows as ``"attention"`` (a ViT's last block, averaged over heads) for the model input
       ``x``, in inference mode (one forward pass); ``None`` when not given.
+    logits: ``logits(x)``: the model's logits ``[B, K]`` for the model input ``x`` in inference
+      mode; ``None`` when not given.
   """
 
   loss: Callable[[jax.Array], jax.Array]
@@ -70,6 +72,7 @@ class ModelView(NamedTuple):
   features: Callable[[jax.Array, int], jax.Array] | None = None
   head: Callable[[jax.Array, int], jax.Array] | None = None
   attention: Callable[[jax.Array], jax.Array] | None = None
+  logits: Callable[[jax.Array], jax.Array] | None = None
 
 
 def check_saliency(saliency: Any, batch: int, spatial: tuple[int, ...]) -> jax.Array:
@@ -113,6 +116,18 @@ def check_perturbation(perturbation: Any, batch: int, spatial: tuple[int, ...], 
   )
 
 
+def check_predictions(predictions: Any, batch: int, spatial: tuple[int, ...], images_shape: tuple[int, ...]) -> Any:
+  """The predictions as float32 ``[B, K]`` (logits of the unmixed batch); raises naming them when misshapen."""
+  del spatial, images_shape
+  shape = tuple(np.shape(predictions))
+  if len(shape) != 2 or shape[0] != batch:
+    raise ValueError(f"predictions must be logits [B, K] with B = {batch} (one row per image); got shape {shape}.")
+  array = _validate.concrete_value(predictions)
+  if array is not None and not np.isfinite(array).all():
+    raise ValueError("predictions must be finite.")
+  return jnp.asarray(predictions, jnp.float32)
+
+
 def runtime_checks(name: str, value: Any) -> list[_validate.Check]:
   """The run-time conditions on a traced input (``check=True``)."""
   if name == "saliency":
@@ -124,6 +139,7 @@ def runtime_checks(name: str, value: Any) -> list[_validate.Check]:
 INPUT_CHECKS: dict[str, Callable[..., Any]] = {
   "saliency": lambda value, batch, spatial, images_shape: check_saliency(value, batch, spatial),
   "perturbation": check_perturbation,
+  "predictions": check_predictions,
 }
 
 

@@ -38,6 +38,7 @@ from msda_jax.masks._puzzlemix import PuzzleMix
 from msda_jax.masks._resizemix import ResizeMix
 from msda_jax.masks._ricap import RICAP
 from msda_jax.masks._saliencymix import SaliencyMix
+from msda_jax.masks._smmix import SMMix
 from msda_jax.masks._smoothmix import SmoothMix
 from msda_jax.masks._snapmix import SnapMix
 from msda_jax.masks._specmix import SpecMix
@@ -79,6 +80,7 @@ METHODS: dict[str, type[Any]] = {
     TransMix,
     TokenMix,
     MixPro,
+    SMMix,
   )
 }
 ALIASES = {"stochastic": StochasticMixupCutMix.name, "kmix": KMix.name}

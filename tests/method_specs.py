@@ -26,5 +26,6 @@ METHOD_SPECS = [
   "mixture(methods=('mixup', 'cutmix(alpha=0.5)'), probs=(0.4, 0.6))",
   "tokenmix(patch=2, alpha=1.0, mask='random')",
   "mixpro(cell=2)",
+  "smmix(patch=2)",
   "transmix(method=\"patch_aligned(method='cutmix', patch=2)\")",
 ]

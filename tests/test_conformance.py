@@ -43,7 +43,9 @@ def aligned(method):
   """What places a method's masks on a patch grid (a ``PatchAligned``: itself, or TransMix's base;
   TokenMix itself), else ``None``."""
   inner = method.method if isinstance(method, msda_jax.TransMix) else method
-  return inner if isinstance(inner, (msda_jax.PatchAligned, msda_jax.TokenMix, msda_jax.MixPro)) else None
+  return (
+    inner if isinstance(inner, (msda_jax.PatchAligned, msda_jax.TokenMix, msda_jax.MixPro, msda_jax.SMMix)) else None
+  )
 
 
 def grid_fit(method, shape):
@@ -76,7 +78,10 @@ def extra(method, images):
   ``spatial_ndim`` for the video ones."""
   if isinstance(method, msda_jax.VideoMix):
     return {"spatial_ndim": len(VIDEO)}
-  return {"saliency": saliency_of(images)} if method.needs().inputs else {}
+  given = {"saliency": saliency_of(images)} if method.needs().inputs else {}
+  if "predictions" in method.needs().inputs:  # SMMix's unmixed logits: any [B, K] rows
+    given["predictions"] = jnp.zeros((images.shape[0], CLASSES), jnp.float32)
+  return given
 
 
 def pastes(method):
@@ -274,7 +279,9 @@ def test_puzzlemix_mixes_the_transported_pair_at_every_mask_value():
 def test_determinism_and_jit_equals_eager(spec, mode):
   images, labels, method, *first = run(spec, mode)
   again = run.__wrapped__(spec, mode)[3:]
-  others = [run(spec, mode, seed=seed)[3] for seed in (6, 7, 8)]
+  # SMMix's key draws only its square's side (3 sides on the 4 x 4 token grid): more keys.
+  seeds = (6, 7, 8, 9, 10, 11, 12) if isinstance(method, msda_jax.SMMix) else (6, 7, 8)
+  others = [run(spec, mode, seed=seed)[3] for seed in seeds]
   for a, b in zip(first, again, strict=True):
     for leaf_a, leaf_b in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
       np.testing.assert_array_equal(np.asarray(leaf_a), np.asarray(leaf_b))
@@ -499,6 +506,10 @@ def test_other_spatial_ranks(spec, spatial):
     with pytest.raises(ValueError, match=r"PuzzleMix mixes square images"):
       msda_jax.mix_batch(jax.random.key(13), images, labels, method, num_classes=CLASSES, spatial_ndim=len(spatial))
     return
+  if isinstance(method, msda_jax.SMMix):
+    with pytest.raises(ValueError, match=r"SMMix mixes square token grids"):
+      method.check_input(spatial)
+    return
   if isinstance(method, msda_jax.VideoMix) and len(spatial) != 3:
     with pytest.raises(ValueError, match=r"VideoMix mixes videos \[B, T, H, W, C\] \(spatial_ndim=3\)"):
       msda_jax.mix_batch(jax.random.key(13), images, labels, method, num_classes=CLASSES, spatial_ndim=len(spatial))
@@ -566,6 +577,10 @@ def test_mask_mean_equals_the_mean_of_the_mask(spec, shape):
     with pytest.raises(ValueError, match=r"VideoMix mixes videos"):
       method.sample(keys[0], shape=shape)
     return
+  if isinstance(method, msda_jax.SMMix) and (len(shape) != 2 or shape[0] != shape[1]):
+    with pytest.raises(ValueError, match=r"SMMix mixes square token grids"):
+      method.check_input(shape)
+    shape = SQUARE
   if isinstance(method, msda_jax.GridMix) and method.cells[1] > shape[0]:
     with pytest.raises(ValueError, match=r"cells=.* do not fit the first axis"):
       method.sample(keys[0], shape=shape)

@@ -21,6 +21,7 @@ FIELDS = {
   "model_width",
   "model_activation",
   "model_pool",
+  "model_token_head",
   "dataset",
   "num_classes",
   "image_size",
@@ -86,6 +87,7 @@ METHOD_TYPES = {
   "transmix": msda_jax.TransMix,
   "tokenmix": msda_jax.TokenMix,
   "mixpro": msda_jax.MixPro,
+  "smmix": msda_jax.SMMix,
 }
 # (module, every arg its get_config accepts)
 ALL_ARGS = [

@@ -19,14 +19,20 @@ B, H, W, C, K = 4, 8, 8, 3, 5
 
 def test_every_method_declares_known_inputs():
   """The data-dependent methods (the pair readers and Co-Mixup, which reads its partitions' maps) require a
-  saliency map; TransMix reads the model's attention after the forward pass, MixPro its logits too;
-  every other method reads nothing; all names are known."""
+  saliency map (SMMix its unmixed predictions too); TransMix reads the model's attention after the
+  forward pass, MixPro its logits too, SMMix its per-token logits; every other method reads nothing;
+  all names are known."""
   for name, cls in msda_jax.METHODS.items():
     declared = msda_jax.from_string(name).needs()
     assert set(declared.inputs) | set(declared.optional) <= set(needs.INPUT_CHECKS), name
     reads_images = issubclass(cls, (msda_jax.masks.DataMixMethod, msda_jax.CoMixup))
-    assert declared.inputs == (("saliency",) if reads_images else ()), name
-    reads = {msda_jax.TransMix: ("attention",), msda_jax.MixPro: ("attention", "logits")}
+    inputs = ("saliency", "predictions") if cls is msda_jax.SMMix else ("saliency",)
+    assert declared.inputs == (inputs if reads_images else ()), name
+    reads = {
+      msda_jax.TransMix: ("attention",),
+      msda_jax.MixPro: ("attention", "logits"),
+      msda_jax.SMMix: ("token_logits",),
+    }
     assert declared.outputs == reads.get(cls, ()), name
   assert msda_jax.PuzzleMix().needs().optional == ("perturbation",)
 

@@ -120,6 +120,11 @@ def test_by_name_and_traced_ratio():
     (lambda: msda_jax.TokenMix(alpha=0.0), ValueError, r"alpha must be"),
     (lambda: msda_jax.MixPro(cell=3).check_input((16, 16)), ValueError, r"cell 3 must divide the spatial"),
     (lambda: msda_jax.MixPro(cell=0), ValueError, r"cell must be a positive int"),
+    (lambda: msda_jax.SMMix(patch=3).check_input((16, 16)), ValueError, r"patch 3 must divide the spatial"),
+    (lambda: msda_jax.SMMix(patch=4, min_side_ratio=0.2).check_input((16, 16)), ValueError, r"leaves no token"),
+    (lambda: msda_jax.SMMix(min_side_ratio=0.8, max_side_ratio=0.5), ValueError, r"0 < min <= max <= 1"),
+    (lambda: msda_jax.SMMix(patch=2).check_input((8, 4)), ValueError, r"SMMix mixes square token grids"),
+    (lambda: msda_jax.SMMix(patch=2).auxiliary_loss(None, None, None, {}, {}), ValueError, r"token_head=True"),
   ],
 )
 def test_bad_input_raises_naming_the_argument(build, error, pattern):
@@ -222,3 +227,79 @@ def test_mixpro_keeps_ceil_lam_n_cells_and_blends_area_and_attention_by_the_pred
     got = method.relabel(mixer.unmixed_targets(images, labels), info, outputs)
     np.testing.assert_allclose(np.asarray(got), w * rows + (1 - w) * rows[np.asarray(info.partner)], atol=2e-6)
   assert np.abs(lam_a - area).max() > 0.05  # the attention moves the weight: the check can fail
+
+
+def test_smmix_moves_the_partners_most_attended_square_over_the_least_attended_one():
+  """Against brute force over every window (float64): the pasted square is the image's least
+  attended ``s x s`` tokens, its pixels are the partner's most attended square's, the weight is
+  the area's, and the side is one of ``floor(0.25 g) ... floor(0.75 g)`` (g = 8 tokens: 2 to 6)."""
+  rng = np.random.default_rng(0)
+  batch, size, patch = 6, 16, 2
+  images = jnp.asarray(rng.uniform(size=(batch, size, size, 1)), jnp.float32)
+  maps = rng.uniform(size=(batch, size, size)) ** 3
+  mixer = msda_jax.Mixer(msda_jax.SMMix(patch=patch), num_classes=3, mode="example")
+  mixed, _, info = mixer.with_info(
+    jax.random.key(1),
+    images,
+    jnp.arange(batch) % 3,
+    saliency=jnp.asarray(maps, jnp.float32),
+    predictions=jnp.zeros((batch, 3)),
+  )
+  tokens = maps.reshape(batch, 8, patch, 8, patch).sum((2, 4))
+  sides = set()
+  for i in range(batch):
+    pasted = np.asarray(info.mask[i]) == 0
+    side = round(np.sqrt(pasted.sum())) // patch
+    sides.add(side)
+    sums = lambda t, n=side: np.array([[t[r : r + n, c : c + n].sum() for c in range(9 - n)] for r in range(9 - n)])
+    q = np.unravel_index(np.argmin(sums(tokens[i])), (9 - side, 9 - side))
+    j = int(info.partner[i])
+    p = np.unravel_index(np.argmax(sums(tokens[j])), (9 - side, 9 - side))
+    rows, cols = np.nonzero(pasted)
+    assert (rows.min() // patch, cols.min() // patch) == q and pasted.sum() == (side * patch) ** 2
+    window = np.asarray(images[j])[p[0] * patch :, p[1] * patch :][: side * patch, : side * patch]
+    np.testing.assert_array_equal(np.asarray(mixed[i])[pasted].reshape(window.shape), window)
+    assert float(info.weight[i]) == float(info.lam[i]) == 1 - side**2 / 64
+  assert sides <= set(range(2, 7)) and len(sides) > 1
+
+
+def test_smmix_loss_terms_match_an_independent_float64_form():
+  """Half the token cross-entropies (kept tokens' mean against the image's label, pasted tokens'
+  against the partner's) plus KL(softmax(w z_i + (1 - w) z_j) || model), averaged."""
+  rng = np.random.default_rng(1)
+  batch, classes = 4, 3
+  mask = np.ones((batch, 8, 8), np.float32)
+  mask[:, :4, 2:6] = 0.0
+  mask[3] = 1.0  # an unmixed example: no pasted tokens
+  info = msda_jax.MixInfo(
+    jnp.zeros(batch),
+    jnp.asarray(mask.mean((1, 2))),
+    jnp.asarray([1, 0, 3, 2]),
+    jnp.ones(batch, bool),
+    jnp.asarray(mask),
+    1 - jnp.asarray(mask.mean((1, 2))),
+  )
+  logits, token_logits, z = (
+    rng.normal(size=(batch, classes)),
+    rng.normal(size=(batch, 4, 4, classes)),
+    rng.normal(size=(batch, classes)),
+  )
+  targets = np.eye(classes)[[0, 1, 2, 0]]
+  got = msda_jax.SMMix(patch=2).auxiliary_loss(
+    jnp.asarray(logits, jnp.float32),
+    jnp.asarray(targets, jnp.float32),
+    info,
+    {"token_logits": jnp.asarray(token_logits, jnp.float32)},
+    {"predictions": jnp.asarray(z, jnp.float32)},
+  )
+  log_softmax = lambda v: v - np.log(np.exp(v).sum(-1, keepdims=True))
+  kept = mask.reshape(batch, 4, 2, 4, 2).mean((2, 4)).reshape(batch, -1) == 1
+  flat, partner, w = token_logits.reshape(batch, 16, classes), [1, 0, 3, 2], mask.mean((1, 2))
+  total = 0.0
+  for i in range(batch):
+    fine = -(targets[i] * log_softmax(flat[i][kept[i]].mean(0))).sum()
+    if (~kept[i]).any():
+      fine += -(targets[partner[i]] * log_softmax(flat[i][~kept[i]].mean(0))).sum()
+    q = np.exp(log_softmax(w[i] * z[i] + (1 - w[i]) * z[partner[i]]))
+    total += 0.5 * fine + (q * (np.log(q) - log_softmax(logits[i]))).sum()
+  np.testing.assert_allclose(float(got), total / batch, rtol=1e-5)

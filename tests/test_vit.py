@@ -84,6 +84,18 @@ def test_tokenmix_reads_the_attention_of_the_unmixed_batch_in_the_step():
   assert np.isfinite(float(metrics["loss"])) and max(jax.tree.leaves(moved)) > 0
 
 
+def test_smmix_trains_the_token_head_through_its_loss_terms():
+  model = ViT(K, width=8, depth=2, heads=2, patch=4, image_size=16, token_head=True, rngs=nnx.Rngs(0))
+  tx = optax.sgd(0.1)
+  graphdef, state, opt = init_train_state(model, tx)
+  mixer = msda_jax.Mixer(msda_jax.SMMix(patch=4), num_classes=K)
+  step = jax.jit(make_train_step(graphdef=graphdef, tx=tx, mixer=mixer, weight_decay=0.0))
+  new, _, metrics = step(state, opt, {"image": images(), "label": jnp.arange(4) % K}, jax.random.key(0))
+  head = lambda s: nnx.state(s, nnx.Param)["token_head"]["kernel"][...]
+  assert np.isfinite(float(metrics["loss"])) and float(jnp.abs(head(new) - head(state)).max()) > 0
+  assert model.sown == ("attention", "token_logits") and tiny().sown == ("attention",)
+
+
 def test_a_model_that_sows_no_attention_is_refused_by_name():
   from msda_jax.train.models import SmallCNN
 
@@ -114,9 +126,16 @@ def test_the_config_check_refuses_a_model_that_sows_no_attention_before_any_work
   from experiments import train
   from experiments.configs import mnist_vit
 
-  for method, name in (("transmix", "TransMix"), ("tokenmix", "TokenMix")):
+  for method, name in (("transmix", "TransMix"), ("tokenmix", "TokenMix"), ("smmix", "SMMix")):
     config = mnist_vit.get_config(method)
     train.check_config(config, 1)
     config.model = "small_cnn"
-    with pytest.raises(ValueError, match=rf"^model: {name} reads the model output 'attention', which small_cnn does"):
+    config.model_token_head = None
+    with pytest.raises(ValueError, match=rf"^model: {name} reads the model output '\w+', which small_cnn does not sow"):
       train.check_config(config, 1)
+  config = mnist_vit.get_config("smmix")
+  config.model_token_head = False
+  with pytest.raises(
+    ValueError, match=r"^model: SMMix reads .*'token_logits', which vit_digits .* model_token_head=True"
+  ):
+    train.check_config(config, 1)

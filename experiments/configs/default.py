@@ -33,6 +33,8 @@ def get_config() -> ml_collections.ConfigDict:
   # the model's default. ``"softplus"`` and ``"avg"`` make the network smooth (the layout check).
   config.model_activation = config_dict.placeholder(str)
   config.model_pool = config_dict.placeholder(str)
+  # ViTs: a second classifier on the patch tokens (SMMix trains it); None keeps it off.
+  config.model_token_head = config_dict.placeholder(bool)
 
   # Data: ``augment`` is one of AUGMENTS; ``data_dir`` None uses the dataset loader's default.
   config.dataset = "cifar100"

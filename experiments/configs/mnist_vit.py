@@ -14,7 +14,9 @@ reference), and TokenMix (token blocks of the partner, labels from the class-tok
 the unmixed batch, the reference's constant ``lam = 0.5``; ``min_tokens`` 1 of the 16 tokens,
 near the reference's share, 14 of its 196), and MixPro (a random 4 x 4 grid of cells, the
 reference's grid at 224 x 224 with 56-pixel cells, labels blended from area to attention by the
-model's fit).
+model's fit), and SMMix (the partner's most attended square of 1 to 3 tokens a side over the
+image's least attended one, with its token-label and consistency losses; the ViT gets its token
+head).
 
 Command (every method, three seeds, the table)::
 
@@ -43,6 +45,7 @@ METHODS = {
   "transmix": f"transmix(method=\"patch_aligned(method='cutmix(alpha=1.0)', patch={PATCH})\", ratio=0.5)",
   "tokenmix": f"tokenmix(patch={PATCH}, mask='block', min_tokens=1)",
   "mixpro": f"mixpro(alpha=1.0, cell={PATCH})",
+  "smmix": f"smmix(patch={PATCH})",
 }
 ARGS = tuple(METHODS)
 
@@ -56,6 +59,7 @@ def get_config(arg: str = "transmix,0") -> ml_collections.ConfigDict:
   config.model = "vit_digits"
   config.model_width = 64
   config.method = METHODS[method]
+  config.model_token_head = method == "smmix"
   config.learning_rate = 0.05
   config.warmup_epochs = 6  # 30 steps
   return config

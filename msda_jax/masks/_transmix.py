@@ -49,7 +49,7 @@ def attention_weight(masks: jax.Array, attention: jax.Array) -> jax.Array:
   An example whose attention sums to 0 (or is not finite) gets the area share ``1 - mean(M)``.
 
   >>> m = jnp.array([[[1.0, 0.0], [1.0, 1.0]]])
-  >>> float(attention_weight(m, jnp.array([[[0.1, 0.6], [0.2, 0.1]]])[0]))
+  >>> round(float(attention_weight(m, jnp.array([[[0.1, 0.6], [0.2, 0.1]]]))[0]), 6)
   0.6
   """
   grid = tuple(attention.shape[1:])

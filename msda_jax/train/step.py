@@ -215,6 +215,7 @@ def make_train_step(
       features=functools.partial(hidden_lib.features_at, model),
       head=lambda features, layer: hidden_lib.head_after(model, shape, features, layer),
       attention=functools.partial(sown_output, model, "attention"),
+      logits=model,
     )
 
   def train_step(
@@ -230,10 +231,10 @@ def make_train_step(
     images, labels = batch["image"], batch["label"]
     params, rest = nnx.split_state(model_state, nnx.Param, ...)
     info, outputs = None, () if mixer is None else mixer.needs().outputs
+    inputs: dict[str, Any] = {}
     unmixed = mixer.unmixed_targets(images, labels) if outputs else None  # type: ignore[union-attr]
     hidden = hidden_lib.is_hidden(mixer)
     if mixer is not None and not hidden:
-      inputs: dict[str, Any] = {}
       if mixer.needs().inputs:
         # Its own key, folded from the step's: the mixing draws are those of a step without it.
         key_prepare = jax.random.fold_in(key, PREPARE_SALT)
@@ -257,6 +258,8 @@ def make_train_step(
         read = {name: logits if name == "logits" else _sown(sown, name) for name in outputs}
         targets = jax.lax.stop_gradient(mixer.method.relabel(unmixed, info, read))  # type: ignore[union-attr,arg-type]
       cross_entropy = jnp.mean(loss(logits, targets))
+      if outputs and hasattr(mixer.method, "auxiliary_loss"):  # type: ignore[union-attr]  # a method's own terms (SMMix's)
+        cross_entropy += mixer.method.auxiliary_loss(logits, unmixed, info, read, inputs)  # type: ignore[union-attr]
       if axis_name is not None:
         cross_entropy = jax.lax.pmean(cross_entropy, axis_name)
       penalty = weight_decay * l2_penalty(params, decay_filter)

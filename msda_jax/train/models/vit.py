@@ -75,8 +75,8 @@ class ViT(nnx.Module):
   ((2, 10), 2, (4, 4))
   """
 
-  #: what the model sows under ``nnx.capture`` for a method's ``relabel`` (``Needs.outputs``).
-  sown: ClassVar[tuple[str, ...]] = ("attention",)
+  #: the options a training config may set (``model_token_head``), with their choices.
+  OPTIONS: ClassVar[dict[str, tuple[Any, ...]]] = {"token_head": (False, True)}
 
   def __init__(
     self,
@@ -89,6 +89,7 @@ class ViT(nnx.Module):
     image_size: int = 224,
     in_channels: int = 3,
     mlp_ratio: int = 4,
+    token_head: bool = False,
     dtype: Any = jnp.float32,
     rngs: nnx.Rngs,
   ):
@@ -110,7 +111,11 @@ class ViT(nnx.Module):
     self.blocks = nnx.List([Block(width, heads, mlp_ratio, dtype=dtype, rngs=rngs) for _ in range(depth)])
     self.norm = nnx.LayerNorm(width, epsilon=1e-6, dtype=dtype, rngs=rngs)
     self.head = _layers.dense(width, num_classes, dtype=dtype, rngs=rngs)
+    # SMMix's second classifier, on the patch tokens (its per-token logits are sown under capture).
+    self.token_head = _layers.dense(width, num_classes, dtype=dtype, rngs=rngs) if token_head else None
     self.num_stages = depth
+    #: what the model sows under ``nnx.capture`` for a method to read (``Needs.outputs``).
+    self.sown = ("attention", "token_logits") if token_head else ("attention",)
 
   def __call__(self, x: jax.Array, mix: _layers.MixHook = None) -> jax.Array:
     """Logits of ``x``; ``mix(layer, h)`` is applied to the image (layer 0) and to the tokens after each block."""
@@ -129,7 +134,11 @@ class ViT(nnx.Module):
     if hasattr(self, "__captures__"):  # inside nnx.capture: what TransMix-like methods read
       cls_to_patches = jnp.mean(attention[:, :, 0, 1:], axis=1).reshape(b, *self.grid)  # type: ignore[index]
       self.sow(nnx.Intermediate, "attention", jax.lax.stop_gradient(cls_to_patches))
-    return _layers.logits_float32(self.head(self.norm(out)[:, 0]))
+    normed = self.norm(out)
+    if self.token_head is not None and hasattr(self, "__captures__"):
+      per_token = _layers.logits_float32(self.token_head(normed[:, 1:]))  # trained through the method's loss
+      self.sow(nnx.Intermediate, "token_logits", per_token.reshape(b, *self.grid, per_token.shape[-1]))
+    return _layers.logits_float32(self.head(normed[:, 0]))
 
 
 def vit_tiny(num_classes: int, *, rngs: nnx.Rngs, width: int = 192, **kwargs: Any) -> ViT:
@@ -148,3 +157,7 @@ def vit_digits(num_classes: int, *, rngs: nnx.Rngs, width: int = 64, **kwargs: A
   """A ViT for 16 x 16 images: patch 4 (16 patches), width 64, 4 blocks of 2 heads."""
   options = {"depth": 4, "heads": 2, "patch": 4, "image_size": 16, **kwargs}
   return ViT(num_classes, width=width, rngs=rngs, **options)
+
+
+for _builder in (vit_tiny, vit_cifar, vit_digits):
+  _builder.OPTIONS = ViT.OPTIONS  # type: ignore[attr-defined]
