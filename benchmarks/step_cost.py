@@ -12,6 +12,12 @@ solves its partitions' labelings).
     python -m benchmarks.step_cost --model preact_resnet18 --batch 32 --size 32
     python -m benchmarks.step_cost --model small_cnn --batch 100 --size 32 --methods saliencymix "comixup(part=20)"
     python -m benchmarks.step_cost --model small_cnn --batch 100 --size 32 --methods manifold_mixup alignmix
+    python -m benchmarks.step_cost --model vit_cifar --batch 64 --size 32 --token-head --methods cutmix \
+        "patch_aligned(method='cutmix', patch=4)" "transmix(method=\"patch_aligned(method='cutmix', patch=4)\")" \
+        "tokenmix(patch=4)" "mixpro(cell=8)" "smmix(patch=4)"
+
+``--token-head`` builds the ViT with SMMix's second classifier for every row (the vanilla step
+carries its parameters too, untouched), so the baseline is the same model.
 """
 
 from __future__ import annotations
@@ -46,17 +52,24 @@ EXTRA = {
   "puzzlemix": "1 forward + 1 input-gradient backward",
   "comixup": "1 forward + 1 input-gradient backward, the partitions' labeling solve",
   "alignmix": "none (a Sinkhorn plan per pair at the last stage)",
+  "transmix": "none (the attention sown in the training forward pass)",
+  "mixpro": "none (the attention sown in the training forward pass)",
+  "tokenmix": "1 forward (the unmixed batch's attention)",
+  "smmix": "1 forward (the unmixed batch's attention and logits), the token head on every token",
 }
 
 
-def measure(model_name: str, width: int | None, batch: int, size: int, repeats: int, specs: list[str]) -> dict:
+def measure(
+  model_name: str, width: int | None, batch: int, size: int, repeats: int, specs: list[str], token_head: bool = False
+) -> dict:
   rng = np.random.default_rng(0)
   classes = 100
   data = {
     "image": jnp.asarray(rng.uniform(size=(batch, size, size, 3)), jnp.float32),
     "label": jnp.asarray(rng.integers(0, classes, batch), jnp.int32),
   }
-  model = get_model(model_name, num_classes=classes, rngs=nnx.Rngs(0), width=width)
+  options = {"token_head": True} if token_head else {}
+  model = get_model(model_name, num_classes=classes, rngs=nnx.Rngs(0), width=width, **options)
   tx = optax.sgd(0.1, momentum=0.9)
   graphdef, state, opt = init_train_state(model, tx)
   rows: dict[str, dict[str, float | str]] = {}
@@ -83,8 +96,10 @@ def main(argv: list[str] | None = None) -> int:
   parser.add_argument("--size", type=int, default=32)
   parser.add_argument("--repeats", type=int, default=5)
   parser.add_argument("--methods", nargs="+", default=list(METHODS))
+  parser.add_argument("--token-head", action="store_true", help="a ViT with SMMix's token head (every row)")
   args = parser.parse_args(argv)
-  print(json.dumps(measure(args.model, args.width, args.batch, args.size, args.repeats, args.methods), indent=1))
+  result = measure(args.model, args.width, args.batch, args.size, args.repeats, args.methods, args.token_head)
+  print(json.dumps(result, indent=1))
   return 0
 
 

@@ -26,11 +26,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from msda_jax import _validate
 from msda_jax._dataclass import pytree_dataclass, static_field
 from msda_jax.masks._base import MixMethod, Sample
 from msda_jax.masks._cutmix import CutMix
-from msda_jax.masks._mixture import mask_only
+from msda_jax.masks._wrapped import Wrapped
 
 
 def patch_sides(patch: Any, name: str = "patch") -> int | tuple[int, ...]:
@@ -79,7 +78,7 @@ def patch_means(masks: jax.Array, grid: tuple[int, ...]) -> jax.Array:
 
 
 @pytree_dataclass
-class PatchAligned(MixMethod):
+class PatchAligned(Wrapped):
   """``method``'s mask drawn on the patch grid ``S / patch`` and repeated over each patch.
 
   Args:
@@ -100,42 +99,14 @@ class PatchAligned(MixMethod):
   method: MixMethod = CutMix()
   patch: int | tuple[int, ...] = static_field(default=16)
 
-  def __post_init__(self) -> None:
-    object.__setattr__(self, "method", mask_only("method", self.method, "patch alignment takes"))
+  role = "patch alignment takes"
+
+  def _check(self) -> None:
     object.__setattr__(self, "patch", patch_sides(self.patch))
-
-  @property
-  def takes_lam(self) -> bool:  # type: ignore[override]
-    """Whether a given ``lam`` sets the mask: the aligned method's answer."""
-    return self.method.takes_lam
-
-  def constraints(self) -> list[_validate.Check]:
-    """The aligned method's conditions, named ``method``."""
-    return [(f"method ({type(self.method).__name__}): {m}", ok, v) for m, ok, v in self.method.constraints()]
-
-  def check_values(self) -> None:
-    """Raises ``ValueError`` naming ``method`` for a concrete value of it out of range."""
-    try:
-      self.method.check_values()
-    except ValueError as error:
-      raise ValueError(f"method ({type(self.method).__name__}): {error}") from error
-
-  def sanitized(self, ok: Any) -> MixMethod:
-    """The aligned method's defaults where ``ok`` is false (see ``MixMethod``)."""
-    if isinstance(ok, (bool, np.bool_)) and ok:
-      return self
-    rebuilt = object.__new__(type(self))
-    object.__setattr__(rebuilt, "method", self.method.sanitized(ok))
-    object.__setattr__(rebuilt, "patch", self.patch)
-    return rebuilt
 
   def check_input(self, spatial: tuple[int, ...], block: int | None = None) -> None:
     """Raises naming ``patch`` unless it divides ``spatial``, then the aligned method's check on the grid."""
     self.method.check_input(grid_shape(tuple(spatial), self.patch), block)
-
-  def check_lam(self, lam: Any, unbounded: bool) -> None:
-    """The aligned method's check of a given ``lam``."""
-    self.method.check_lam(lam, unbounded)
 
   def _sample(
     self, key_lam: jax.Array, key_mask: jax.Array, lam: jax.Array | None, shape: tuple[int, ...], data: Any

@@ -30,12 +30,11 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-from msda_jax import _validate
 from msda_jax._dataclass import pytree_dataclass
 from msda_jax.masks._base import MixMethod, Sample
 from msda_jax.masks._cutmix import CutMix
-from msda_jax.masks._mixture import mask_only
 from msda_jax.masks._patches import patch_means
+from msda_jax.masks._wrapped import Wrapped
 from msda_jax.needs import Needs
 
 
@@ -79,7 +78,7 @@ def check_attention(attention: Any, masks_shape: tuple[int, ...]) -> None:
 
 
 @pytree_dataclass
-class TransMix(MixMethod):
+class TransMix(Wrapped):
   """``method``'s mixing, its labels re-weighted by the last block's class-token attention (CVPR 2022).
 
   Args:
@@ -102,41 +101,11 @@ class TransMix(MixMethod):
   method: MixMethod = CutMix()
   ratio: ArrayLike = 0.5
 
-  def __post_init__(self) -> None:
-    object.__setattr__(self, "method", mask_only("method", self.method, "TransMix relabels"))
-    object.__setattr__(self, "ratio", _validate.hyperparameter("ratio", self.ratio))
-    self.check_values()
-
-  @property
-  def takes_lam(self) -> bool:  # type: ignore[override]
-    """Whether a given ``lam`` sets the mask: the base method's answer."""
-    return self.method.takes_lam
+  role = "TransMix relabels"
 
   def needs(self) -> Needs:
     """The model's ``"attention"`` of the mixed batch, read after the forward pass."""
     return Needs(outputs=("attention",))
-
-  def constraints(self) -> list[_validate.Check]:
-    """``ratio`` in [0, 1], then the base method's conditions, named ``method``."""
-    inner = [(f"method ({type(self.method).__name__}): {m}", ok, v) for m, ok, v in self.method.constraints()]
-    return [*super().constraints(), *inner]
-
-  def sanitized(self, ok: Any) -> MixMethod:
-    """``ratio`` 0.5 and the base method's defaults where ``ok`` is false (see ``MixMethod``)."""
-    if isinstance(ok, (bool, np.bool_)) and ok:
-      return self
-    rebuilt = object.__new__(type(self))
-    object.__setattr__(rebuilt, "method", self.method.sanitized(ok))
-    object.__setattr__(rebuilt, "ratio", jnp.where(ok, jnp.asarray(self.ratio, jnp.float32), 0.5))
-    return rebuilt
-
-  def check_input(self, spatial: tuple[int, ...], block: int | None = None) -> None:
-    """The base method's check."""
-    self.method.check_input(spatial, block)
-
-  def check_lam(self, lam: Any, unbounded: bool) -> None:
-    """The base method's check of a given ``lam``."""
-    self.method.check_lam(lam, unbounded)
 
   def _sample(
     self, key_lam: jax.Array, key_mask: jax.Array, lam: jax.Array | None, shape: tuple[int, ...], data: Any
