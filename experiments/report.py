@@ -222,7 +222,9 @@ def plot(summary: Mapping[str, Any], profiles: Mapping[str, Any], path: pathlib.
   methods = summary["methods"]
   names = list(methods)
   labels = [LABELS.get(m, m) for m in names]
-  colors = {m: plt.get_cmap("tab10")(i) for i, m in enumerate(LABELS)}
+  # One colour per method of LABELS: tab10's ten, then tab20b's and tab20c's twenty each.
+  palette = [plt.get_cmap(name)(i) for name, n in (("tab10", 10), ("tab20b", 20), ("tab20c", 20)) for i in range(n)]
+  colors = {m: palette[i % len(palette)] for i, m in enumerate(LABELS)}
   fig, axes = plt.subplots(2, 3, figsize=(16, 9.5))
 
   ax = axes[0, 0]
@@ -308,6 +310,9 @@ def plot(summary: Mapping[str, Any], profiles: Mapping[str, Any], path: pathlib.
     ax.set_ylim(low - 5, 100)
     ax.set_ylabel("test accuracy (%)")
     ax.legend(fontsize=8)
+  else:
+    ax.text(0.5, 0.5, "no scenario runs (--scenario-seeds 0)", ha="center", va="center", transform=ax.transAxes)
+    ax.axis("off")
   ax.set_title("(f) miniature Table 1: two crop scenarios")
   fig.tight_layout()
   fig.savefig(path, dpi=110)

@@ -1,8 +1,9 @@
 """The ViT mixers in the theory: ``a_jk`` over the patch grid, and the objective TransMix trains.
 
-Two questions of the issue's theory, on the embedded MNIST digits zero-padded to 32 x 32:
+Two questions of the theory of the ViT mixers, on the embedded MNIST digits resized to 16 x 16 (the
+main job's regime, standardised as the train step does):
 
-* **Patch-aligned masks.** ``PatchAligned(CutMix(), 4)`` draws CutMix's box on the 8 x 8 token
+* **Patch-aligned masks.** ``PatchAligned(CutMix(), 4)`` draws CutMix's box on the 4 x 4 token
   grid and repeats it over 4 x 4 pixels. Its coefficients ``a_jk`` (Eq. 9, ``lam ~ Beta(1, 1)``,
   realised label weights) are exact (``theory.method_coefficients``: the grid law's atoms, each
   cell repeated), as are pixel CutMix's. Shown: both translation maps ``E_i a_(i, i+p)`` (Figure
@@ -12,8 +13,9 @@ Two questions of the issue's theory, on the embedded MNIST digits zero-padded to
   and the library's mask-only methods the realised area. TransMix sets the partner's weight to
   ``0.5 area + 0.5 attention share`` after the forward pass, so ``N`` depends on the model and the
   pair (Remark 2). Over ``--draws`` random pairs of distinct digits, each with a token-aligned box
-  (``lam ~ Beta(1, 1)``), a ViT (width 32, 4 blocks of 2 heads, patch 4) at its initialisation and
-  after ``--steps`` SGD steps of 100 unmixed digits gives the attention of each mixed image; the
+  (``lam ~ Beta(1, 1)``), the main job's ViT (``vit_digits``: width 64, 4 blocks of 2 heads, patch
+  4) at its initialisation and after ``--steps`` SGD steps of 100 unmixed digits (the regime's
+  schedule) gives the attention of each mixed image; the
   general form's coefficients are computed twice on the same masks, with the area weights and with
   TransMix's (``theory.swap_coefficients`` of the two sets of atoms), so their difference is the
   label rule's alone. Reported: the weights' means, their mean absolute gap and correlation, and
@@ -35,22 +37,38 @@ from flax import nnx
 
 import msda_jax
 from msda_jax import theory
+from msda_jax.data import load_mnist_subset
+from msda_jax.data.transforms import normalize
 from msda_jax.theory.atoms import MaskAtoms, swap_coefficients
 from msda_jax.train import init_train_state, make_train_step
-from msda_jax.train.models import ViT
+from msda_jax.train.models import vit_digits
 from msda_jax.train.step import sown_output
 from theory._output import figure_parser, save_figure, save_numbers
-from theory.figure_data_dependent import load_images, pair_indices
+from theory.figure_data_dependent import pair_indices
 
-SIZE, PATCH = 32, 4
+SIZE, PATCH = 16, 4
+
+
+def standardise(images: jax.Array) -> jax.Array:
+  """Images in [0, 1] as the model reads them (the dataset's mean and std, as the train step does)."""
+  return normalize(255.0 * images, dataset="mnist_subset")
+
+
+def load_digits(size: int) -> tuple[jax.Array, jax.Array]:
+  """The embedded subset's 4,000 training digits resized to ``size`` (linear, antialiased) in [0, 1], and labels."""
+  train_split, _ = load_mnist_subset()
+  images = jnp.asarray(train_split.images, jnp.float32)  # already in [0, 1]
+  resized = jax.image.resize(images, (images.shape[0], size, size, 1), method="linear", antialias=True)
+  return jnp.clip(resized, 0.0, 1.0), jnp.asarray(train_split.labels, jnp.int32)
 
 
 def train(images: jax.Array, labels: jax.Array, steps: int, seed: int) -> tuple[nnx.Module, nnx.Module]:
   """``(untrained, trained)`` ViTs: the same initialisation, then ``steps`` SGD steps of 100 unmixed digits."""
-  untrained = ViT(10, width=32, depth=4, heads=2, patch=PATCH, image_size=SIZE, in_channels=1, rngs=nnx.Rngs(seed))
-  tx = optax.sgd(optax.warmup_cosine_decay_schedule(0.0, 0.05, steps // 10, steps), momentum=0.9, nesterov=True)
+  untrained = vit_digits(10, in_channels=1, rngs=nnx.Rngs(seed))
+  schedule = optax.warmup_cosine_decay_schedule(0.0, 0.05, steps // 10, steps)
+  tx = optax.sgd(schedule, momentum=0.9, nesterov=True)
   graphdef, state, opt = init_train_state(untrained, tx)
-  step = jax.jit(make_train_step(graphdef=graphdef, tx=tx, mixer=None, weight_decay=0.0))
+  step = jax.jit(make_train_step(graphdef=graphdef, tx=tx, mixer=None, weight_decay=0.0, preprocess=standardise))
   rng = np.random.default_rng(seed)
   for t in range(steps):
     index = rng.choice(images.shape[0], 100, replace=False)
@@ -64,7 +82,8 @@ def train(images: jax.Array, labels: jax.Array, steps: int, seed: int) -> tuple[
 def accuracy(model: nnx.Module, images: jax.Array, labels: jax.Array) -> float:
   predict = nnx.jit(lambda m, x: jnp.argmax(m(x), -1))
   hits = sum(
-    int(jnp.sum(predict(model, images[s : s + 500]) == labels[s : s + 500])) for s in range(0, len(images), 500)
+    int(jnp.sum(predict(model, standardise(images[s : s + 500])) == labels[s : s + 500]))
+    for s in range(0, len(images), 500)
   )
   return hits / images.shape[0]
 
@@ -82,7 +101,7 @@ def transmix_weights(
   for s in range(0, draws, 512):
     m = masks[s : s + 512, ..., None]
     mixed = m * images[first[s : s + 512]] + (1.0 - m) * images[second[s : s + 512]]
-    attention = attend(model, mixed)
+    attention = attend(model, standardise(mixed))
     out.append(np.asarray(method.partner_weight(masks[s : s + 512], attention), np.float64))
   area = 1.0 - np.asarray(masks, np.float64).mean((1, 2))
   return np.asarray(masks), area, np.concatenate(out)
@@ -145,8 +164,8 @@ def main(argv: list[str] | None = None) -> int:
   args = parser.parse_args(argv)
   start = time.perf_counter()
   shape = (SIZE, SIZE)
-  images_np, labels_np = load_images("mnist", SIZE)
-  images, labels = jnp.asarray(images_np[: args.examples]), jnp.asarray(labels_np[: args.examples])
+  images, labels = load_digits(SIZE)
+  images, labels = images[: args.examples], labels[: args.examples]
   aligned = msda_jax.PatchAligned(msda_jax.CutMix(), patch=PATCH)
   exact = {"CutMix": theory.method_coefficients(msda_jax.CutMix(), shape=shape)}
   exact["CutMix on 4 x 4 tokens"] = theory.method_coefficients(aligned, shape=shape)
@@ -184,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
   elapsed = time.perf_counter() - start
   title = (
     f"ViT mixers in the theory: exact a_jk of pixel and token-aligned CutMix (Beta(1, 1)), and TransMix's N(lam) "
-    f"over {args.draws} pairs of MNIST digits at 32 x 32, ViT untrained and after {args.steps} steps"
+    f"over {args.draws} pairs of MNIST digits at 16 x 16, ViT untrained and after {args.steps} steps"
   )
   render(results, maps, rows, title, args.out)
   save_numbers(
