@@ -303,3 +303,35 @@ def test_smmix_loss_terms_match_an_independent_float64_form():
     q = np.exp(log_softmax(w[i] * z[i] + (1 - w[i]) * z[partner[i]]))
     total += 0.5 * fine + (q * (np.log(q) - log_softmax(logits[i]))).sum()
   np.testing.assert_allclose(float(got), total / batch, rtol=1e-5)
+
+
+@pytest.mark.skipif(jax.device_count() < 8, reason="needs 8 (fake) devices")
+def test_the_data_reading_vit_mixers_inside_shard_map_mix_each_shard_as_one_device_would():
+  """As a data-parallel train step calls them: per device, a key folded by its index, groups 1,
+  values that vary over the mesh axis in TokenMix's block loop and SMMix's windows."""
+  from jax.sharding import NamedSharding
+  from jax.sharding import PartitionSpec as P
+
+  mesh = jax.make_mesh((8,), ("data",))
+  rng = np.random.default_rng(5)
+  x = jnp.asarray(rng.uniform(size=(16, 8, 8, 1)), jnp.float32)
+  y, s = jnp.arange(16) % 3, jnp.asarray(rng.uniform(size=(16, 8, 8)), jnp.float32)
+  inputs = {"saliency": s, "predictions": jnp.zeros((16, 3))}
+  for method in (msda_jax.TokenMix(patch=2, alpha=1.0), msda_jax.SMMix(patch=2)):
+    given = {k: v for k, v in inputs.items() if k in method.needs().inputs}
+    mix = lambda key, x, y, given, m=method: msda_jax.mix_batch(key, x, y, m, num_classes=3, mode="example", **given)
+
+    def local(key, x, y, given, mix=mix):
+      return mix(jax.random.fold_in(key, jax.lax.axis_index("data")), x, y, given)
+
+    put = lambda a: jax.device_put(a, NamedSharding(mesh, P("data")))
+    mapped = jax.jit(
+      jax.shard_map(local, mesh=mesh, in_specs=(P(), P("data"), P("data"), P("data")), out_specs=P("data"))
+    )
+    mixed, targets = map(np.asarray, mapped(jax.random.key(2), put(x), put(y), jax.tree.map(put, given)))
+    one = jax.jit(mix)
+    for d in (0, 7):
+      rows = slice(2 * d, 2 * d + 2)
+      want = one(jax.random.fold_in(jax.random.key(2), d), x[rows], y[rows], {k: v[rows] for k, v in given.items()})
+      np.testing.assert_allclose(mixed[rows], np.asarray(want[0]), atol=1e-6)
+      np.testing.assert_allclose(targets[rows], np.asarray(want[1]), atol=1e-6)

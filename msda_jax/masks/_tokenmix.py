@@ -75,7 +75,10 @@ def block_tokens(key: jax.Array, grid: tuple[int, int], count: jax.Array) -> jax
     go = jnp.any(ok) & ~done & (missing > 0)
     return masked | (block[first] & go), done | ~go
 
-  start = (jnp.zeros(grid, bool), jnp.asarray(False))
+  # The carry starts from the inputs (always empty and not done): inside ``shard_map`` the key and
+  # the count vary over the devices, and a constant start would differ in type from the carry.
+  never = (jax.random.key_data(key).reshape(-1)[0] < 0) | (count < 0)
+  start = (jnp.zeros(grid, bool) & never, never)
   return jax.lax.fori_loop(0, gh * gw, step, start)[0]
 
 
