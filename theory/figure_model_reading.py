@@ -51,9 +51,10 @@ from flax import nnx
 import msda_jax
 from msda_jax import saliency as saliency_lib
 from msda_jax.masks import _alignmix, _attentive, _snapmix
-from msda_jax.train import hidden, init_train_state, make_train_step
+from msda_jax.train import hidden
 from msda_jax.train.models import SmallCNN
 from theory._output import figure_parser, save_figure, save_numbers
+from theory._training import before_and_after
 from theory.figure4 import exact_maps
 from theory.figure_data_dependent import (
   SampledMap,
@@ -76,18 +77,9 @@ def attentive_centre_vs_border(share: np.ndarray) -> list[float]:
 
 def train(images: jax.Array, labels: jax.Array, steps: int, seed: int) -> tuple[nnx.Module, nnx.Module]:
   """``(untrained, trained)`` small CNNs: the same initialisation, then ``steps`` SGD steps of 100 images."""
-  untrained = SmallCNN(10, width=8, in_channels=1, rngs=nnx.Rngs(seed))
+  model = SmallCNN(10, width=8, in_channels=1, rngs=nnx.Rngs(seed))
   tx = optax.sgd(0.05, momentum=0.9)
-  graphdef, state, opt = init_train_state(untrained, tx)
-  step = jax.jit(make_train_step(graphdef=graphdef, tx=tx, mixer=None, weight_decay=5e-4))
-  rng = np.random.default_rng(seed)
-  for t in range(steps):
-    index = rng.choice(images.shape[0], 100, replace=False)
-    state, opt, _ = step(state, opt, {"image": images[index], "label": labels[index]}, jax.random.key(t))
-  trained = nnx.merge(graphdef, state)
-  untrained.eval()
-  trained.eval()
-  return untrained, trained
+  return before_and_after(model, tx, images, labels, steps=steps, seed=seed, weight_decay=5e-4)
 
 
 def model_maps(model: nnx.Module, images: jax.Array, labels: jax.Array) -> tuple[jax.Array, jax.Array, float]:

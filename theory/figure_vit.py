@@ -40,10 +40,10 @@ from msda_jax import theory
 from msda_jax.data import load_mnist_subset
 from msda_jax.data.transforms import normalize
 from msda_jax.theory.atoms import MaskAtoms, swap_coefficients
-from msda_jax.train import init_train_state, make_train_step
 from msda_jax.train.models import vit_digits
 from msda_jax.train.step import sown_output
 from theory._output import figure_parser, save_figure, save_numbers
+from theory._training import before_and_after
 from theory.figure_data_dependent import pair_indices
 
 SIZE, PATCH = 16, 4
@@ -64,19 +64,10 @@ def load_digits(size: int) -> tuple[jax.Array, jax.Array]:
 
 def train(images: jax.Array, labels: jax.Array, steps: int, seed: int) -> tuple[nnx.Module, nnx.Module]:
   """``(untrained, trained)`` ViTs: the same initialisation, then ``steps`` SGD steps of 100 unmixed digits."""
-  untrained = vit_digits(10, in_channels=1, rngs=nnx.Rngs(seed))
+  model = vit_digits(10, in_channels=1, rngs=nnx.Rngs(seed))
   schedule = optax.warmup_cosine_decay_schedule(0.0, 0.05, steps // 10, steps)
   tx = optax.sgd(schedule, momentum=0.9, nesterov=True)
-  graphdef, state, opt = init_train_state(untrained, tx)
-  step = jax.jit(make_train_step(graphdef=graphdef, tx=tx, mixer=None, weight_decay=0.0, preprocess=standardise))
-  rng = np.random.default_rng(seed)
-  for t in range(steps):
-    index = rng.choice(images.shape[0], 100, replace=False)
-    state, opt, _ = step(state, opt, {"image": images[index], "label": labels[index]}, jax.random.key(t))
-  trained = nnx.merge(graphdef, state)
-  untrained.eval()
-  trained.eval()
-  return untrained, trained
+  return before_and_after(model, tx, images, labels, steps=steps, seed=seed, preprocess=standardise)
 
 
 def accuracy(model: nnx.Module, images: jax.Array, labels: jax.Array) -> float:
