@@ -2,8 +2,8 @@
 
 Most methods mix from a key alone. Some read the model: PuzzleMix and SaliencyMix read a
 saliency map of the clean batch (and PuzzleMix, optionally, adversarial noise) before mixing;
-others read attention or features of the unmixed batch, or relabel the mixed batch from the
-model's attention after the forward pass (TransMix). Every method says which in one place:
+others read attention or features of the unmixed batch (TokenMix, SMMix), or relabel the mixed
+batch from the model's attention after the forward pass (TransMix, MixPro). Every method says which in one place:
 
 * ``method.needs()`` -> ``Needs(inputs, optional, outputs)``: the names of the call inputs it
   requires (``mixer(key, images, labels, saliency=...)``), those it accepts when given, and the
@@ -14,7 +14,10 @@ model's attention after the forward pass (TransMix). Every method says which in 
 * ``method.relabel(targets, info, outputs)`` mixes the unmixed targets anew from the named model
   outputs of the mixed batch (a train step calls it only when ``needs().outputs`` is not empty;
   the model ``sow``s each output as an ``nnx.Intermediate`` under its name, and ``"logits"`` names
-  the model's own output).
+  the model's own output);
+* ``method.auxiliary_loss(logits, targets, info, outputs, inputs)``, for a method that has one
+  (SMMix), adds the method's own terms to the loss, from the named outputs of the mixed batch and
+  the inputs its ``prepare`` made.
 
 ``INPUT_CHECKS`` holds, for every input name, the check a call runs on it before any work. A new
 kind of input adds a name and a check here and a ``prepare``; the batch layer pairs every input

@@ -186,7 +186,8 @@ def make_train_step(
     ``train_step(model_state, opt_state, batch, key, mixer=mixer)`` where ``batch`` holds
     ``"image"`` ``[B, H, W, C]`` and ``"label"`` (integer ``[B]`` or probabilities ``[B, K]``),
     ``key`` is a PRNG key (the same every step is fine: the step number is folded in), and
-    ``metrics`` holds float32 scalars ``loss`` (cross-entropy on the mixed targets),
+    ``metrics`` holds float32 scalars ``loss`` (cross-entropy on the mixed targets, plus a
+    method's ``auxiliary_loss`` where it has one: SMMix's token and consistency terms),
     ``weight_decay_loss``, ``accuracy`` (top-1 against the targets' argmax) and ``grad_norm``.
     The function does not jit itself.
 
