@@ -4,10 +4,11 @@
 #   benchmarks/gpu.sh [OUT_DIR]        # default benchmarks/results/gpu
 #
 # Needs jax with CUDA, torch with CUDA, timm and torchvision in the Python on PATH (or $PYTHON).
-# Writes to OUT_DIR: gpu.txt (the card and driver), structure.json (loops and branches of the
-# programs the GPU runs), mixing.json (every method and mode against the streaming floor, timm and
-# torchvision on the same GPU, the share of a PreActResNet-18 step at batch 128, and the targets
-# met or missed) and mixing.txt (the printed tables).
+# Writes to OUT_DIR: gpu.txt (the card and driver), structure.json (loops, branches and hashes of
+# the programs the GPU runs, and the fusions, i.e. the kernels, of each compiled for it),
+# mixing.json (every method and mode against the streaming floor, timm and torchvision on the
+# same GPU, the share of a PreActResNet-18 step at batch 128, and the targets met or missed) and
+# mixing.txt (the printed tables).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-benchmarks/results/gpu}

@@ -15,7 +15,10 @@ and compiled for this CPU. Per program it counts:
   that platform's branch; JAX resolves them before the program is compiled (``platform_dependent``'s
   documentation: the compiler never sees the conditional), so the device runs no branch for them.
 * ``ops``: every StableHLO op of the exported module (a proxy for kernels and compile time);
-* ``cpu fusions``: the fusions of the compiled CPU program.
+* ``hashes``: the Threefry hashes the program evaluates (its rotations over 20, counted through
+  the functions that call them): the separate random-bits computations;
+* ``fusions``: the fusions of the program compiled for this machine's default backend
+  (``compiled_for``: the CPU here; on a GPU machine, ``benchmarks/gpu.sh``, the GPU's kernels).
 
 It runs on any machine in seconds per program and needs no accelerator:
 
@@ -80,6 +83,8 @@ def op_counts(text: str) -> collections.Counter[str]:
 
 _COND = re.compile(r"cond \{(.*?)\} do \{", re.S)
 _COMPARE = re.compile(r"stablehlo\.compare\s+\w+,\s*(%[\w#]+),\s*(%[\w#]+)")
+_FUNCTION = re.compile(r"func\.func (?:public |private )?@([\w.$-]+)")
+_CALL = re.compile(r"\bcall @([\w.$-]+)")
 
 
 def fixed_trip_loops(text: str) -> int:
@@ -109,11 +114,32 @@ def platform_cases(text: str) -> int:
   return count
 
 
+def hash_count(text: str, entry: str = "main") -> int:
+  """The Threefry-2x32 hashes ``entry`` evaluates: its ``shift_left`` ops over 20, rounded (one
+  rotation per round and 20 rounds a hash in JAX's ``threefry2x32`` function, 19 in
+  ``msda_jax._bits``' inlined form, where one folds), each function's counted as often as it is
+  called (the compiler inlines every call)."""
+  bodies: dict[str, tuple[int, list[str]]] = {}
+  for chunk in text.split("func.func")[1:]:
+    if match := _FUNCTION.match("func.func" + chunk):
+      bodies[match.group(1)] = (chunk.count("stablehlo.shift_left"), _CALL.findall(chunk))
+  memo: dict[str, int] = {}
+
+  def shifts(name: str) -> int:
+    if name not in memo:
+      memo[name] = 0  # StableHLO has no recursion; this guards a malformed module
+      own, callees = bodies.get(name, (0, []))
+      memo[name] = own + sum(shifts(c) for c in callees)
+    return memo[name]
+
+  return (shifts(entry) + 10) // 20
+
+
 def structure(
   spec: str, mode: str, shape: tuple[int, ...], pairing: str | None = None, *, cpu: bool = True
 ) -> dict[str, Any]:
-  """One record: the exported programs' loops, branches and ops per platform, and (``cpu``) the
-  fusions of the compiled CPU program."""
+  """One record: the exported programs' loops, branches, ops and hashes per platform, and
+  (``cpu``) the fusions of the program compiled for the default backend."""
   mixer = msda_jax.Mixer(msda_jax.from_string(spec), num_classes=10, mode=mode, pairing=pairing)
   args = [
     mixer,
@@ -136,27 +162,29 @@ def structure(
       "branch": counts["stablehlo.case"] + counts["stablehlo.if"] - chosen,
       "platform": chosen,
       "ops": sum(counts.values()),
+      "hashes": hash_count(text),
     }
   if not cpu:
     return record
   compiled = step.lower(*args).compile().as_text()
-  record["cpu_fusions"] = sum(
-    line.lstrip().startswith("%fusion") or " fusion(" in line for line in compiled.splitlines()
-  )
+  record["compiled_for"] = jax.default_backend()
+  record["fusions"] = sum(line.lstrip().startswith("%fusion") or " fusion(" in line for line in compiled.splitlines())
   return record
 
 
 def table(records: list[dict[str, Any]]) -> str:
   """A markdown table of the records."""
-  head = "| method | mode | pairing | CUDA while (fixed) / branch / ops (platform) "
-  head += "| TPU while (fixed) / branch / ops (platform) "
-  head += "| CPU fusions |"
+  backend = records[0].get("compiled_for", "cpu").upper() if records else "CPU"
+  head = "| method | mode | pairing | CUDA while (fixed) / branch / ops (platform) / hashes "
+  head += "| TPU while (fixed) / branch / ops (platform) / hashes "
+  head += f"| {backend} fusions |"
   rows = [head, "|---|---|---|---|---|---:|"]
   for r in records:
     cells = [
-      f"{r[p]['while']} ({r[p]['fixed']}) / {r[p]['branch']} / {r[p]['ops']} ({r[p]['platform']})" for p in PLATFORMS
+      f"{r[p]['while']} ({r[p]['fixed']}) / {r[p]['branch']} / {r[p]['ops']} ({r[p]['platform']}) / {r[p]['hashes']}"
+      for p in PLATFORMS
     ]
-    rows.append(f"| {r['method']} | {r['mode']} | {r['pairing']} | {cells[0]} | {cells[1]} | {r['cpu_fusions']} |")
+    rows.append(f"| {r['method']} | {r['mode']} | {r['pairing']} | {cells[0]} | {cells[1]} | {r.get('fusions', '-')} |")
   return "\n".join(rows)
 
 

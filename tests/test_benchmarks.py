@@ -48,8 +48,17 @@ def test_structure_counts_the_loops_and_branches_of_an_exported_program():
     and count(plain)["stablehlo.multiply"] == 1
   )
   record = structure.structure("mixup", "example", (4, 8, 8, 3))
-  assert set(record) == {"method", "mode", "pairing", "shape", "cuda", "tpu", "cpu_fusions"}
-  assert record["cuda"]["ops"] > 0
+  assert set(record) == {"method", "mode", "pairing", "shape", "cuda", "tpu", "compiled_for", "fusions"}
+  assert record["cuda"]["ops"] > 0 and record["compiled_for"] == "cpu"
+  # Hashes: JAX's threefry2x32 function counted through its callers, and the library's inlined form.
+  from msda_jax import _bits
+
+  key = jax.random.key(0)
+  hashes = lambda f: structure.hash_count(jax.export.export(jax.jit(f), platforms=["cuda"])(key).mlir_module())
+  assert hashes(lambda k: jnp.zeros(2)) == 0
+  assert hashes(lambda k: jax.random.bits(k, (2,))) == 1
+  assert hashes(lambda k: jax.random.bits(jax.random.split(k)[0], (2,))) == 2
+  assert hashes(lambda k: _bits.uniform(k, (3,)) + jax.random.uniform(k, (3,))) == 2
   # platform_dependent's choice is counted apart: a constant-index case, resolved before compiling.
   chosen = lambda x: jax.lax.platform_dependent(x, cpu=lambda v: v - 1.0, default=lambda v: v + 1.0)
   text = jax.export.export(jax.jit(chosen), platforms=["cuda"])(spec).mlir_module()
@@ -101,3 +110,17 @@ def test_call_time_prints_one_positive_figure_per_method_and_mode(capsys):
     (m, o) for m in ("mixup", "cutmix") for o in ("batch", "example")
   ]
   assert all(math.isfinite(r["best_ms"]) and r["best_ms"] > 0 for r in records)
+
+
+def test_call_time_times_the_peer_beside_ours_on_the_same_job(capsys):
+  """``--peers timm``: timm's call doing the job, timed in its own process, gets its best and the
+  ratio; a job it lacks gets none."""
+  pytest.importorskip("timm")
+  from benchmarks import call_time
+
+  argv = ["--shape", "4x8x8x3", "--methods", "mixup", "hmix", "--modes", "batch", "--peers", "timm"]
+  assert call_time.main([*argv, "--calls", "2", "--rounds", "1", "--alternations", "1"]) == 0
+  mixup, hmix = (json.loads(line) for line in capsys.readouterr().out.splitlines())
+  assert mixup["timm_best_ms"] > 0
+  assert mixup["timm_over_ours"] == pytest.approx(mixup["timm_best_ms"] / mixup["best_ms"], rel=1e-2)
+  assert "timm_best_ms" not in hmix and hmix["best_ms"] > 0

@@ -35,7 +35,8 @@ def versions() -> dict[str, str]:
   return found
 
 
-def _build(job: PeerJob, classes: int) -> Callable[[Any, Any], Any]:
+def build(job: PeerJob, classes: int) -> Callable[[Any, Any], Any]:
+  """The peer callable of ``job``: ``fn(images, int64 ids) -> (mixed images, mixed targets)``."""
   if job.library == "timm":
     from timm.data import Mixup
 
@@ -100,7 +101,7 @@ def measure(
     "device": device,
   }
   try:
-    fn = _build(job, inputs.num_classes)
+    fn = build(job, inputs.num_classes)
     images, targets = fn(*calls[0])
     record["output_dtype"] = str(images.dtype).replace("torch.", "")
     record["targets_shape"] = list(targets.shape)
