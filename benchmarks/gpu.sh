@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU benchmark, one command, a few minutes on one GPU (about 5 on an H100 or H200):
+# The GPU benchmark, one command, a few minutes on one GPU (an estimate: it has not run on one yet):
 #
 #   benchmarks/gpu.sh [OUT_DIR]        # default benchmarks/results/gpu
 #
@@ -26,4 +26,4 @@ PY
 "$py" -m benchmarks.structure --out "$out/structure.json" > "$out/structure.txt"
 "$py" -m benchmarks.mixing --torch-device cuda --dtypes float32 --peers timm torchvision \
   --shapes 128x32x32x3 128x224x224x3 --repeats 100 30 --train-modes batch example \
-  --out "$out/mixing.json" | tee "$out/mixing.txt"
+  --train-direct-methods mixup cutmix --out "$out/mixing.json" | tee "$out/mixing.txt"

@@ -124,3 +124,24 @@ def test_call_time_times_the_peer_beside_ours_on_the_same_job(capsys):
   assert mixup["timm_best_ms"] > 0
   assert mixup["timm_over_ours"] == pytest.approx(mixup["timm_best_ms"] / mixup["best_ms"], rel=1e-2)
   assert "timm_best_ms" not in hmix and hmix["best_ms"] > 0
+
+
+def test_train_share_leaves_out_what_does_not_mix_and_compiles_only_the_direct_methods():
+  """The GPU script's train part: VideoMix (videos only) is left out of an image step instead of
+  failing it; a method outside ``direct_methods`` gets its op share without a step of its own."""
+  from benchmarks.mixing import train_overhead
+
+  records = train_overhead.measure(
+    ["mixup", "cutmix", "videomix"],
+    ["batch"],
+    repeats=1,
+    op_repeats=1,
+    direct_methods=["mixup"],
+    model_name="small_cnn",
+    shape=(4, 8, 8, 3),
+  )
+  assert [(r["method"], r["mode"]) for r in records] == [("none", None), ("mixup", "batch"), ("cutmix", "batch")]
+  none, mixup, cutmix = records
+  assert none["step_median_s"] > 0 and mixup["direct_overhead"] is not None and mixup["op_share"] > 0
+  assert cutmix["step_median_s"] is None and cutmix["direct_overhead"] is None and cutmix["op_share"] > 0
+  assert report.train_table(records)[4].startswith("| cutmix | batch | - | - |")

@@ -37,6 +37,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
   parser.add_argument("--peers", nargs="*", choices=PEERS, default=list(PEERS), help="none: --peers")
   parser.add_argument("--no-train", dest="train", action="store_false", help="skip the train-step overhead")
   parser.add_argument("--train-methods", nargs="+", choices=cases.METHODS, default=None, help="default: --methods")
+  parser.add_argument(
+    "--train-direct-methods",
+    nargs="+",
+    choices=cases.METHODS,
+    default=None,
+    help="train methods whose whole step is compiled and timed (default: all); the others get the op share",
+  )
   parser.add_argument("--train-modes", nargs="+", choices=cases.MODES, default=["example"])
   parser.add_argument("--train-repeats", type=int, default=3, help="timed steps per configuration")
   parser.add_argument("--torch-device", default="cpu", help="device of the torch peers: cpu, or cuda on a GPU machine")
@@ -134,7 +141,12 @@ def main(argv: list[str] | None = None) -> int:
     print("train step", flush=True)
     methods = args.train_methods or args.methods
     result["train"] = train_overhead.measure(
-      methods, args.train_modes, args.train_repeats, _repeats(args, 0), args.seed
+      methods,
+      args.train_modes,
+      args.train_repeats,
+      _repeats(args, 0),
+      args.seed,
+      direct_methods=args.train_direct_methods,
     )
   result["targets"] = targets.judge(result["ours"], result["peers"], result["train"])
   result["peak_rss_bytes"] = timing.peak_rss_bytes()

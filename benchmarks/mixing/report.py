@@ -127,7 +127,7 @@ def train_table(train: list[dict]) -> list[str]:
         t["method"],
         t["mode"] or "-",
         _ms(t["step_median_s"]),
-        "-" if t["mode"] is None else f"{100 * t['direct_overhead']:+.1f}%",
+        "-" if t["mode"] is None or t["direct_overhead"] is None else f"{100 * t['direct_overhead']:+.1f}%",
         _ms(t.get("op_median_s")),
         "-" if t["mode"] is None else f"{100 * t['op_share']:.3f}%",
       ]

@@ -11,6 +11,10 @@ estimates of the overhead are given:
 * ``op_share``: the mixing op timed alone on the same batch (uint8, same shape, rotated
   buffers) over the median step without mixing: a resolution the direct difference cannot
   reach.
+
+Methods that do not mix these images (VideoMix needs videos) are left out. ``direct`` (a train
+step compiled per configuration) can be limited to some methods (``direct_methods``); the others
+get ``op_share`` only, which needs no step of their own.
 """
 
 from __future__ import annotations
@@ -32,20 +36,39 @@ SHAPE = (128, 32, 32, 3)
 CLASSES = 100
 
 
-def _configs(methods: list[str], modes: list[str]) -> list[tuple[str, str | None]]:
-  return [("none", None)] + [(method, mode) for mode in modes for method in methods]
+def _configs(methods: list[str], modes: list[str], shape: tuple[int, ...]) -> list[tuple[str, str | None]]:
+  """No mixing, then every (method, mode) whose method mixes batches of ``shape``."""
+  return [("none", None)] + [(method, mode) for mode in modes for method in methods if ours.mixes(method, shape)]
 
 
-def measure(methods: list[str], modes: list[str], repeats: int, op_repeats: int, seed: int = 0) -> list[dict[str, Any]]:
-  """One record per configuration; the first is the step without mixing."""
+def measure(
+  methods: list[str],
+  modes: list[str],
+  repeats: int,
+  op_repeats: int,
+  seed: int = 0,
+  *,
+  direct_methods: list[str] | None = None,
+  model_name: str = "preact_resnet18",
+  shape: tuple[int, ...] = SHAPE,
+) -> list[dict[str, Any]]:
+  """One record per configuration; the first is the step without mixing.
+
+  ``direct_methods`` (default: all) have their train step compiled and timed; every method gets
+  the op share. ``model_name`` and ``shape`` are for quick checks (the figures are PreActResNet-18's).
+  """
+  direct = set(methods if direct_methods is None else direct_methods)
   tx = optax.sgd(0.1, momentum=0.9)
-  model = get_model("preact_resnet18", num_classes=CLASSES, rngs=nnx.Rngs(seed))
+  model = get_model(model_name, num_classes=CLASSES, rngs=nnx.Rngs(seed))
   graphdef, model_state, opt_state = init_train_state(model, tx)
-  inputs = cases.make_inputs(SHAPE, "uint8", seed=seed, buffers=4)
+  inputs = cases.make_inputs(shape, "uint8", seed=seed, buffers=4)
   batches = [{"image": x, "label": y} for x, y in zip(inputs.images, inputs.labels, strict=True)]
   key = jax.random.key(seed)
-  runs = []
-  for method, mode in _configs(methods, modes):
+  runs, op_only = [], []
+  for method, mode in _configs(methods, modes, shape):
+    if mode is not None and method not in direct:
+      op_only.append({"method": method, "mode": mode})
+      continue
     mixer = None if mode is None else ours.make_mixer(method, mode, CLASSES)
     step = jax.jit(
       make_train_step(graphdef=graphdef, tx=tx, mixer=mixer, weight_decay=5e-4),
@@ -64,16 +87,17 @@ def measure(methods: list[str], modes: list[str], repeats: int, op_repeats: int,
   base = statistics.median(runs[0]["times"])
   spread = (max(runs[0]["times"]) - min(runs[0]["times"])) / base
   records = []
-  for run in runs:
-    median = statistics.median(run["times"])
+  for run in runs + op_only:
+    timed = "times" in run
+    median = statistics.median(run["times"]) if timed else None
     record = {
       "method": run["method"],
       "mode": run["mode"],
-      "shape": list(SHAPE),
+      "shape": list(shape),
       "dtype": "uint8",
       "step_median_s": median,
-      "step_times_s": run["times"],
-      "direct_overhead": median / base - 1.0,
+      "step_times_s": run.get("times"),
+      "direct_overhead": median / base - 1.0 if timed else None,
       "baseline_spread": spread,
     }
     if run["mode"] is not None:
