@@ -43,8 +43,9 @@ MODES = ("batch", "example")
 PEERS = ("timm", "torchvision")
 LIBRARIES = ("msda_jax", *PEERS)
 BUFFERS = 8
-_ROOT = pathlib.Path(__file__).resolve().parents[1]
 CLASSES = 10
+#: the checkout, where each library's timing process starts (``python -m benchmarks.call_time``).
+_ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 def _pixels(shape: tuple[int, ...]) -> list[np.ndarray]:
