@@ -13,8 +13,9 @@ batch from the model's attention after the forward pass (TransMix, MixPro). Ever
   nothing);
 * ``method.relabel(targets, info, outputs)`` mixes the unmixed targets anew from the named model
   outputs of the mixed batch (a train step calls it only when ``needs().outputs`` is not empty;
-  the model ``sow``s each output as an ``nnx.Intermediate`` under its name, and ``"logits"`` names
-  the model's own output);
+  the model ``sow``s each output as an ``nnx.Intermediate`` under its name, only inside
+  ``nnx.capture`` (``if hasattr(self, "__captures__")``, as the ViTs do: Flax deprecates a ``sow``
+  outside it, and the other passes need none), and ``"logits"`` names the model's own output);
 * ``method.auxiliary_loss(logits, targets, info, outputs, inputs)``, for a method that has one
   (SMMix), adds the method's own terms to the loss, from the named outputs of the mixed batch and
   the inputs its ``prepare`` made.

@@ -142,7 +142,7 @@ def _sown(state: nnx.State, name: str) -> Any:
   if not found:
     raise ValueError(
       f"the method reads the model output {name!r}: the model must sow it "
-      f"(self.sow(nnx.Intermediate, {name!r}, value))."
+      f"(self.sow(nnx.Intermediate, {name!r}, value), under `if hasattr(self, '__captures__')`)."
     )
   value = found[-1]
   return value[-1] if isinstance(value, tuple) else value
