@@ -116,9 +116,9 @@ def platform_cases(text: str) -> int:
 
 def hash_count(text: str, entry: str = "main") -> int:
   """The Threefry-2x32 hashes ``entry`` evaluates: its ``shift_left`` ops over 20, rounded (one
-  rotation per round and 20 rounds a hash in JAX's ``threefry2x32`` function, 19 in
-  ``msda_jax._bits``' inlined form, where one folds), each function's counted as often as it is
-  called (the compiler inlines every call)."""
+  rotation per round, 20 rounds a hash, in JAX's ``threefry2x32`` function and in
+  ``msda_jax._bits``' inlined form alike; 19 where only the first output word is used), each
+  function's counted as often as it is called (the compiler inlines every call)."""
   bodies: dict[str, tuple[int, list[str]]] = {}
   for chunk in text.split("func.func")[1:]:
     if match := _FUNCTION.match("func.func" + chunk):
